@@ -1,0 +1,1 @@
+"""Built-in channel connectors, each shaped exactly like a third-party plugin."""

@@ -1,0 +1,40 @@
+"""Domain errors. The web layer maps each to one HTTP status (web/errors.py)."""
+
+from __future__ import annotations
+
+
+class HpeError(Exception):
+    """Base of every error the domain raises on purpose.
+
+    :param message: a sentence a user can act on
+    :param errors: per-field messages, ``{field: [message, ...]}`` (may nest)
+    """
+
+    def __init__(self, message: str, errors: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        self.errors = errors or {}
+
+
+class NotFound(HpeError):
+    """The object does not exist, or belongs to another workspace."""
+
+
+class Conflict(HpeError):
+    """The request is valid but the object's state forbids it (e.g. a PAUSED config)."""
+
+
+class InvalidInput(HpeError):
+    """The request is well-formed JSON but its content is invalid."""
+
+
+class Unauthorized(HpeError):
+    """The API key is missing, unknown or revoked."""
+
+
+class TransientError(HpeError):
+    """A dependency failed in a way that retrying later may fix."""
+
+    def __init__(self, message: str, errors: dict | None = None, retry_after: float | None = None):
+        super().__init__(message, errors)
+        self.retry_after = retry_after

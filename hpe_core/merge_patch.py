@@ -1,0 +1,36 @@
+"""JSON Merge Patch (RFC 7386): how PATCH changes a configuration's settings."""
+
+from __future__ import annotations
+
+import copy
+
+
+def apply_merge_patch(target: object, patch: object) -> object:
+    """Return ``target`` with ``patch`` applied; neither argument is modified.
+
+    Objects merge key by key, ``null`` removes a key, anything else (lists included)
+    replaces the target value whole.
+    """
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = apply_merge_patch(result.get(key), value)
+    return result
+
+
+def diff(before: object, after: object, path: str = "") -> dict[str, list]:
+    """Flatten the differences between two JSON documents into ``{dotted.path: [old, new]}``.
+
+    Objects are compared key by key; any other change (lists included) is reported whole.
+    """
+    if isinstance(before, dict) and isinstance(after, dict):
+        changes: dict[str, list] = {}
+        for key in sorted(set(before) | set(after), key=str):
+            sub = f"{path}.{key}" if path else str(key)
+            changes.update(diff(before.get(key), after.get(key), sub))
+        return changes
+    return {} if before == after else {path: [before, after]}

@@ -1,0 +1,107 @@
+"""Performance metrics of a configuration: the daily rollups summed over a date range.
+
+A day's ``metrics`` document (seed table ``..._metrics``) has the shape
+``{"variants": {"treatment": COUNTS, "holdout": COUNTS}, "channels": {name: COUNTS},
+"actions": {id: COUNTS}}`` where COUNTS is ``{decisions, engagements, reward, revenue, cost}``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hpe_core import configs
+from hpe_core.errors import InvalidInput
+from hpe_core.models import MetricsDay
+from hpe_core.stats import lift, rate
+from hpe_core.workspaces import Principal
+
+VARIANTS = ("treatment", "holdout")
+COUNTERS = ("decisions", "engagements", "reward", "revenue", "cost")
+DEFAULT_DAYS = 30
+MAX_DAYS = 366
+
+
+def resolve_range(
+    date_from: dt.date | None, date_to: dt.date | None, today: dt.date
+) -> tuple[dt.date, dt.date]:
+    """Fill in a default range (the last 30 days) and check it.
+
+    :raises InvalidInput: if ``from`` is after ``to`` or the range is over a year
+    """
+    date_to = date_to or (date_from + dt.timedelta(days=DEFAULT_DAYS - 1) if date_from else today)
+    date_from = date_from or date_to - dt.timedelta(days=DEFAULT_DAYS - 1)
+    if date_from > date_to:
+        raise InvalidInput("'from' must not be after 'to'.", {"from": ["Must be on or before 'to'."]})
+    if (date_to - date_from).days + 1 > MAX_DAYS:
+        raise InvalidInput(
+            f"A range covers at most {MAX_DAYS} days.", {"to": [f"At most {MAX_DAYS} days after 'from'."]}
+        )
+    return date_from, date_to
+
+
+def empty_counts() -> dict:
+    return {name: 0 for name in COUNTERS}
+
+
+def _add(total: dict, counts: dict) -> None:
+    for name in COUNTERS:
+        total[name] = total.get(name, 0) + (counts.get(name) or 0)
+
+
+def summarize(days: list[dict]) -> dict:
+    """Sum daily metrics documents into the API's ``summary`` block."""
+    per_variant = {variant: empty_counts() for variant in VARIANTS}
+    for day in days:
+        for variant in VARIANTS:
+            _add(per_variant[variant], day.get("variants", {}).get(variant, {}))
+    t, h = per_variant["treatment"], per_variant["holdout"]
+    cost = t["cost"] + h["cost"]
+    revenue = t["revenue"] + h["revenue"]
+    return {
+        "decisions": {v: int(per_variant[v]["decisions"]) for v in VARIANTS},
+        "engagements": {v: int(per_variant[v]["engagements"]) for v in VARIANTS},
+        "engagement_rate": {
+            v: rate(per_variant[v]["engagements"], per_variant[v]["decisions"]) for v in VARIANTS
+        },
+        "lift": lift(
+            int(t["engagements"]), int(t["decisions"]), int(h["engagements"]), int(h["decisions"])
+        ).as_dict(),
+        "reward": t["reward"] + h["reward"],
+        "revenue": revenue,
+        "cost": cost,
+        "roi": (revenue - cost) / cost if cost else None,
+    }
+
+
+def read(
+    session: Session,
+    principal: Principal,
+    config_id,
+    *,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+    today: dt.date | None = None,
+) -> dict:
+    """The metrics response for one configuration over an inclusive date range."""
+    config = configs.get(session, principal, config_id)
+    date_from, date_to = resolve_range(date_from, date_to, today or dt.datetime.now(dt.UTC).date())
+    rows = session.scalars(
+        select(MetricsDay)
+        .where(
+            MetricsDay.config_id == config.id,
+            MetricsDay.date >= date_from,
+            MetricsDay.date <= date_to,
+        )
+        .order_by(MetricsDay.date)
+    ).all()
+    daily = [{"date": row.date, "metrics": row.metrics} for row in rows]
+    return {
+        "config_id": config.id,
+        "from": date_from,
+        "to": date_to,
+        "summary": summarize([row.metrics for row in rows]),
+        "daily": daily,
+    }

@@ -1,0 +1,162 @@
+"""The data model: the seed's three ``041_`` tables and the tables the service adds.
+
+Table names start with a digit, so SQL must quote them; SQLAlchemy does that for any
+``__tablename__`` it is given, on SQLite and PostgreSQL alike (tests prove it on both).
+UUIDs are made in Python and JSON is JSONB on PostgreSQL, so both backends behave alike.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    TypeDecorator,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+PREFIX = "041_hyper_personalization_engine_"
+
+CONFIG_STATUSES = ("ACTIVE", "PAUSED", "INACTIVE")
+
+#: JSON column: JSONB on PostgreSQL (indexable, compact), JSON text on SQLite.
+JsonDocument = JSON().with_variant(JSONB(), "postgresql")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(TypeDecorator):
+    """A timestamp that is always timezone-aware UTC in Python.
+
+    SQLite stores no offset, so values read back naive; this puts UTC back on them.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        if value is not None and dialect.name == "sqlite":
+            return value.astimezone(dt.UTC).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value
+
+
+# Stable constraint names so Alembic migrations can refer to them on every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Workspace(Base):
+    """A tenant. Every other object belongs to exactly one workspace."""
+
+    __tablename__ = PREFIX + "workspaces"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApiKey(Base):
+    """A credential for one workspace. Only a SHA-256 of the secret is stored.
+
+    ``prefix`` is the first characters of the key, kept in clear so a key can be found
+    (and shown in listings and the activity log) without storing the secret.
+    """
+
+    __tablename__ = PREFIX + "api_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey(Workspace.id), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    kind: Mapped[str] = mapped_column(String(20), default="secret")
+    prefix: Mapped[str] = mapped_column(String(32), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (CheckConstraint("kind IN ('secret', 'publishable')", name="kind"),)
+
+
+class Config(Base):
+    """A personalization configuration: offers, channels, reward, guardrails, automation."""
+
+    __tablename__ = PREFIX + "configs"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey(Workspace.id))
+    name: Mapped[str] = mapped_column(String(200))
+    settings: Mapped[dict] = mapped_column(JsonDocument)
+    status: Mapped[str] = mapped_column(String(16), default="ACTIVE")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (
+        CheckConstraint("status IN ('ACTIVE', 'PAUSED', 'INACTIVE')", name="status"),
+        Index("ix_041_hpe_configs_workspace_created", "workspace_id", "created_at"),
+    )
+
+
+class Activity(Base):
+    """One entry of a configuration's audit trail (FR-003): who did what, and when.
+
+    ``actor`` is an API key prefix, ``cli`` or ``engine``; ``data`` holds the details,
+    e.g. ``{"changes": {"settings.holdout.percent": [10, 20]}}`` for an update.
+    """
+
+    __tablename__ = PREFIX + "activities"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey(Workspace.id))
+    config_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey(Config.id), nullable=True)
+    type: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(64))
+    data: Mapped[dict] = mapped_column(JsonDocument, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        Index("ix_041_hpe_activities_config_created", "config_id", "created_at"),
+    )
+
+
+class MetricsDay(Base):
+    """One configuration's rolled-up metrics for one UTC date (per variant, channel, action)."""
+
+    __tablename__ = PREFIX + "metrics"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey(Workspace.id))
+    config_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(Config.id))
+    date: Mapped[dt.date] = mapped_column(Date)
+    metrics: Mapped[dict] = mapped_column(JsonDocument, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (UniqueConstraint("config_id", "date"),)

@@ -1,0 +1,298 @@
+"""The ``Config.settings`` schema: validation, defaults, and per-field messages.
+
+Every block is optional except ``actions``; whatever is left out is filled in with its
+default and returned, so a stored configuration always shows the full effective settings.
+Unknown keys are rejected at every level: a typo must not silently become a default.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+from hpe_core.errors import InvalidInput
+
+BUILTIN_CHANNELS = ("email", "web", "ads")
+EXPLORATION_ALGORITHMS = ("squarecb", "epsilon", "bag", "cover")
+AUTOMATION_LEVELS = ("manual", "assisted", "autonomous")
+ATTRIBUTION_MODELS = ("last_touch", "first_touch", "linear", "time_decay", "position_based")
+KPIS = ("engagement_rate", "conversion_rate", "revenue_per_decision")
+
+MAX_ACTIONS = 1000
+_IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
+_IDENTIFIER_MESSAGE = (
+    "Must be 1-128 characters: letters, digits, '_', '.', ':' or '-', starting with a letter "
+    "or digit."
+)
+_CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class _Identifier(fields.String):
+    def __init__(self, **kwargs):
+        super().__init__(validate=validate.Regexp(_IDENTIFIER, error=_IDENTIFIER_MESSAGE), **kwargs)
+
+
+class _FeatureValue(fields.Field):
+    """A feature: a string (categorical), a number (numeric), a bool, or a list of strings."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool | int | float | str):
+            if isinstance(value, str) and len(value) > 256:
+                raise ValidationError("Feature strings are at most 256 characters.")
+            return value
+        if isinstance(value, list) and all(isinstance(v, str) for v in value) and len(value) <= 64:
+            return value
+        raise ValidationError(
+            "A feature is a string, a number, a boolean or a list of at most 64 strings."
+        )
+
+
+class _IsoTimestamp(fields.String):
+    """An ISO-8601 timestamp with an offset, kept as the normalized ISO string."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            parsed = dt.datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise ValidationError("Not an ISO-8601 timestamp, e.g. 2026-12-01T09:00:00Z.") from exc
+        if parsed.tzinfo is None:
+            raise ValidationError("Give a timezone offset, e.g. 2026-12-01T09:00:00Z.")
+        return parsed.isoformat()
+
+
+class ActionSchema(_Strict):
+    id = _Identifier(required=True)
+    channels = fields.List(fields.String(), load_default=None, allow_none=True)
+    features = fields.Dict(
+        keys=fields.String(validate=validate.Length(1, 128)),
+        values=_FeatureValue(),
+        load_default=dict,
+        validate=validate.Length(max=100),
+    )
+    content = fields.Dict(keys=fields.String(), load_default=dict)
+    cost = fields.Float(load_default=0.0, validate=validate.Range(min=0), allow_nan=False)
+
+
+class RewardSchema(_Strict):
+    events = fields.Dict(
+        keys=_Identifier(),
+        values=fields.Float(allow_nan=False, validate=validate.Range(-1000, 1000)),
+        load_default=lambda: {"open": 0.1, "click": 1.0, "conversion": 1.0},
+        validate=validate.Length(min=1, max=50),
+    )
+    value_events = fields.List(_Identifier(), load_default=lambda: ["conversion"])
+    wait_seconds = fields.Integer(load_default=86400, validate=validate.Range(1, 30 * 86400))
+    default = fields.Float(load_default=0.0, allow_nan=False)
+
+    @validates_schema
+    def _value_events_are_events(self, data, **kwargs):
+        unknown = [e for e in data.get("value_events", []) if e not in data.get("events", {})]
+        if unknown:
+            raise ValidationError(
+                f"Value events must also be listed in events: {', '.join(unknown)}.",
+                "value_events",
+            )
+
+
+class ExplorationSchema(_Strict):
+    algorithm = fields.String(
+        load_default="squarecb", validate=validate.OneOf(EXPLORATION_ALGORITHMS)
+    )
+    epsilon = fields.Float(load_default=0.05, validate=validate.Range(0, 1), allow_nan=False)
+    gamma_scale = fields.Float(load_default=10.0, validate=validate.Range(min=0.001, max=1e6))
+    bag_size = fields.Integer(load_default=5, validate=validate.Range(2, 50))
+    cover_size = fields.Integer(load_default=4, validate=validate.Range(1, 50))
+    learning_rate = fields.Float(load_default=0.5, validate=validate.Range(min=1e-6, max=100))
+
+
+class _Baseline(fields.Field):
+    """``"random"`` or ``{"action_id": "..."}``."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if value == "random":
+            return value
+        if isinstance(value, dict) and set(value) == {"action_id"} and isinstance(
+            value["action_id"], str
+        ):
+            return {"action_id": value["action_id"]}
+        raise ValidationError('Use "random" or {"action_id": "<an action id>"}.')
+
+
+class HoldoutSchema(_Strict):
+    percent = fields.Float(
+        load_default=10.0,
+        allow_nan=False,
+        validate=validate.Range(0, 50, min_inclusive=False, error="Must be above 0 and at most 50."),
+    )
+    baseline = _Baseline(load_default="random")
+
+
+class FrequencyCapSchema(_Strict):
+    channel = fields.String(required=True)
+    max = fields.Integer(required=True, validate=validate.Range(min=1))
+    per_hours = fields.Float(required=True, validate=validate.Range(min=0.01, max=24 * 366))
+
+
+class BudgetSchema(_Strict):
+    amount = fields.Float(required=True, validate=validate.Range(min=0), allow_nan=False)
+    period = fields.String(load_default="day", validate=validate.OneOf(("day", "month", "total")))
+
+
+class GuardrailsSchema(_Strict):
+    frequency_caps = fields.List(
+        fields.Nested(FrequencyCapSchema), load_default=list, validate=validate.Length(max=50)
+    )
+    max_action_share = fields.Float(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Range(0, 1, min_inclusive=False),
+    )
+    budget = fields.Nested(BudgetSchema, load_default=None, allow_none=True)
+
+
+class AttributionSchema(_Strict):
+    model = fields.String(load_default="last_touch")
+    window_hours = fields.Float(load_default=168.0, validate=validate.Range(min=1, max=24 * 90))
+    half_life_hours = fields.Float(load_default=24.0, validate=validate.Range(min=0.1, max=24 * 90))
+
+
+class GoalsSchema(_Strict):
+    kpi = fields.String(load_default="engagement_rate", validate=validate.OneOf(KPIS))
+    target_lift = fields.Float(load_default=0.5, validate=validate.Range(min=0, max=100))
+
+
+class CampaignSchema(_Strict):
+    external_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
+    source = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
+    starts_at = _IsoTimestamp(load_default=None, allow_none=True)
+    ends_at = _IsoTimestamp(load_default=None, allow_none=True)
+
+    @validates_schema
+    def _ends_after_start(self, data, **kwargs):
+        if data.get("starts_at") and data.get("ends_at"):
+            if dt.datetime.fromisoformat(data["ends_at"]) <= dt.datetime.fromisoformat(
+                data["starts_at"]
+            ):
+                raise ValidationError("Must be after starts_at.", "ends_at")
+
+
+class QuietHoursSchema(_Strict):
+    start = fields.String(required=True, validate=validate.Regexp(_CLOCK, error="Use HH:MM."))
+    end = fields.String(required=True, validate=validate.Regexp(_CLOCK, error="Use HH:MM."))
+    timezone_context_key = fields.String(load_default="tz")
+
+
+class ScheduleSchema(_Strict):
+    quiet_hours = fields.Nested(QuietHoursSchema, load_default=None, allow_none=True)
+
+
+def _block(schema: type[Schema]) -> fields.Nested:
+    # A missing block is loaded from {} so its own defaults are filled in.
+    return fields.Nested(schema, load_default=lambda: schema().load({}))
+
+
+class SettingsSchema(_Strict):
+    channels = fields.List(fields.String(), validate=validate.Length(min=1))
+    actions = fields.List(
+        fields.Nested(ActionSchema),
+        required=True,
+        validate=validate.Length(1, MAX_ACTIONS, error="Give between 1 and 1000 actions."),
+    )
+    reward = _block(RewardSchema)
+    exploration = _block(ExplorationSchema)
+    holdout = _block(HoldoutSchema)
+    guardrails = _block(GuardrailsSchema)
+    automation = fields.String(load_default="assisted", validate=validate.OneOf(AUTOMATION_LEVELS))
+    attribution = _block(AttributionSchema)
+    goals = _block(GoalsSchema)
+    campaign = _block(CampaignSchema)
+    schedule = _block(ScheduleSchema)
+
+    def __init__(self, *, channels: Iterable[str], attribution_models: Iterable[str], **kwargs):
+        super().__init__(**kwargs)
+        self.available_channels = tuple(channels)
+        self.attribution_models = tuple(attribution_models)
+
+    @validates_schema
+    def _cross_references(self, data, **kwargs):
+        errors: dict = {}
+        channels = data.get("channels") or list(self.available_channels)
+        unknown = [c for c in channels if c not in self.available_channels]
+        if unknown:
+            errors["channels"] = [
+                f"Unknown channel(s) {', '.join(unknown)}; installed plugins provide: "
+                f"{', '.join(self.available_channels) or 'none'}."
+            ]
+        action_errors: dict = {}
+        seen: set[str] = set()
+        for index, action in enumerate(data.get("actions", [])):
+            if action["id"] in seen:
+                action_errors.setdefault(index, {})["id"] = [f"Duplicate action id {action['id']}."]
+            seen.add(action["id"])
+            outside = [c for c in action.get("channels") or [] if c not in channels]
+            if outside:
+                action_errors.setdefault(index, {})["channels"] = [
+                    f"Not among the configuration's channels: {', '.join(outside)}."
+                ]
+        if action_errors:
+            errors["actions"] = action_errors
+        baseline = data.get("holdout", {}).get("baseline")
+        if isinstance(baseline, dict) and baseline["action_id"] not in seen:
+            errors["holdout"] = {"baseline": [f"Unknown action id {baseline['action_id']}."]}
+        caps = data.get("guardrails", {}).get("frequency_caps", [])
+        cap_errors = {
+            i: {"channel": [f"Not among the configuration's channels: {cap['channel']}."]}
+            for i, cap in enumerate(caps)
+            if cap["channel"] not in channels
+        }
+        if cap_errors:
+            errors["guardrails"] = {"frequency_caps": cap_errors}
+        model = data.get("attribution", {}).get("model")
+        if model is not None and model not in self.attribution_models:
+            errors["attribution"] = {
+                "model": [f"Must be one of: {', '.join(self.attribution_models)}."]
+            }
+        if errors:
+            raise ValidationError(errors)
+
+
+def validate_settings(
+    raw: object,
+    *,
+    channels: Iterable[str] = BUILTIN_CHANNELS,
+    attribution_models: Iterable[str] = ATTRIBUTION_MODELS,
+) -> dict:
+    """Validate raw settings and return them with every default filled in.
+
+    :param raw: the settings as received (any JSON value)
+    :param channels: channel names the installed plugins provide
+    :param attribution_models: attribution model names available
+    :returns: the full settings document to store
+    :raises InvalidInput: with ``errors == {"settings": {field: [messages]}}``
+    """
+    if not isinstance(raw, dict):
+        raise InvalidInput("Settings must be a JSON object.", {"settings": ["Must be an object."]})
+    schema = SettingsSchema(channels=channels, attribution_models=attribution_models)
+    try:
+        settings = schema.load(raw)
+    except ValidationError as exc:
+        raise InvalidInput("Invalid settings.", {"settings": _stringify_keys(exc.messages)}) from exc
+    if "channels" not in settings:
+        settings["channels"] = list(schema.available_channels)
+    return settings
+
+
+def _stringify_keys(messages):
+    # marshmallow keys list items by int index; JSON objects need string keys.
+    if isinstance(messages, dict):
+        return {str(k): _stringify_keys(v) for k, v in messages.items()}
+    return messages

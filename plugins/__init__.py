@@ -1,0 +1,1 @@
+"""The plugin manager and HPE's built-in non-channel plugins."""

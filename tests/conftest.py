@@ -1,0 +1,229 @@
+"""Fixtures that mirror the runtime: real SQLite files, a real PostgreSQL database, real Redis.
+
+PostgreSQL (127.0.0.1:5432, user postgres) and Redis (127.0.0.1:6379) are required: when
+one does not answer, the tests that need it fail with a message saying how to start it.
+Nothing is skipped silently. Override the servers with HPE_TEST_POSTGRES_URL and
+HPE_TEST_REDIS_URL.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from hpe_core import db as hpe_db
+from hpe_core.models import Base
+
+POSTGRES_URL = os.environ.get(
+    "HPE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("HPE_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+IN_REPO_PLUGINS = ["email", "web", "ads"]
+BASE = "/api/v1/041-hyper-personalization-engine"
+
+
+# --- PostgreSQL ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A fresh, migrated PostgreSQL database for this test session, dropped at the end."""
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as exc:
+        pytest.fail(
+            f"PostgreSQL does not answer at {POSTGRES_URL} ({exc.orig}). Start it: "
+            "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+            pytrace=False,
+        )
+    name = f"hpe_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
+    engine = hpe_db.make_engine(url)
+    hpe_db.upgrade(engine)
+    engine.dispose()
+    yield url
+    with admin.connect() as connection:
+        connection.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"
+            ),
+            {"name": name},
+        )
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
+
+
+def _truncate_all(url: str) -> None:
+    engine = sa.create_engine(url)
+    tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
+    with engine.begin() as connection:
+        connection.execute(sa.text(f"TRUNCATE {tables} CASCADE"))
+    engine.dispose()
+
+
+# --- SQLite ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory):
+    """A migrated SQLite file, copied for each test (migrating once is the slow part)."""
+    path = tmp_path_factory.mktemp("sqlite") / "template.db"
+    engine = hpe_db.make_engine(f"sqlite:///{path}")
+    hpe_db.upgrade(engine)
+    with engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    return path
+
+
+@pytest.fixture
+def sqlite_url(sqlite_template, tmp_path):
+    path = tmp_path / "hpe.db"
+    shutil.copy(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+# --- Apps ------------------------------------------------------------------------------
+
+
+def make_test_app(database_url: str, tmp_path, **extra):
+    from web import create_app
+
+    config = {
+        "TESTING": True,
+        "DATABASE_URL": database_url,
+        "AUTO_MIGRATE": False,
+        "LOAD_PLUGINS": IN_REPO_PLUGINS,
+        "REDIS_URL": None,
+    }
+    config.update(extra)
+    os.environ.setdefault("HPE_INSTANCE_PATH", str(tmp_path / "instance"))
+    return create_app(config)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request):
+    """Run the test once per database backend."""
+    return request.param
+
+
+@pytest.fixture
+def database_url(request, backend, tmp_path):
+    if backend == "sqlite":
+        yield request.getfixturevalue("sqlite_url")
+        return
+    url = request.getfixturevalue("postgres_url")
+    yield url
+    _truncate_all(url)
+
+
+@pytest.fixture
+def app(database_url, tmp_path):
+    """A fresh app on each backend, with only the in-repo plugins loaded."""
+    app = make_test_app(database_url, tmp_path)
+    yield app
+    app.extensions["hpe_engine"].dispose()
+
+
+@pytest.fixture
+def sqlite_app(sqlite_url, tmp_path):
+    """A fresh app on SQLite only, for tests where the backend does not matter."""
+    app = make_test_app(sqlite_url, tmp_path)
+    yield app
+    app.extensions["hpe_engine"].dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def session(app):
+    """A database session on the app's engine, closed after the test."""
+    session = app.extensions["hpe_sessions"]()
+    yield session
+    session.close()
+
+
+class Tenant:
+    """A workspace with a secret key, ready to call the API."""
+
+    def __init__(self, workspace_id: str, key: str):
+        self.id = workspace_id
+        self.key = key
+        self.headers = {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture
+def make_tenant(app):
+    """Create workspaces with keys: ``make_tenant("acme")`` -> Tenant."""
+    from hpe_core import workspaces
+
+    def make(workspace_id: str | None = None, kind: str = "secret") -> Tenant:
+        workspace_id = workspace_id or f"ws-{uuid.uuid4().hex[:8]}"
+        session = app.extensions["hpe_sessions"]()
+        try:
+            if session.get(workspaces.Workspace, workspace_id) is None:
+                workspaces.create_workspace(session, workspace_id)
+            _row, key = workspaces.create_key(session, workspace_id, kind=kind)
+            session.commit()
+        finally:
+            session.close()
+        return Tenant(workspace_id, key)
+
+    return make
+
+
+@pytest.fixture
+def tenant(make_tenant):
+    return make_tenant("acme")
+
+
+# --- Redis -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    import redis
+
+    connection = redis.Redis.from_url(REDIS_URL)
+    try:
+        connection.ping()
+    except redis.exceptions.ConnectionError as exc:
+        pytest.fail(
+            f"Redis does not answer at {REDIS_URL} ({exc}). Start it: redis-server --daemonize "
+            'yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no',
+            pytrace=False,
+        )
+    connection.close()
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_url(redis_server):
+    """A Redis database number of our own (claimed with a marker key), flushed around the test."""
+    import redis
+
+    marker = f"hpe-test-claim-{uuid.uuid4().hex}"
+    for number in range(1, 16):
+        url = f"{redis_server}/{number}"
+        connection = redis.Redis.from_url(url)
+        # The claim is atomic: two test runs on one machine never share a database.
+        if connection.dbsize() == 0 and connection.set("hpe-test-claim", marker, nx=True, ex=3600):
+            try:
+                yield url
+            finally:
+                connection.flushdb()
+                connection.close()
+            return
+        connection.close()
+    pytest.fail("No empty Redis database (1-15) is free for the tests.", pytrace=False)

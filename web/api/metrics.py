@@ -1,0 +1,36 @@
+"""Performance metrics of a configuration."""
+
+from __future__ import annotations
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from hpe_core import metrics
+from web.api import BASE
+from web.api.schemas import MetricsQueryArgsSchema, MetricsSchema
+from web.auth import current_principal, require_secret_key
+from web.extensions import db_session
+
+blp = Blueprint("metrics", __name__, url_prefix=BASE, description="Metrics")
+blp.before_request(require_secret_key)
+
+
+@blp.route("/<uuid:config_id>/metrics")
+class Metrics(MethodView):
+    @blp.arguments(MetricsQueryArgsSchema, location="query")
+    @blp.response(200, MetricsSchema)
+    def get(self, args, config_id):
+        """Get performance metrics
+
+        Treatment vs holdout decisions, engagements, engagement rates and lift (with a
+        95% interval and p-value), reward, revenue, cost and ROI over `from`..`to`
+        (inclusive, UTC dates; default the last 30 days, at most 366), plus one entry per
+        day with data.
+        """
+        return metrics.read(
+            db_session(),
+            current_principal(),
+            config_id,
+            date_from=args.get("from_"),
+            date_to=args.get("to"),
+        )

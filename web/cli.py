@@ -1,0 +1,239 @@
+"""The ``hpe`` command line: serve, worker, db, workspace, keys, plugins, openapi."""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+
+import click
+from dotenv import load_dotenv
+
+from hpe_core import __version__, workspaces
+from hpe_core.errors import HpeError
+
+
+@contextmanager
+def _session(**config):
+    from web import create_app
+
+    app = create_app(config or None)
+    with app.app_context():
+        session = app.extensions["hpe_sessions"]()
+        try:
+            yield app, session
+            session.commit()
+        except HpeError as exc:
+            session.rollback()
+            raise click.ClickException(exc.message) from exc
+        finally:
+            session.close()
+
+
+def _app_or_exit(**config):
+    from web import create_app
+
+    try:
+        return create_app(config or None)
+    except RuntimeError as exc:  # e.g. schema not migrated
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="hpe")
+def cli():
+    """Hyper-Personalization Engine.
+
+    Configuration comes from HPE_* environment variables (and a .env file in the current
+    directory): HPE_DATABASE_URL (default: SQLite in ./instance), HPE_REDIS_URL (default:
+    none, jobs run inline), HPE_SECRET_KEY, ...
+    """
+
+
+# --- serve -----------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port to bind.")
+@click.option("--workers", default=2, show_default=True, type=int, help="Worker processes.")
+@click.option("--threads", default=4, show_default=True, type=int, help="Threads per worker.")
+@click.option("--timeout", default=60, show_default=True, type=int, help="Request timeout (s).")
+def serve(host, port, workers, threads, timeout):
+    """Run the API with gunicorn (a production WSGI server)."""
+    from gunicorn.app.base import BaseApplication
+
+    _app_or_exit()  # migrate (embedded default) or check the schema once, before forking
+
+    class _Server(BaseApplication):
+        def load_config(self):
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("threads", threads)
+            self.cfg.set("timeout", timeout)
+            self.cfg.set("accesslog", "-")
+            self.cfg.set("worker_class", "gthread" if threads > 1 else "sync")
+
+        def load(self):
+            # Each worker builds its own app after the fork: engines and pools are per process.
+            from web import create_app
+
+            return create_app()
+
+    click.echo(f"HPE {__version__} serving on http://{host}:{port}  (API docs: /api/v1/docs)")
+    _Server().run()
+
+
+# --- db --------------------------------------------------------------------------------
+
+
+@cli.group()
+def db():
+    """Database schema migrations (Alembic)."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision):
+    """Migrate the database to the newest schema (or --revision)."""
+    from hpe_core import db as hpe_db
+
+    app = _app_or_exit(AUTO_MIGRATE=False, SCHEMA_CHECK=False)
+    engine = app.extensions["hpe_engine"]
+    hpe_db.upgrade(engine, revision)
+    click.echo(f"Database at revision {hpe_db.current_revision(engine)}.")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision):
+    """Migrate the database down to REVISION ('base' empties it)."""
+    from hpe_core import db as hpe_db
+
+    app = _app_or_exit(AUTO_MIGRATE=False, SCHEMA_CHECK=False)
+    engine = app.extensions["hpe_engine"]
+    hpe_db.downgrade(engine, revision)
+    click.echo(f"Database at revision {hpe_db.current_revision(engine) or 'base'}.")
+
+
+@db.command("current")
+def db_current():
+    """Show the database's schema revision and the newest one."""
+    from hpe_core import db as hpe_db
+
+    app = _app_or_exit(AUTO_MIGRATE=False, SCHEMA_CHECK=False)
+    engine = app.extensions["hpe_engine"]
+    click.echo(f"current: {hpe_db.current_revision(engine) or 'none'}")
+    click.echo(f"head:    {hpe_db.head_revision()}")
+
+
+# --- workspaces and keys ---------------------------------------------------------------
+
+
+@cli.group()
+def workspace():
+    """Workspaces (tenants)."""
+
+
+@workspace.command("create")
+@click.argument("workspace_id")
+@click.option("--name", help="Display name (default: the id).")
+def workspace_create(workspace_id, name):
+    """Create a workspace and print its first secret API key (the last line)."""
+    with _session() as (_app, session):
+        workspaces.create_workspace(session, workspace_id, name)
+        row, key = workspaces.create_key(session, workspace_id, name="initial")
+    click.echo(f"Created workspace {workspace_id}. Its API key (shown only once):", err=True)
+    click.echo(key)
+
+
+@workspace.command("list")
+def workspace_list():
+    """List workspaces."""
+    with _session() as (_app, session):
+        for ws in workspaces.list_workspaces(session):
+            click.echo(f"{ws.id}\t{ws.name}\t{ws.created_at:%Y-%m-%d %H:%M}")
+
+
+@cli.group()
+def keys():
+    """API keys: create, list, revoke."""
+
+
+@keys.command("create")
+@click.argument("workspace_id")
+@click.option("--name", default="", help="A label, e.g. 'braze-prod'.")
+@click.option(
+    "--kind",
+    type=click.Choice(["secret", "publishable"]),
+    default="secret",
+    show_default=True,
+    help="publishable keys may only request decisions and send outcomes (for web pages).",
+)
+def keys_create(workspace_id, name, kind):
+    """Create a key for WORKSPACE_ID and print it (the last line)."""
+    with _session() as (_app, session):
+        _row, key = workspaces.create_key(session, workspace_id, name=name, kind=kind)
+    click.echo(f"New {kind} key for {workspace_id} (shown only once):", err=True)
+    click.echo(key)
+
+
+@keys.command("list")
+@click.option("--workspace", "workspace_id", help="Only this workspace's keys.")
+def keys_list(workspace_id):
+    """List keys: prefix, workspace, kind, name, created, revoked. Never the secrets."""
+    with _session() as (_app, session):
+        rows = workspaces.list_keys(session, workspace_id)
+        click.echo("prefix\tworkspace\tkind\tname\tcreated\trevoked")
+        for row in rows:
+            revoked = f"{row.revoked_at:%Y-%m-%d %H:%M}" if row.revoked_at else "-"
+            click.echo(
+                f"{row.prefix}\t{row.workspace_id}\t{row.kind}\t{row.name or '-'}\t"
+                f"{row.created_at:%Y-%m-%d %H:%M}\t{revoked}"
+            )
+
+
+@keys.command("revoke")
+@click.argument("prefix")
+def keys_revoke(prefix):
+    """Revoke the key that starts with PREFIX (as shown by `hpe keys list`)."""
+    with _session() as (_app, session):
+        row = workspaces.revoke_key(session, prefix)
+        click.echo(f"Revoked {row.prefix} ({row.workspace_id}).")
+
+
+# --- plugins and the API document ------------------------------------------------------
+
+
+@cli.command()
+def plugins():
+    """List loaded plugins with their versions and hooks."""
+    from importlib import metadata
+
+    app = _app_or_exit()
+    pm = app.extensions["hpe_pm"]
+    dists = {plugin: dist for plugin, dist in pm.list_plugin_distinfo()}
+    for name, plugin in sorted(pm.list_name_plugin(), key=lambda item: item[0]):
+        dist = dists.get(plugin)
+        version = f"{dist.project_name} {dist.version}" if dist else f"hpe {__version__}"
+        hooks = ", ".join(sorted(h.name for h in pm.get_hookcallers(plugin) or []))
+        click.echo(f"{name}\t{version}\t{hooks}")
+    del metadata
+
+
+@cli.command()
+@click.option("--output", "-o", type=click.File("w"), default="-", help="File (default stdout).")
+def openapi(output):
+    """Print the OpenAPI document."""
+    app = _app_or_exit()
+    json.dump(app.extensions["hpe_api"].spec.to_dict(), output, indent=2, sort_keys=True)
+    output.write("\n")
+
+
+def main() -> None:
+    load_dotenv(".env")  # explicit path: never search parent folders for someone else's .env
+    cli(prog_name="hpe")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""One error shape everywhere: ``{"code", "status", "message", "errors"}``.
+
+Domain errors (``hpe_core.errors``) are translated here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.http import HTTP_STATUS_CODES
+
+from hpe_core.errors import Conflict, HpeError, InvalidInput, NotFound, TransientError, Unauthorized
+
+log = logging.getLogger(__name__)
+
+STATUS_BY_ERROR: dict[type[HpeError], int] = {
+    InvalidInput: 422,
+    Unauthorized: 401,
+    NotFound: 404,
+    Conflict: 409,
+    TransientError: 503,
+}
+
+
+def error_body(code: int, message: str, errors: dict | None = None) -> dict:
+    return {"code": code, "status": HTTP_STATUS_CODES.get(code, "Error"), "message": message, "errors": errors or {}}
+
+
+def _unwrap_locations(errors: dict) -> dict:
+    # webargs files errors under their location ("json", "query"); clients want fields.
+    if len(errors) == 1 and next(iter(errors)) in ("json", "query", "view_args", "headers"):
+        return next(iter(errors.values()))
+    return errors
+
+
+_DEFAULT_MESSAGES = {
+    404: "Not found. Check the path; object ids are UUIDs.",
+    405: "Method not allowed on this path.",
+    413: "Request body too large.",
+    422: "Invalid input; see errors for each field.",
+}
+
+
+def handle_http_exception(error: HTTPException):
+    data = getattr(error, "data", None) or {}
+    errors = data.get("errors") or data.get("messages") or {}
+    if isinstance(errors, list):  # webargs reports an unparsable body as a bare list
+        errors = {"body": errors}
+    message = data.get("message")
+    if message is None:
+        message = _DEFAULT_MESSAGES.get(error.code) or error.description or error.name
+        if error.code == 400 and errors.get("body"):
+            message = "Malformed JSON in the request body."
+    response = jsonify(error_body(error.code, message, _unwrap_locations(errors)))
+    response.status_code = error.code
+    for name, value in (data.get("headers") or {}).items():
+        response.headers[name] = value
+    if error.code == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="hpe"'
+    if error.code == 405 and hasattr(error, "valid_methods") and error.valid_methods:
+        response.headers["Allow"] = ", ".join(error.valid_methods)
+    return response
+
+
+def handle_domain_error(error: HpeError):
+    code = next(
+        (status for kind, status in STATUS_BY_ERROR.items() if isinstance(error, kind)), 400
+    )
+    response = jsonify(error_body(code, error.message, error.errors))
+    response.status_code = code
+    if code == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="hpe"'
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after:
+        response.headers["Retry-After"] = str(int(retry_after))
+    return response
+
+
+def handle_unexpected(error: Exception):
+    # Logged once with an id the caller can quote; no traceback text leaves the server.
+    request_id = uuid.uuid4().hex[:12]
+    log.exception("unhandled error %s on %s %s", request_id, request.method, request.path)
+    body = error_body(500, f"Internal error (request id {request_id}).")
+    response = jsonify(body)
+    response.status_code = 500
+    return response
+
+
+def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(HpeError, handle_domain_error)
+    app.register_error_handler(InternalServerError, handle_unexpected)
+    app.register_error_handler(Exception, handle_unexpected)

@@ -1,0 +1,1 @@
+"""Background jobs and the queue seam (inline without Redis, RQ with it)."""
