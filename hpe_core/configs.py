@@ -12,7 +12,13 @@ from hpe_core import activities
 from hpe_core.errors import InvalidInput, NotFound
 from hpe_core.merge_patch import apply_merge_patch, diff
 from hpe_core.models import CONFIG_STATUSES, Config
-from hpe_core.settings import ATTRIBUTION_MODELS, BUILTIN_CHANNELS, validate_settings
+from hpe_core.settings import (
+    ATTRIBUTION_MODELS,
+    BUILTIN_CHANNELS,
+    check_json_document,
+    text_problem,
+    validate_settings,
+)
 from hpe_core.workspaces import Principal
 
 MAX_NAME_LENGTH = 200
@@ -42,6 +48,11 @@ def _check_name(name: object) -> str:
         raise InvalidInput(
             "Name too long.", {"name": [f"At most {MAX_NAME_LENGTH} characters."]}
         )
+    problem = text_problem(name)
+    if problem is None and any(ord(c) < 32 or ord(c) == 127 for c in name):
+        problem = "A name is one line of text: no control characters."
+    if problem:
+        raise InvalidInput(f"Invalid name: {problem}", {"name": [problem]})
     return name.strip()
 
 
@@ -136,6 +147,7 @@ def update(
                 "Settings must be a JSON object (a merge patch).",
                 {"settings": ["Must be an object."]},
             )
+        check_json_document(settings_patch)  # before merging: merging recurses
         new_settings = catalog.validate(apply_merge_patch(config.settings, settings_patch))
 
     changes = diff(before, {"name": new_name, "settings": new_settings})

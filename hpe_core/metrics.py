@@ -27,19 +27,33 @@ MAX_DAYS = 366
 def resolve_range(
     date_from: dt.date | None, date_to: dt.date | None, today: dt.date
 ) -> tuple[dt.date, dt.date]:
-    """Fill in a default range (the last 30 days) and check it.
+    """Fill in a default range (``to``: today; ``from``: 29 days before ``to``) and check it.
 
     :raises InvalidInput: if ``from`` is after ``to`` or the range is over a year
     """
-    date_to = date_to or (date_from + dt.timedelta(days=DEFAULT_DAYS - 1) if date_from else today)
-    date_from = date_from or date_to - dt.timedelta(days=DEFAULT_DAYS - 1)
+    span = dt.timedelta(days=DEFAULT_DAYS - 1)
+    if date_to is None:
+        date_to = max(today, date_from) if date_from else today
+    if date_from is None:
+        date_from = _shift(date_to, -span)
     if date_from > date_to:
-        raise InvalidInput("'from' must not be after 'to'.", {"from": ["Must be on or before 'to'."]})
+        raise InvalidInput(
+            "'from' must not be after 'to'.", {"from": ["Must be on or before 'to'."]}
+        )
     if (date_to - date_from).days + 1 > MAX_DAYS:
         raise InvalidInput(
-            f"A range covers at most {MAX_DAYS} days.", {"to": [f"At most {MAX_DAYS} days after 'from'."]}
+            f"A range covers at most {MAX_DAYS} days.",
+            {"to": [f"At most {MAX_DAYS} days after 'from'."]},
         )
     return date_from, date_to
+
+
+def _shift(day: dt.date, delta: dt.timedelta) -> dt.date:
+    # Near 0001-01-01 or 9999-12-31 the default range is cut at the calendar's edge.
+    try:
+        return day + delta
+    except OverflowError:
+        return dt.date.max if delta > dt.timedelta(0) else dt.date.min
 
 
 def empty_counts() -> dict:

@@ -12,19 +12,25 @@ import uuid
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
+    Integer,
+    LargeBinary,
     MetaData,
     String,
+    Text,
     TypeDecorator,
     UniqueConstraint,
     Uuid,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql import text
 
 PREFIX = "041_hyper_personalization_engine_"
 
@@ -160,3 +166,110 @@ class MetricsDay(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     __table_args__ = (UniqueConstraint("config_id", "date"),)
+
+
+class Decision(Base):
+    """One logged decision: what was chosen for whom, from what, with which probability.
+
+    This is the big table (millions of rows a day for a busy workspace): it is written
+    with one INSERT per decision and updated once more, off the hot path, when its reward
+    window closes and it is learned (``learned_at``, ``reward``, ``engaged``).
+    """
+
+    __tablename__ = PREFIX + "decisions"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    workspace_id: Mapped[str] = mapped_column(String(64))
+    config_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(Config.id))
+    user_id: Mapped[str] = mapped_column(String(256))
+    channel: Mapped[str] = mapped_column(String(64))
+    context: Mapped[dict] = mapped_column(JsonDocument, default=dict)
+    #: Eligible action ids, in the order VW saw them, and the full distribution over them.
+    eligible: Mapped[list] = mapped_column(JsonDocument)
+    probabilities: Mapped[list] = mapped_column(JsonDocument)
+    action_id: Mapped[str] = mapped_column(String(128))
+    probability: Mapped[float] = mapped_column(Float)
+    variant: Mapped[str] = mapped_column(String(16))
+    #: "model" or "baseline": which policy served this decision.
+    policy: Mapped[str] = mapped_column(String(16))
+    model_version: Mapped[int] = mapped_column(Integer, default=0)
+    #: The model's own top choice (for apprentice mode's agreement rate and evaluation).
+    model_action_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    #: "live" (the API) or "import" (historical logs).
+    source: Mapped[str] = mapped_column(String(16), default="live")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    window_closes_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    learned_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    reward: Mapped[float | None] = mapped_column(Float, nullable=True)
+    engaged: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    #: A reward given with an imported decision (instead of outcome events).
+    given_reward: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+    __table_args__ = (
+        CheckConstraint("variant IN ('treatment', 'holdout')", name="variant"),
+        # The learner's scan: this config's unlearned decisions whose window has closed.
+        Index(
+            "ix_041_hpe_decisions_unlearned",
+            "config_id",
+            "window_closes_at",
+            postgresql_where=text("learned_at IS NULL"),
+            sqlite_where=text("learned_at IS NULL"),
+        ),
+        # Frequency caps and attribution: one user's recent decisions in a config.
+        Index("ix_041_hpe_decisions_user", "config_id", "user_id", "created_at"),
+        # Metrics by day.
+        Index("ix_041_hpe_decisions_created", "config_id", "created_at"),
+    )
+
+
+class Outcome(Base):
+    """One event that came back (open, click, conversion...), tied to a decision or a user.
+
+    ``idempotency_key`` is unique per configuration, so a retried event is stored once.
+    ``late`` outcomes arrived after their decision's reward window: kept, never learned.
+    """
+
+    __tablename__ = PREFIX + "outcomes"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    workspace_id: Mapped[str] = mapped_column(String(64))
+    config_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(Config.id))
+    decision_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey(Decision.id), nullable=True, index=True
+    )
+    user_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    type: Mapped[str] = mapped_column(String(64))
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    idempotency_key: Mapped[str] = mapped_column(String(256))
+    late: Mapped[bool] = mapped_column(Boolean, default=False)
+    source: Mapped[str] = mapped_column(String(16), default="api")
+
+    __table_args__ = (
+        UniqueConstraint("config_id", "idempotency_key"),
+        Index("ix_041_hpe_outcomes_user", "config_id", "user_id", "occurred_at"),
+    )
+
+
+class ModelVersion(Base):
+    """One saved VW model of a configuration. The newest version serves decisions."""
+
+    __tablename__ = PREFIX + "model_versions"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    config_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(Config.id))
+    version: Mapped[int] = mapped_column(Integer)
+    vw_args: Mapped[str] = mapped_column(Text)
+    vw_version: Mapped[str] = mapped_column(String(32))
+    checksum: Mapped[str] = mapped_column(String(64))
+    model: Mapped[bytes] = mapped_column(LargeBinary)
+    #: Examples learned in the run that made this version, and since the first version.
+    examples: Mapped[int] = mapped_column(Integer, default=0)
+    total_examples: Mapped[int] = mapped_column(Integer, default=0)
+    #: "learn", or "rollback:<version>" for a restored copy.
+    source: Mapped[str] = mapped_column(String(32), default="learn")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    # Two learners racing on one config cannot both write version N+1: one rolls back.
+    __table_args__ = (UniqueConstraint("config_id", "version"),)

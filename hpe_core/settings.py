@@ -8,6 +8,7 @@ Unknown keys are rejected at every level: a typo must not silently become a defa
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Iterable
 
@@ -22,12 +23,66 @@ ATTRIBUTION_MODELS = ("last_touch", "first_touch", "linear", "time_decay", "posi
 KPIS = ("engagement_rate", "conversion_rate", "revenue_per_decision")
 
 MAX_ACTIONS = 1000
-_IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
+# \Z, not $: "$" also matches before a trailing newline.
+_IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}\Z")
 _IDENTIFIER_MESSAGE = (
     "Must be 1-128 characters: letters, digits, '_', '.', ':' or '-', starting with a letter "
     "or digit."
 )
-_CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+_CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d\Z")
+#: Free-form blocks (features, content, rules) may nest, but not without bound: deep
+#: documents exhaust the recursion of the merge patch, the JSON encoder and the database.
+MAX_DEPTH = 32
+
+
+def text_problem(text: str) -> str | None:
+    """Why a string cannot be stored as-is (NUL or an unpaired surrogate), or None.
+
+    PostgreSQL rejects both in text and JSONB; SQLite would store them, so without this
+    check the same request would succeed on one backend and fail on the other.
+    """
+    if "\x00" in text:
+        return "Text may not contain NUL (\\u0000) characters."
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "Text may not contain unpaired surrogates (invalid Unicode)."
+    return None
+
+
+def check_json_document(document: object, field: str = "settings") -> None:
+    """Reject what JSON parsers accept but a stored settings document must not hold.
+
+    That is NaN/Infinity (not JSON; PostgreSQL refuses them), NUL characters and unpaired
+    surrogates in keys or strings, and nesting deeper than ``MAX_DEPTH``.
+
+    :raises InvalidInput: naming the first offending path, e.g. ``actions.0.content.title``
+    """
+    stack: list[tuple[object, str, int]] = [(document, "", 0)]
+    while stack:
+        value, path, depth = stack.pop()
+        problem = None
+        if depth > MAX_DEPTH:
+            problem = f"Nested deeper than {MAX_DEPTH} levels."
+        elif isinstance(value, float) and not math.isfinite(value):
+            problem = "Numbers must be finite (no NaN or Infinity)."
+        elif isinstance(value, str):
+            problem = text_problem(value)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                key_problem = text_problem(key) if isinstance(key, str) else None
+                if key_problem:
+                    problem = f"Key {key!r}: {key_problem}"
+                    break
+                stack.append((item, f"{path}.{key}" if path else str(key), depth + 1))
+        elif isinstance(value, list):
+            stack.extend(
+                (item, f"{path}.{index}" if path else str(index), depth + 1)
+                for index, item in enumerate(value)
+            )
+        if problem:
+            where = f"{path}: " if path else ""
+            raise InvalidInput(f"Invalid {field}: {where}{problem}", {field: [where + problem]})
 
 
 class _Strict(Schema):
@@ -69,6 +124,29 @@ class _IsoTimestamp(fields.String):
         return parsed.isoformat()
 
 
+class ActionRuleSchema(_Strict):
+    """``{"key": "country", "in": ["DE", "AT"]}``: the action is shown only when it holds."""
+
+    key = fields.String(required=True, validate=validate.Length(1, 200))
+    in_ = fields.List(fields.Raw(), data_key="in", attribute="in")
+    not_in = fields.List(fields.Raw())
+    gte = fields.Raw()
+    lte = fields.Raw()
+    exists = fields.Boolean()
+
+    @validates_schema
+    def _one_operator(self, data, **kwargs):
+        operators = [name for name in ("in", "not_in", "exists") if name in data]
+        ranges = [name for name in ("gte", "lte") if name in data]
+        if len(operators) + (1 if ranges else 0) != 1:
+            raise ValidationError(
+                "Give exactly one of: in, not_in, exists, or a range (gte and/or lte)."
+            )
+        for name in ranges:
+            if not isinstance(data[name], int | float | str) or isinstance(data[name], bool):
+                raise ValidationError("Must be a number or a string.", name)
+
+
 class ActionSchema(_Strict):
     id = _Identifier(required=True)
     channels = fields.List(fields.String(), load_default=None, allow_none=True)
@@ -80,6 +158,9 @@ class ActionSchema(_Strict):
     )
     content = fields.Dict(keys=fields.String(), load_default=dict)
     cost = fields.Float(load_default=0.0, validate=validate.Range(min=0), allow_nan=False)
+    rules = fields.List(
+        fields.Nested(ActionRuleSchema), load_default=list, validate=validate.Length(max=20)
+    )
 
 
 class RewardSchema(_Strict):
@@ -112,6 +193,8 @@ class ExplorationSchema(_Strict):
     bag_size = fields.Integer(load_default=5, validate=validate.Range(2, 50))
     cover_size = fields.Integer(load_default=4, validate=validate.Range(1, 50))
     learning_rate = fields.Float(load_default=0.5, validate=validate.Range(min=1e-6, max=100))
+    # VW's learning-rate decay exponent; 0 keeps the rate constant (tracks drifting tastes).
+    power_t = fields.Float(load_default=0.5, validate=validate.Range(0, 1), allow_nan=False)
 
 
 class _Baseline(fields.Field):
@@ -131,7 +214,9 @@ class HoldoutSchema(_Strict):
     percent = fields.Float(
         load_default=10.0,
         allow_nan=False,
-        validate=validate.Range(0, 50, min_inclusive=False, error="Must be above 0 and at most 50."),
+        validate=validate.Range(
+            0, 50, min_inclusive=False, error="Must be above 0 and at most 50."
+        ),
     )
     baseline = _Baseline(load_default="random")
 
@@ -171,7 +256,9 @@ class GoalsSchema(_Strict):
 
 
 class CampaignSchema(_Strict):
-    external_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
+    external_id = fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(max=200)
+    )
     source = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
     starts_at = _IsoTimestamp(load_default=None, allow_none=True)
     ends_at = _IsoTimestamp(load_default=None, allow_none=True)
@@ -281,11 +368,14 @@ def validate_settings(
     """
     if not isinstance(raw, dict):
         raise InvalidInput("Settings must be a JSON object.", {"settings": ["Must be an object."]})
+    check_json_document(raw)
     schema = SettingsSchema(channels=channels, attribution_models=attribution_models)
     try:
         settings = schema.load(raw)
     except ValidationError as exc:
-        raise InvalidInput("Invalid settings.", {"settings": _stringify_keys(exc.messages)}) from exc
+        raise InvalidInput(
+            "Invalid settings.", {"settings": _stringify_keys(exc.messages)}
+        ) from exc
     if "channels" not in settings:
         settings["channels"] = list(schema.available_channels)
     return settings

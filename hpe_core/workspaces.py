@@ -23,7 +23,10 @@ from hpe_core.models import ApiKey, Workspace, utcnow
 
 KEY_KINDS = {"secret": "sk", "publishable": "pk"}
 PREFIX_LENGTH = 15  # "hpe_sk_" + 8 random characters
-_WORKSPACE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_WORKSPACE_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")  # fullmatch: "$" would let "\n" in
+# What create_key makes: "hpe_", a kind, "_", then URL-safe base64. Anything else (e.g. a
+# NUL byte, which PostgreSQL refuses in a query parameter) is malformed before any lookup.
+_KEY_FORMAT = re.compile(r"hpe_[a-z]{2}_[A-Za-z0-9_-]{8,200}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +48,7 @@ def create_workspace(session: Session, workspace_id: str, name: str | None = Non
     :raises InvalidInput: if the id is not a lowercase slug of at most 64 characters
     :raises Conflict: if the workspace exists
     """
-    if not _WORKSPACE_ID.match(workspace_id or ""):
+    if not _WORKSPACE_ID.fullmatch(workspace_id or ""):
         raise InvalidInput(
             "A workspace id is 1-64 characters of a-z, 0-9, '_' or '-', starting with a letter "
             "or digit."
@@ -119,7 +122,7 @@ def authenticate(session: Session, key: str | None) -> Principal:
 
     :raises Unauthorized: if the key is missing, malformed, unknown or revoked
     """
-    if not key or not key.startswith("hpe_") or len(key) < PREFIX_LENGTH + 8:
+    if not key or not _KEY_FORMAT.fullmatch(key) or len(key) < PREFIX_LENGTH + 8:
         raise Unauthorized("Missing or malformed API key: send 'Authorization: Bearer <key>'.")
     row = session.scalar(select(ApiKey).where(ApiKey.prefix == key[:PREFIX_LENGTH]))
     # compare_digest: the time taken must not tell how much of a guessed key was right

@@ -103,6 +103,8 @@ def make_test_app(database_url: str, tmp_path, **extra):
         "AUTO_MIGRATE": False,
         "LOAD_PLUGINS": IN_REPO_PLUGINS,
         "REDIS_URL": None,
+        "INLINE_SWEEPER": False,  # tests run jobs explicitly, deterministically
+        "KEY_CACHE_SECONDS": 0,  # revocation is immediate in tests (one test covers the cache)
     }
     config.update(extra)
     os.environ.setdefault("HPE_INSTANCE_PATH", str(tmp_path / "instance"))

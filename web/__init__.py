@@ -28,6 +28,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     """
     instance_path = os.environ.get("HPE_INSTANCE_PATH") or str(Path.cwd() / "instance")
     app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
+    # The embedded server (hpe simulate) must not log every request to the terminal.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     app.config.from_object(DefaultConfig)
     app.config.from_pyfile("config.py", silent=True)
     app.config.from_prefixed_env("HPE")
@@ -53,14 +55,40 @@ def create_app(test_config: dict | None = None) -> Flask:
     # One Api per app: an Api object remembers its app and blueprints.
     api = Api(app)
     app.extensions["hpe_api"] = api
-    from web.api import activities, channels, configs, metrics
+    from web.api import (
+        activities,
+        channels,
+        configs,
+        decisions,
+        imports,
+        metrics,
+        models,
+        outcomes,
+    )
 
-    # /channels first: the configs blueprint's /<uuid:...> routes never shadow it anyway,
-    # but the OpenAPI document reads better with the catalogue first.
-    for module in (channels, configs, activities, metrics):
+    for module in (channels, configs, decisions, outcomes, activities, metrics, models, imports):
         api.register_blueprint(module.blp)
     register_error_handlers(app)
+    _start_learning_loop(app)
     return app
+
+
+def _start_learning_loop(app: Flask) -> None:
+    from hpe_core.decisions import DecisionEngine
+    from worker.queues import Sweeper, make_backend
+
+    sessions = app.extensions["hpe_sessions"]
+    app.extensions["hpe_decisions"] = DecisionEngine(sessions)
+    backend = make_backend(
+        app.config["REDIS_URL"], sessions, background=app.config["INLINE_SWEEPER"]
+    )
+    app.extensions["hpe_jobs"] = backend
+    # Embedded default: this process also closes reward windows and learns, in the
+    # background. With Redis, `hpe worker` processes do both instead.
+    if backend.name == "inline" and app.config["INLINE_SWEEPER"]:
+        app.extensions["hpe_sweeper"] = Sweeper(
+            backend, sessions, interval=app.config["SWEEP_INTERVAL"]
+        ).start()
 
 
 def normalize_database_url(url: str) -> str:

@@ -2,11 +2,45 @@
 
 from __future__ import annotations
 
-from flask import g, request
+import hashlib
+import threading
+import time
+
+from flask import current_app, g, request
 from flask_smorest import abort
 
 from hpe_core.workspaces import Principal, authenticate
 from web.extensions import db_session
+
+class _KeyCache:
+    """Verified keys (by digest) -> principal, so the decision hot path skips the lookup."""
+
+    def __init__(self):
+        self._entries: dict[str, tuple[float, Principal]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, digest: str, max_age: float) -> Principal | None:
+        entry = self._entries.get(digest)
+        if entry is None or time.monotonic() - entry[0] > max_age:
+            return None
+        return entry[1]
+
+    def put(self, digest: str, principal: Principal) -> None:
+        with self._lock:
+            if len(self._entries) > 10_000:  # bounded: never grows with guessed keys
+                self._entries.clear()
+            self._entries[digest] = (time.monotonic(), principal)
+
+
+def _principal(token: str | None) -> Principal:
+    cache = current_app.extensions.setdefault("hpe_key_cache", _KeyCache())
+    digest = hashlib.sha256(token.encode()).hexdigest() if token else ""
+    max_age = current_app.config["KEY_CACHE_SECONDS"]
+    principal = cache.get(digest, max_age) if token and max_age > 0 else None
+    if principal is None:
+        principal = authenticate(db_session(), token)  # raises for bad keys: never cached
+        cache.put(digest, principal)
+    return principal
 
 
 def _bearer_token() -> str | None:
@@ -19,7 +53,7 @@ def _bearer_token() -> str | None:
 
 def require_secret_key() -> None:
     """``before_request`` hook: authenticate with a secret key (the whole API)."""
-    principal = authenticate(db_session(), _bearer_token())
+    principal = _principal(_bearer_token())
     if principal.kind != "secret":
         abort(403, message="A publishable key may only request decisions and send outcomes.")
     g.principal = principal
@@ -27,7 +61,7 @@ def require_secret_key() -> None:
 
 def require_any_key() -> None:
     """``before_request`` hook: secret or publishable key (decisions and outcomes)."""
-    g.principal = authenticate(db_session(), _bearer_token())
+    g.principal = _principal(_bearer_token())
 
 
 def current_principal() -> Principal:

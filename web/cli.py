@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from contextlib import contextmanager
 
 import click
@@ -82,6 +83,120 @@ def serve(host, port, workers, threads, timeout):
 
     click.echo(f"HPE {__version__} serving on http://{host}:{port}  (API docs: /api/v1/docs)")
     _Server().run()
+
+
+# --- worker --------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--processes", default=1, show_default=True, type=int, help="Worker processes.")
+@click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
+def worker(processes, burst):
+    """Run RQ workers: learn closed reward windows (needs HPE_REDIS_URL).
+
+    Each process also runs RQ's scheduler (interval retries) and a sweeper that enqueues
+    configurations with closed windows. Run as many as you like, on any machines: learning
+    for one configuration is serialized, different configurations learn in parallel.
+    """
+    import logging
+
+    from worker import main as worker_main
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    app = _app_or_exit()
+    if app.extensions["hpe_jobs"].name != "rq":
+        raise click.ClickException(
+            "HPE_REDIS_URL is not set: without Redis, learning runs inside `hpe serve`."
+        )
+    if processes > 1:
+        worker_main.run_many(processes, burst=burst)
+    else:
+        worker_main.run(app, burst=burst)
+
+
+# --- simulate ------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--url", help="A running HPE (e.g. http://127.0.0.1:8000); default: start one.")
+@click.option("--key", help="A secret API key for --url (default: a new simulator workspace).")
+@click.option("--decisions", default=30000, show_default=True, type=int)
+@click.option("--clients", default=2, show_default=True, type=int, help="Concurrent clients.")
+@click.option("--holdout", default=10.0, show_default=True, type=float, help="Holdout percent.")
+@click.option("--wait-seconds", default=2, show_default=True, type=int, help="Reward window.")
+@click.option("--algorithm", type=click.Choice(["squarecb", "epsilon", "bag", "cover"]))
+@click.option("--seed", default=1, show_default=True, type=int)
+def simulate(url, key, decisions, clients, holdout, wait_seconds, algorithm, seed):
+    """Drive HPE with a simulated audience and print treatment vs holdout lift.
+
+    Without --url, an HPE on this machine's configuration (default: embedded SQLite,
+    jobs inline) is started in-process for the run.
+    """
+    import uuid
+
+    from web import simulate as sim
+
+    stop = None
+    if url is None:
+        app = _app_or_exit()
+        with app.app_context():
+            session = app.extensions["hpe_sessions"]()
+            workspace_id = f"simulator-{uuid.uuid4().hex[:6]}"
+            workspaces.create_workspace(session, workspace_id)
+            _row, key = workspaces.create_key(session, workspace_id, name="simulator")
+            session.commit()
+            session.close()
+        url, stop = sim.start_embedded_server(app)
+        click.echo(f"Started HPE at {url} (workspace {workspace_id}).")
+    elif not key:
+        raise click.UsageError("--key is required with --url.")
+    client = sim.Client(url, key)
+    config_id = sim.create_config(
+        client, holdout=holdout, wait_seconds=wait_seconds, algorithm=algorithm
+    )
+    click.echo(f"Configuration {config_id}: {decisions} decisions from {clients} clients.")
+
+    def progress(count, tally):
+        lift = tally.lift()
+        click.echo(
+            f"{count:>7} decisions  treatment {tally.rate('treatment'):.2%}  "
+            f"holdout {tally.rate('holdout'):.2%}  lift "
+            + (f"{lift:+.0%}" if lift is not None else "n/a")
+        )
+
+    started = time.monotonic()
+    tally = sim.run(
+        url,
+        key,
+        config_id,
+        decisions=decisions,
+        clients=clients,
+        seed=seed,
+        progress=progress,
+        progress_every=max(1000, decisions // 10),
+    )
+    elapsed = time.monotonic() - started
+    version = sim.wait_for_learning(client, config_id, timeout=5 * wait_seconds + 10)
+    _status, metrics = client.call(
+        "GET", f"/api/v1/041-hyper-personalization-engine/{config_id}/metrics"
+    )
+    lift = tally.lift()
+    click.echo("")
+    click.echo(
+        f"Done in {elapsed:.0f} s ({decisions / elapsed:.0f} decisions/s), model v{version}."
+    )
+    click.echo(
+        f"Engagement (clicks): treatment {tally.rate('treatment'):.2%} "
+        f"({tally.decisions['treatment']} decisions), holdout {tally.rate('holdout'):.2%} "
+        f"({tally.decisions['holdout']} decisions)."
+    )
+    summary = metrics["summary"]["lift"] if isinstance(metrics, dict) else {}
+    ci = ""
+    if summary.get("ci_low") is not None:
+        ci = f" (95% CI {summary['ci_low']:+.0%} to {summary['ci_high']:+.0%}, metrics API)"
+    click.echo("Lift: " + (f"{lift:+.0%}" if lift is not None else "n/a") + ci)
+    if stop:
+        stop()
 
 
 # --- db --------------------------------------------------------------------------------

@@ -13,6 +13,14 @@ class DefaultConfig:
     AUTO_MIGRATE = None
     #: Redis URL for RQ jobs. None = jobs run inline in the API process.
     REDIS_URL = None
+    #: Seconds a verified API key is trusted without a database lookup (decisions are hot).
+    #: Revoking a key takes effect within this delay in every API process; 0 disables.
+    KEY_CACHE_SECONDS = 10.0
+    #: Without Redis, close reward windows and learn in background threads of the API
+    #: process. False (tests): jobs wait until run explicitly.
+    INLINE_SWEEPER = True
+    #: Seconds between sweeps for closed reward windows (inline and in `hpe worker`).
+    SWEEP_INTERVAL = 1.0
     #: Signs tracking links and sessions; set it in production.
     SECRET_KEY = "dev-only-change-me"
     #: None = load every installed plugin; a list = only these entry-point names.
@@ -31,7 +39,8 @@ class DefaultConfig:
     OPENAPI_URL_PREFIX = "/api/v1"
     OPENAPI_JSON_PATH = "openapi.json"
     OPENAPI_SWAGGER_UI_PATH = "/docs"
-    OPENAPI_SWAGGER_UI_URL = "/api/v1/static/swagger-ui/"
+    #: Swagger UI assets are vendored in web/static/swagger-ui/ (no CDN); Flask serves /static.
+    OPENAPI_SWAGGER_UI_URL = "/static/swagger-ui/"
     API_SPEC_OPTIONS = {
         "info": {
             "description": (

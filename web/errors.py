@@ -26,7 +26,12 @@ STATUS_BY_ERROR: dict[type[HpeError], int] = {
 
 
 def error_body(code: int, message: str, errors: dict | None = None) -> dict:
-    return {"code": code, "status": HTTP_STATUS_CODES.get(code, "Error"), "message": message, "errors": errors or {}}
+    return {
+        "code": code,
+        "status": HTTP_STATUS_CODES.get(code, "Error"),
+        "message": message,
+        "errors": errors or {},
+    }
 
 
 def _unwrap_locations(errors: dict) -> dict:
@@ -47,14 +52,19 @@ _DEFAULT_MESSAGES = {
 def handle_http_exception(error: HTTPException):
     data = getattr(error, "data", None) or {}
     errors = data.get("errors") or data.get("messages") or {}
-    if isinstance(errors, list):  # webargs reports an unparsable body as a bare list
+    # webargs files a body it cannot parse as {"json": ["Invalid JSON body."]}: once the
+    # location is unwrapped that is a bare list, and the shape promises an object.
+    errors = _unwrap_locations(errors) if isinstance(errors, dict) else errors
+    if isinstance(errors, list):
         errors = {"body": errors}
     message = data.get("message")
     if message is None:
         message = _DEFAULT_MESSAGES.get(error.code) or error.description or error.name
         if error.code == 400 and errors.get("body"):
             message = "Malformed JSON in the request body."
-    response = jsonify(error_body(error.code, message, _unwrap_locations(errors)))
+        elif set(errors) == {"_schema"}:
+            message = "The request body must be a JSON object."
+    response = jsonify(error_body(error.code, message, errors))
     response.status_code = error.code
     for name, value in (data.get("headers") or {}).items():
         response.headers[name] = value

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from hpe_core.db import make_engine, make_session_factory
 
+
 def init_database(app: Flask) -> None:
     engine = make_engine(app.config["DATABASE_URL"])
     app.extensions["hpe_engine"] = engine

@@ -9,6 +9,7 @@ from hpe_core import configs
 from web.api import BASE
 from web.api.pagination import SQLCursorPage
 from web.api.schemas import (
+    PARSER,
     ConfigCreateSchema,
     ConfigPatchSchema,
     ConfigQueryArgsSchema,
@@ -18,6 +19,7 @@ from web.auth import current_principal, require_secret_key
 from web.extensions import catalog, db_session
 
 blp = Blueprint("configs", __name__, url_prefix=BASE, description="Configurations")
+blp.ARGUMENTS_PARSER = PARSER  # unreadable JSON is a 400, never a 500
 blp.before_request(require_secret_key)
 
 

@@ -18,6 +18,10 @@ class SQLCursorPage(Page):
 
     @property
     def items(self):
+        # Past the last page there is nothing to fetch, and a huge page number would make
+        # an OFFSET the database cannot hold (SQLite: 64-bit overflow; PostgreSQL: bigint).
+        if self.page_params.first_item >= self.page_params.item_count:
+            return []
         statement = self.collection.limit(self.page_params.page_size).offset(
             self.page_params.first_item
         )

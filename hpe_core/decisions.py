@@ -1,0 +1,287 @@
+"""decide(): eligibility → guardrails → assignment → policy → one durable log row.
+
+The hot path reads a cached configuration snapshot and a cached model, may run one
+indexed count per frequency cap, and writes one INSERT. No read-modify-write.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from hpe_core import assignment, eligibility
+from hpe_core.errors import Conflict, InvalidInput, NotFound
+from hpe_core.features import ActionCatalog, context_features
+from hpe_core.models import Config, Decision, utcnow
+from hpe_core.policy.exploration import vw_arguments
+from hpe_core.policy.serving import ModelRegistry
+from hpe_core.workspaces import Principal
+
+_DECISIONS = Decision.__table__
+MAX_USER_ID_LENGTH = 256
+
+
+@dataclasses.dataclass(frozen=True)
+class DecisionRequest:
+    user_id: str
+    channel: str
+    context: Mapping = dataclasses.field(default_factory=dict)
+    candidates: list[str] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigSnapshot:
+    """What the hot path needs of a configuration, prepared once per settings version."""
+
+    id: uuid.UUID
+    workspace_id: str
+    status: str
+    settings: dict
+    actions: dict[str, dict]
+    catalog: ActionCatalog
+    vw_args: str
+    loaded_at: float
+
+    @classmethod
+    def of(cls, config: Config) -> ConfigSnapshot:
+        settings = config.settings
+        return cls(
+            id=config.id,
+            workspace_id=config.workspace_id,
+            status=config.status,
+            settings=settings,
+            actions={a["id"]: a for a in settings["actions"]},
+            catalog=ActionCatalog(settings["actions"]),
+            vw_args=vw_arguments(settings["exploration"]),
+            loaded_at=time.monotonic(),
+        )
+
+
+class DecisionEngine:
+    """Serves decisions for one process: caches configurations and models.
+
+    :param session_factory: for model loads and configuration reads
+    :param config_ttl: seconds a configuration snapshot is trusted; a status change made
+        in another process (the kill switch) takes effect within this delay
+    """
+
+    def __init__(
+        self,
+        session_factory: Callable[[], Session],
+        *,
+        config_ttl: float = 1.0,
+        model_check_interval: float = 1.0,
+        rng: random.Random | None = None,
+    ):
+        self.models = ModelRegistry(session_factory, check_interval=model_check_interval)
+        self.config_ttl = config_ttl
+        self._snapshots: dict[uuid.UUID, ConfigSnapshot] = {}
+        self._rng = rng or random.Random()
+        self._rng_lock = threading.Lock()
+
+    def invalidate(self, config_id: uuid.UUID) -> None:
+        """Drop a cached configuration (call after changing it in this process)."""
+        self._snapshots.pop(config_id, None)
+
+    def snapshot(
+        self, session: Session, principal: Principal, config_id: uuid.UUID
+    ) -> ConfigSnapshot:
+        """The cached configuration, reloaded when older than ``config_ttl``.
+
+        :raises NotFound: for an unknown or another workspace's configuration
+        """
+        snap = self._snapshots.get(config_id)
+        if snap is None or time.monotonic() - snap.loaded_at > self.config_ttl:
+            config = session.get(Config, config_id, populate_existing=True)
+            if config is None:
+                raise NotFound(f"No configuration {config_id}.")
+            snap = ConfigSnapshot.of(config)
+            self._snapshots[config_id] = snap
+        if snap.workspace_id != principal.workspace_id:
+            raise NotFound(f"No configuration {config_id}.")
+        return snap
+
+    def decide(
+        self,
+        session: Session,
+        principal: Principal,
+        config_id: uuid.UUID,
+        request: DecisionRequest,
+        now: dt.datetime | None = None,
+    ) -> dict:
+        """Choose one action for one user at one touchpoint and log it with its propensity.
+
+        :returns: the decision response (``action_id`` None with a ``reason`` when nothing
+            is eligible; nothing is logged then)
+        :raises NotFound: unknown configuration
+        :raises Conflict: the configuration is PAUSED or INACTIVE (the kill switch)
+        :raises InvalidInput: unknown channel or candidates
+        """
+        now = now or utcnow()
+        snap = self.snapshot(session, principal, config_id)
+        if snap.status != "ACTIVE":
+            raise Conflict(f"Configuration {config_id} is {snap.status}: no decisions are made.")
+        settings = snap.settings
+        _check_request(snap, request)
+
+        # 1. Eligibility
+        if not eligibility.campaign_running(settings["campaign"], now):
+            return _nothing("campaign_not_running")
+        if eligibility.in_quiet_hours(settings["schedule"], request.context, now):
+            return _nothing("quiet_hours")
+        eligible = eligibility.eligible_actions(
+            settings["actions"], request.channel, request.context, request.candidates
+        )
+        if not eligible:
+            return _nothing("no_eligible_action")
+
+        # 2. Guardrails
+        if _over_frequency_cap(session, snap, request, now):
+            return _nothing("frequency_cap")
+
+        # 3. Assignment
+        variant = assignment.variant(snap.id, request.user_id, settings["holdout"]["percent"])
+
+        # 4. Policy: the model scores every decision (apprentice mode reports agreement);
+        # it serves treatment unless the automation level is manual.
+        model = self.models.get(snap.id, snap.vw_args)
+        scores = model.learner.predict(
+            context_features(request.context), snap.catalog.lines(eligible)
+        )
+        model_action = eligible[max(range(len(eligible)), key=scores.__getitem__)]
+        if variant == "treatment" and settings["automation"] != "manual":
+            policy, probabilities = "model", scores
+        else:
+            policy, probabilities = "baseline", _baseline(settings["holdout"]["baseline"], eligible)
+        index = self._sample(probabilities)
+
+        # 5. The durable log: one INSERT.
+        decision_id = uuid.uuid4()
+        session.execute(
+            insert(_DECISIONS),
+            [
+                {
+                    "id": decision_id,
+                    "workspace_id": snap.workspace_id,
+                    "config_id": snap.id,
+                    "user_id": request.user_id,
+                    "channel": request.channel,
+                    "context": dict(request.context),
+                    "eligible": eligible,
+                    "probabilities": probabilities,
+                    "action_id": eligible[index],
+                    "probability": probabilities[index],
+                    "variant": variant,
+                    "policy": policy,
+                    "model_version": model.version,
+                    "model_action_id": model_action,
+                    "source": "live",
+                    "created_at": now,
+                    "window_closes_at": now
+                    + dt.timedelta(seconds=settings["reward"]["wait_seconds"]),
+                }
+            ],
+        )
+        ranking = sorted(
+            (
+                {"action_id": a, "probability": p}
+                for a, p in zip(eligible, probabilities, strict=True)
+            ),
+            key=lambda item: -item["probability"],
+        )
+        return {
+            "decision_id": decision_id,
+            "action_id": eligible[index],
+            "action": snap.actions[eligible[index]],
+            "probability": probabilities[index],
+            "variant": variant,
+            "model_version": model.version,
+            "ranking": ranking,
+        }
+
+    def _sample(self, probabilities: list[float]) -> int:
+        with self._rng_lock:
+            draw = self._rng.random()
+        cumulative = 0.0
+        for index, probability in enumerate(probabilities):
+            cumulative += probability
+            if draw < cumulative:
+                return index
+        return len(probabilities) - 1  # rounding: the sum may fall just short of 1
+
+
+def _nothing(reason: str) -> dict:
+    return {
+        "decision_id": None,
+        "action_id": None,
+        "action": None,
+        "probability": None,
+        "variant": None,
+        "model_version": None,
+        "ranking": [],
+        "reason": reason,
+    }
+
+
+def _check_request(snap: ConfigSnapshot, request: DecisionRequest) -> None:
+    errors = {}
+    if request.channel not in snap.settings["channels"]:
+        channels = ", ".join(snap.settings["channels"])
+        errors["channel"] = [f"Not a channel of this configuration: use one of {channels}."]
+    if request.candidates is not None:
+        unknown = [c for c in request.candidates if c not in snap.actions]
+        if unknown:
+            errors["candidates"] = [f"Unknown action ids: {', '.join(unknown[:10])}."]
+    if errors:
+        raise InvalidInput("Invalid decision request.", errors)
+
+
+def _baseline(baseline: object, eligible: list[str]) -> list[float]:
+    if isinstance(baseline, dict) and baseline["action_id"] in eligible:
+        return [1.0 if a == baseline["action_id"] else 0.0 for a in eligible]
+    # Random baseline (or the fixed action is not eligible here): uniform, so its
+    # propensities are known and its decisions are good training data.
+    return [1.0 / len(eligible)] * len(eligible)
+
+
+def _over_frequency_cap(
+    session: Session, snap: ConfigSnapshot, request: DecisionRequest, now: dt.datetime
+) -> bool:
+    for cap in snap.settings["guardrails"]["frequency_caps"]:
+        if cap["channel"] != request.channel:
+            continue
+        since = now - dt.timedelta(hours=cap["per_hours"])
+        count = session.scalar(
+            select(func.count())
+            .select_from(_DECISIONS)
+            .where(
+                _DECISIONS.c.config_id == snap.id,
+                _DECISIONS.c.user_id == request.user_id,
+                _DECISIONS.c.created_at >= since,
+                _DECISIONS.c.channel == request.channel,
+            )
+        )
+        if count >= cap["max"]:
+            return True
+    return False
+
+
+def parse_request(body: Mapping) -> DecisionRequest:
+    """Build a request from the API body (already shape-checked by the web schema)."""
+    user_id = body["user_id"]
+    if not user_id or len(user_id) > MAX_USER_ID_LENGTH:
+        raise InvalidInput("Invalid user_id.", {"user_id": ["1-256 characters."]})
+    return DecisionRequest(
+        user_id=user_id,
+        channel=body["channel"],
+        context=body.get("context") or {},
+        candidates=body.get("candidates"),
+    )

@@ -1,0 +1,176 @@
+"""Outcomes: events that come back after a decision (open, click, conversion, ...).
+
+Accepting an outcome is one INSERT ... ON CONFLICT DO NOTHING per event: the same
+idempotency key (or the same decision + type for single-shot events) is stored once, and
+a retried request gets the same response. Rewards are computed later, when the decision's
+window closes (see :mod:`hpe_core.learning`), so accepting needs no Redis.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import uuid
+from collections.abc import Mapping
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from hpe_core import configs
+from hpe_core.errors import InvalidInput, NotFound
+from hpe_core.models import Decision, Outcome, utcnow
+from hpe_core.workspaces import Principal
+
+_OUTCOMES = Outcome.__table__
+MAX_BATCH = 1000
+
+
+@dataclasses.dataclass(frozen=True)
+class OutcomeEvent:
+    type: str
+    decision_id: uuid.UUID | None = None
+    user_id: str | None = None
+    value: float | None = None
+    occurred_at: dt.datetime | None = None
+    idempotency_key: str | None = None
+
+
+def idempotency_key(event: OutcomeEvent, occurred_at: dt.datetime) -> str:
+    """The key that makes an event count once.
+
+    The caller's key when given; else ``<decision_id>:<type>`` (opens, clicks... are
+    single-shot per decision); else a digest of user, type, time and value, so the same
+    user-level event replayed is still recognised.
+    """
+    if event.idempotency_key:
+        return "k:" + event.idempotency_key
+    if event.decision_id is not None:
+        return f"d:{event.decision_id}:{event.type}"
+    digest = hashlib.sha256(
+        f"{event.user_id}|{event.type}|{occurred_at.isoformat()}|{event.value}".encode()
+    ).hexdigest()
+    return "u:" + digest
+
+
+def record(
+    session: Session,
+    principal: Principal,
+    config_id: uuid.UUID,
+    events: list[OutcomeEvent],
+    *,
+    source: str = "api",
+    now: dt.datetime | None = None,
+) -> list[dict]:
+    """Store a batch of outcomes, all or nothing.
+
+    :returns: one entry per event, the same on every retry:
+        ``{"idempotency_key", "decision_id", "type", "late"}``
+    :raises NotFound: if the configuration or any referenced decision is unknown or
+        another workspace's (then nothing is stored)
+    :raises InvalidInput: empty or too large a batch, an event with neither decision nor user
+    """
+    now = now or utcnow()
+    config = configs.get(session, principal, config_id)
+    if not events:
+        raise InvalidInput("No outcomes given.", {"outcomes": ["Give at least one outcome."]})
+    if len(events) > MAX_BATCH:
+        raise InvalidInput(
+            f"At most {MAX_BATCH} outcomes per request.", {"outcomes": ["Too many."]}
+        )
+    for position, event in enumerate(events):
+        if event.decision_id is None and not event.user_id:
+            raise InvalidInput(
+                "An outcome needs a decision_id or a user_id.",
+                {str(position): ["Give decision_id or user_id."]},
+            )
+
+    decision_ids = {e.decision_id for e in events if e.decision_id is not None}
+    decisions = {}
+    if decision_ids:
+        rows = session.execute(
+            select(Decision.id, Decision.user_id, Decision.window_closes_at).where(
+                Decision.config_id == config.id, Decision.id.in_(decision_ids)
+            )
+        ).all()
+        decisions = {row.id: row for row in rows}
+        missing = decision_ids - decisions.keys()
+        if missing:
+            raise NotFound(
+                f"Unknown decision(s) for this configuration: "
+                f"{', '.join(sorted(str(m) for m in missing)[:5])}.",
+                {"decision_id": ["Unknown decision."]},
+            )
+
+    rows, results = [], []
+    for event in events:
+        occurred_at = event.occurred_at or now
+        key = idempotency_key(event, occurred_at)
+        decision = decisions.get(event.decision_id)
+        # Late = arrived after the decision's reward window closed: kept, never learned.
+        late = decision is not None and now > decision.window_closes_at
+        rows.append(
+            {
+                "id": uuid.uuid4(),
+                "workspace_id": config.workspace_id,
+                "config_id": config.id,
+                "decision_id": event.decision_id,
+                "user_id": event.user_id or (decision.user_id if decision else None),
+                "type": event.type,
+                "value": event.value,
+                "occurred_at": occurred_at,
+                "received_at": now,
+                "idempotency_key": key,
+                "late": late,
+                "source": source,
+            }
+        )
+        results.append(
+            {
+                "idempotency_key": key,
+                "decision_id": event.decision_id,
+                "type": event.type,
+            }
+        )
+    _insert_ignoring_duplicates(session, rows)
+    stored = dict(
+        session.execute(
+            select(Outcome.idempotency_key, Outcome.late).where(
+                Outcome.config_id == config.id,
+                Outcome.idempotency_key.in_([r["idempotency_key"] for r in rows]),
+            )
+        ).all()
+    )
+    # Report what is stored (the first arrival's lateness), so a retry answers the same.
+    for result in results:
+        result["late"] = bool(stored.get(result["idempotency_key"], False))
+    return results
+
+
+def _insert_ignoring_duplicates(session: Session, rows: list[dict]) -> None:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    else:  # pragma: no cover - only the two supported backends
+        dialect_insert = insert
+    statement = dialect_insert(_OUTCOMES).on_conflict_do_nothing(
+        index_elements=["config_id", "idempotency_key"]
+    )
+    session.execute(statement, rows)
+
+
+def parse_events(items: list[Mapping]) -> list[OutcomeEvent]:
+    """Events from API bodies already shape-checked by the web schema."""
+    return [
+        OutcomeEvent(
+            type=item["type"],
+            decision_id=item.get("decision_id"),
+            user_id=item.get("user_id"),
+            value=item.get("value"),
+            occurred_at=item.get("occurred_at"),
+            idempotency_key=item.get("idempotency_key"),
+        )
+        for item in items
+    ]

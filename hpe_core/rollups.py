@@ -1,0 +1,98 @@
+"""Daily metrics documents computed from the decision log and its outcomes.
+
+One aggregate query groups a date range's decisions by day, variant, channel, action and
+source, joined with a per-decision digest of outcomes (engaged? revenue?). The result is
+the per-day document that the seed's metrics table stores:
+``{"variants": {...}, "channels": {...}, "actions": {...}, "sources": {...}}``, each
+leaf ``{decisions, engagements, reward, revenue, cost}``. Only ``live`` decisions count in
+``variants`` (the experiment); imported ones appear under ``sources.import``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+
+from sqlalchemy import Date, case, cast, func, literal, select
+from sqlalchemy.orm import Session
+
+from hpe_core import rewards
+from hpe_core.models import Config, Decision, Outcome
+
+COUNTERS = ("decisions", "engagements", "reward", "revenue", "cost")
+
+
+def _day_start(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+
+
+def compute_days(session: Session, config: Config, date_from: dt.date, date_to: dt.date) -> dict:
+    """``{date: document}`` for every day in the range that has decisions."""
+    reward_settings = config.settings["reward"]
+    positive = rewards.positive_types(reward_settings) or ["__none__"]
+    value_events = reward_settings["value_events"] or ["__none__"]
+    costs = {a["id"]: float(a.get("cost") or 0.0) for a in config.settings["actions"]}
+
+    digest = (
+        select(
+            Outcome.decision_id.label("decision_id"),
+            func.max(case((Outcome.type.in_(positive), 1), else_=0)).label("engaged"),
+            func.sum(
+                case((Outcome.type.in_(value_events), func.coalesce(Outcome.value, 0.0)), else_=0.0)
+            ).label("revenue"),
+        )
+        .where(Outcome.config_id == config.id, Outcome.decision_id.is_not(None))
+        .group_by(Outcome.decision_id)
+        .subquery()
+    )
+    if session.get_bind().dialect.name == "sqlite":
+        day = func.date(Decision.created_at)  # stored as naive UTC text
+    else:
+        day = cast(func.timezone("UTC", Decision.created_at), Date)
+    rows = session.execute(
+        select(
+            day.label("day"),
+            Decision.variant,
+            Decision.channel,
+            Decision.action_id,
+            Decision.source,
+            func.count().label("decisions"),
+            func.coalesce(func.sum(digest.c.engaged), 0).label("engagements"),
+            func.coalesce(func.sum(Decision.reward), literal(0.0)).label("reward"),
+            func.coalesce(func.sum(digest.c.revenue), literal(0.0)).label("revenue"),
+        )
+        .select_from(Decision)
+        .outerjoin(digest, digest.c.decision_id == Decision.id)
+        .where(
+            Decision.config_id == config.id,
+            Decision.created_at >= _day_start(date_from),
+            Decision.created_at < _day_start(date_to + dt.timedelta(days=1)),
+        )
+        .group_by(day, Decision.variant, Decision.channel, Decision.action_id, Decision.source)
+    ).all()
+
+    days: dict[dt.date, dict] = defaultdict(
+        lambda: {"variants": {}, "channels": {}, "actions": {}, "sources": {}}
+    )
+    for row in rows:
+        date = row.day if isinstance(row.day, dt.date) else dt.date.fromisoformat(row.day)
+        counts = {
+            "decisions": int(row.decisions),
+            "engagements": int(row.engagements or 0),
+            "reward": float(row.reward or 0.0),
+            "revenue": float(row.revenue or 0.0),
+            "cost": costs.get(row.action_id, 0.0) * int(row.decisions),
+        }
+        document = days[date]
+        if row.source == "live":
+            _add(document["variants"], row.variant, counts)
+            _add(document["channels"], row.channel, counts)
+            _add(document["actions"], row.action_id, counts)
+        _add(document["sources"], row.source, counts)
+    return dict(sorted(days.items()))
+
+
+def _add(block: dict, key: str, counts: dict) -> None:
+    total = block.setdefault(key, dict.fromkeys(COUNTERS, 0))
+    for name in COUNTERS:
+        total[name] += counts[name]

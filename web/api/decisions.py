@@ -1,0 +1,41 @@
+"""Decisions: one choice for one user at one touchpoint."""
+
+from __future__ import annotations
+
+from flask import current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from hpe_core import decisions
+from web.api import BASE
+from web.api.loop_schemas import DecisionRequestSchema, DecisionSchema
+from web.auth import current_principal, require_any_key
+from web.extensions import db_session
+
+blp = Blueprint("decisions", __name__, url_prefix=BASE, description="Decisions")
+blp.before_request(require_any_key)
+
+
+@blp.route("/<uuid:config_id>/decisions")
+class Decisions(MethodView):
+    @blp.arguments(DecisionRequestSchema)
+    @blp.response(201, DecisionSchema)
+    @blp.alt_response(200, schema=DecisionSchema, description="Nothing eligible (see `reason`)")
+    @blp.alt_response(409, description="The configuration is PAUSED or INACTIVE")
+    def post(self, data, config_id):
+        """Request a decision
+
+        Eligibility (channel, candidates, action rules, schedule) → guardrails (frequency
+        caps) → deterministic treatment/holdout assignment → the model (treatment) or the
+        baseline (holdout, and everyone in `manual` automation) → a logged decision with
+        its propensity. Works with a publishable key.
+        """
+        session = db_session()
+        engine = current_app.extensions["hpe_decisions"]
+        result = engine.decide(
+            session, current_principal(), config_id, decisions.parse_request(data)
+        )
+        if result["decision_id"] is None:
+            return result, 200
+        session.commit()
+        return result

@@ -1,0 +1,127 @@
+"""Schemas of the learning loop's endpoints: decisions, outcomes, models, imports."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from web.api.schemas import HpeSchema
+
+_EVENT_TYPE = validate.Regexp(
+    r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$",
+    error="1-64 characters: letters, digits, '_', '.', ':' or '-'.",
+)
+
+
+class DecisionRequestSchema(HpeSchema):
+    user_id = fields.String(
+        required=True,
+        validate=validate.Length(1, 256),
+        metadata={"description": "Your id for the person; hashed for assignment, never a feature."},
+    )
+    channel = fields.String(required=True, validate=validate.Length(1, 64))
+    context = fields.Dict(
+        keys=fields.String(),
+        load_default=dict,
+        metadata={
+            "description": "What you know at decision time (segment, device, hour...). "
+            "Nested objects are flattened; numbers are numeric features, strings categorical.",
+            "example": {"segment": "bargain", "device": "mobile", "hour": 20},
+        },
+    )
+    candidates = fields.List(
+        fields.String(validate=validate.Length(1, 128)),
+        validate=validate.Length(1, 1000),
+        metadata={"description": "Restrict the choice to these action ids."},
+    )
+
+
+class RankedActionSchema(Schema):
+    action_id = fields.String()
+    probability = fields.Float()
+
+
+class DecisionSchema(Schema):
+    decision_id = fields.UUID(allow_none=True)
+    action_id = fields.String(allow_none=True)
+    action = fields.Dict(allow_none=True)
+    probability = fields.Float(allow_none=True)
+    variant = fields.String(allow_none=True, metadata={"description": "treatment or holdout"})
+    model_version = fields.Integer(allow_none=True)
+    ranking = fields.List(fields.Nested(RankedActionSchema))
+    reason = fields.String(
+        metadata={
+            "description": "Why nothing was chosen: no_eligible_action, frequency_cap, "
+            "quiet_hours, campaign_not_running"
+        }
+    )
+
+
+class OutcomeInputSchema(HpeSchema):
+    decision_id = fields.UUID()
+    user_id = fields.String(validate=validate.Length(1, 256))
+    type = fields.String(validate=_EVENT_TYPE, metadata={"example": "click"})
+    value = fields.Float(allow_nan=False, validate=validate.Range(-1e12, 1e12))
+    occurred_at = fields.AwareDateTime(default_timezone=None)
+    idempotency_key = fields.String(validate=validate.Length(1, 200))
+
+    @validates_schema
+    def _one_event(self, data, **kwargs):
+        if "type" not in data:
+            raise ValidationError("Missing data for required field.", "type")
+        if "decision_id" not in data and "user_id" not in data:
+            raise ValidationError("Give decision_id or user_id.", "decision_id")
+
+
+class OutcomesRequestSchema(HpeSchema):
+    """One outcome (the fields of an outcome) or a batch (``{"outcomes": [...]}``)."""
+
+    decision_id = fields.UUID()
+    user_id = fields.String(validate=validate.Length(1, 256))
+    type = fields.String(validate=_EVENT_TYPE)
+    value = fields.Float(allow_nan=False, validate=validate.Range(-1e12, 1e12))
+    occurred_at = fields.AwareDateTime(default_timezone=None)
+    idempotency_key = fields.String(validate=validate.Length(1, 200))
+    outcomes = fields.List(fields.Nested(OutcomeInputSchema), validate=validate.Length(1, 1000))
+
+    @validates_schema
+    def _single_or_batch(self, data, **kwargs):
+        if "outcomes" in data:
+            if len(data) > 1:
+                raise ValidationError("Send one outcome, or only 'outcomes' for a batch.")
+            return
+        OutcomeInputSchema()._one_event(data)
+
+
+class OutcomeResultSchema(Schema):
+    idempotency_key = fields.String()
+    decision_id = fields.UUID(allow_none=True)
+    type = fields.String()
+    late = fields.Boolean(
+        metadata={"description": "Arrived after the decision's reward window: kept, not learned"}
+    )
+
+
+class OutcomesAcceptedSchema(Schema):
+    accepted = fields.Integer()
+    outcomes = fields.List(fields.Nested(OutcomeResultSchema))
+
+
+class ModelVersionSchema(Schema):
+    version = fields.Integer(metadata={"description": "The highest version serves decisions"})
+    vw_args = fields.String()
+    vw_version = fields.String()
+    checksum = fields.String()
+    examples = fields.Integer()
+    total_examples = fields.Integer()
+    source = fields.String()
+    created_at = fields.DateTime()
+
+
+class RollbackSchema(HpeSchema):
+    version = fields.Integer(required=True, validate=validate.Range(min=1))
+
+
+class ImportResultSchema(Schema):
+    import_id = fields.UUID()
+    accepted = fields.Integer()
+    rejected = fields.List(fields.Dict(), metadata={"description": "[{line, error}]"})

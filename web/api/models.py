@@ -1,0 +1,59 @@
+"""Model versions of a configuration, and rollback."""
+
+from __future__ import annotations
+
+from flask import current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from hpe_core import activities, configs
+from hpe_core.policy import store
+from web.api import BASE
+from web.api.loop_schemas import ModelVersionSchema, RollbackSchema
+from web.api.pagination import SQLCursorPage
+from web.auth import current_principal, require_secret_key
+from web.extensions import db_session
+
+blp = Blueprint("models", __name__, url_prefix=BASE, description="Model versions")
+blp.before_request(require_secret_key)
+
+
+@blp.route("/<uuid:config_id>/models")
+class Models(MethodView):
+    @blp.response(200, ModelVersionSchema(many=True))
+    @blp.paginate(SQLCursorPage)
+    def get(self, config_id):
+        """List model versions
+
+        Newest first. The newest version serves decisions; each learn run adds one.
+        """
+        session = db_session()
+        config = configs.get(session, current_principal(), config_id)
+        return store.list_versions(session, config.id)
+
+
+@blp.route("/<uuid:config_id>/model/rollback")
+class ModelRollback(MethodView):
+    @blp.arguments(RollbackSchema)
+    @blp.response(200, ModelVersionSchema)
+    def post(self, data, config_id):
+        """Roll back the model
+
+        Restores an earlier version by saving a copy of it as the newest version;
+        learning continues from it and every API process switches to it within seconds.
+        """
+        session = db_session()
+        principal = current_principal()
+        config = configs.get(session, principal, config_id)
+        restored = store.rollback(session, config.id, data["version"])
+        activities.record(
+            session,
+            workspace_id=config.workspace_id,
+            config_id=config.id,
+            type="model.rolled_back",
+            actor=principal.actor,
+            data={"to_version": data["version"], "new_version": restored.version},
+        )
+        session.commit()
+        current_app.extensions["hpe_decisions"].models.reload(config.id)
+        return restored

@@ -1,0 +1,37 @@
+"""Outcomes: what happened after a decision."""
+
+from __future__ import annotations
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from hpe_core import outcomes
+from web.api import BASE
+from web.api.loop_schemas import OutcomesAcceptedSchema, OutcomesRequestSchema
+from web.auth import current_principal, require_any_key
+from web.extensions import db_session
+
+blp = Blueprint("outcomes", __name__, url_prefix=BASE, description="Outcomes")
+blp.before_request(require_any_key)
+
+
+@blp.route("/<uuid:config_id>/outcomes")
+class Outcomes(MethodView):
+    @blp.arguments(OutcomesRequestSchema)
+    @blp.response(202, OutcomesAcceptedSchema)
+    def post(self, data, config_id):
+        """Report outcomes
+
+        One outcome, or a batch as `{"outcomes": [...]}` (up to 1000, all or nothing).
+        Tie each to its decision with `decision_id`, or give a `user_id` for attribution.
+        The same `idempotency_key` (or the same decision and type) is counted once and
+        answered the same. An outcome after the decision's reward window is kept but
+        flagged `late` and not learned. Works with a publishable key.
+        """
+        items = data["outcomes"] if "outcomes" in data else [data]
+        session = db_session()
+        results = outcomes.record(
+            session, current_principal(), config_id, outcomes.parse_events(items)
+        )
+        session.commit()
+        return {"accepted": len(results), "outcomes": results}

@@ -1,0 +1,189 @@
+"""`hpe simulate`: drive a running HPE through its public API with a simulated audience.
+
+The audience (:mod:`hpe_core.simulation`) has a known ground truth, so the printout shows
+what personalization earns: treatment vs holdout engagement, and the lift. It is the demo
+for new users and the lift benchmark (bench/lift.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import http.client
+import json
+import random
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable
+
+from hpe_core import simulation
+
+BASE = "/api/v1/041-hyper-personalization-engine"
+
+
+@dataclasses.dataclass
+class Tally:
+    decisions: dict = dataclasses.field(default_factory=lambda: {"treatment": 0, "holdout": 0})
+    engaged: dict = dataclasses.field(default_factory=lambda: {"treatment": 0, "holdout": 0})
+    nothing: int = 0
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+    def rate(self, variant: str) -> float:
+        n = self.decisions[variant]
+        return self.engaged[variant] / n if n else 0.0
+
+    def lift(self) -> float | None:
+        holdout = self.rate("holdout")
+        return self.rate("treatment") / holdout - 1 if holdout else None
+
+
+def simulation_settings(*, holdout: float, wait_seconds: int, algorithm: str | None) -> dict:
+    """A configuration for the simulated offers; engagement = a click."""
+    settings = {
+        "actions": simulation.settings_actions(),
+        "reward": {
+            "events": {"open": 0.0, "click": 1.0, "conversion": 0.0, "unsubscribe": -1.0},
+            "value_events": [],
+            "wait_seconds": wait_seconds,
+        },
+        "holdout": {"percent": holdout},
+    }
+    if algorithm:
+        settings["exploration"] = {"algorithm": algorithm}
+    return settings
+
+
+class Client:
+    """A keep-alive JSON client for one thread."""
+
+    def __init__(self, base_url: str, key: str):
+        parsed = urllib.parse.urlsplit(base_url)
+        self._host, self._port = parsed.hostname, parsed.port or 80
+        self._headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        self._connection = http.client.HTTPConnection(self._host, self._port, timeout=30)
+
+    def call(self, method: str, path: str, body: object | None = None) -> tuple[int, object]:
+        payload = json.dumps(body) if body is not None else None
+        for attempt in range(3):
+            try:
+                self._connection.request(method, path, payload, self._headers)
+                response = self._connection.getresponse()
+                data = response.read()
+                return response.status, json.loads(data) if data else None
+            except (ConnectionError, http.client.HTTPException, TimeoutError):
+                self._connection.close()
+                self._connection = http.client.HTTPConnection(self._host, self._port, timeout=30)
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+
+def create_config(client: Client, **settings_options) -> str:
+    status, body = client.call(
+        "POST",
+        f"{BASE}/",
+        {"name": "Simulated audience", "settings": simulation_settings(**settings_options)},
+    )
+    if status != 201:
+        raise RuntimeError(f"could not create the configuration: {status} {body}")
+    return body["id"]
+
+
+def run(
+    base_url: str,
+    key: str,
+    config_id: str,
+    *,
+    decisions: int,
+    clients: int = 2,
+    seed: int = 1,
+    progress: Callable[[int, Tally], None] | None = None,
+    progress_every: int = 5000,
+) -> Tally:
+    """Send ``decisions`` touchpoints through the API from ``clients`` threads.
+
+    Each decision's outcomes are drawn from the simulator's ground truth and reported
+    at once (a batch per decision), like a channel reporting back.
+    """
+    population = simulation.Population(seed=seed)
+    touchpoints = population.touchpoints(decisions, seed=seed)
+    feed_lock = threading.Lock()
+    tally = Tally()
+    done = [0]
+    errors: list[BaseException] = []
+
+    def worker(index: int) -> None:
+        client = Client(base_url, key)
+        rng = random.Random(f"hpe-sim-outcomes-{seed}-{index}")
+        while True:
+            with feed_lock:
+                touch = next(touchpoints, None)
+            if touch is None:
+                return
+            status, body = client.call(
+                "POST",
+                f"{BASE}/{config_id}/decisions",
+                {"user_id": touch.user.user_id, "channel": touch.channel, "context": touch.context},
+            )
+            if status == 200:
+                with tally.lock:
+                    tally.nothing += 1
+                continue
+            if status != 201:
+                raise RuntimeError(f"decision failed: {status} {body}")
+            offer = simulation.OFFERS_BY_ID[body["action_id"]]
+            events = simulation.outcomes(touch.user, offer, touch.channel, rng)
+            if events:
+                batch = [{"decision_id": body["decision_id"], **event} for event in events]
+                status, answer = client.call(
+                    "POST", f"{BASE}/{config_id}/outcomes", {"outcomes": batch}
+                )
+                if status != 202:
+                    raise RuntimeError(f"outcome failed: {status} {answer}")
+            clicked = any(event["type"] == "click" for event in events)
+            with tally.lock:
+                tally.decisions[body["variant"]] += 1
+                tally.engaged[body["variant"]] += clicked
+                done[0] += 1
+                count = done[0]
+            if progress and count % progress_every == 0:
+                progress(count, tally)
+
+    def guarded(index: int) -> None:
+        try:
+            worker(index)
+        except BaseException as exc:  # noqa: BLE001 - reported by the caller
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return tally
+
+
+def start_embedded_server(app) -> tuple[str, Callable[[], None]]:
+    """Serve ``app`` on a free loopback port in a thread; returns (base URL, stop)."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True, name="hpe-sim-server")
+    thread.start()
+    return f"http://127.0.0.1:{server.server_port}", server.shutdown
+
+
+def wait_for_learning(client: Client, config_id: str, timeout: float = 60.0) -> int:
+    """Wait until the newest model version stops changing; returns its number."""
+    deadline, last, stable_since = time.monotonic() + timeout, None, time.monotonic()
+    while time.monotonic() < deadline:
+        _status, versions = client.call("GET", f"{BASE}/{config_id}/models?page_size=1")
+        newest = versions[0]["version"] if versions else 0
+        if newest != last:
+            last, stable_since = newest, time.monotonic()
+        elif time.monotonic() - stable_since > 3:
+            return newest
+        time.sleep(0.5)
+    return last or 0

@@ -1,0 +1,62 @@
+"""`hpe worker`: RQ workers that learn, plus the sweeper that enqueues closed windows."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+
+from flask import Flask
+
+from worker.queues import LEARN_QUEUE, Sweeper
+from worker.runtime import bind_app
+
+log = logging.getLogger(__name__)
+
+
+def run(app: Flask, *, burst: bool = False, sweep: bool = True) -> bool:
+    """Run one RQ worker in this process until stopped (or, with ``burst``, until idle).
+
+    The worker runs jobs in its own process (rq's SimpleWorker: no fork per job), so a
+    learner's memory and the database pool are reused across jobs. It also runs the
+    scheduler (for retries with intervals) and a sweeper thread.
+    """
+    from rq import SimpleWorker
+    from rq.serializers import JSONSerializer
+
+    backend = app.extensions["hpe_jobs"]
+    if backend.name != "rq":
+        raise RuntimeError(
+            "No Redis configured (HPE_REDIS_URL): jobs already run inside the API process."
+        )
+    bind_app(app)
+    sweeper = None
+    if sweep:
+        sweeper = Sweeper(
+            backend, app.extensions["hpe_sessions"], interval=app.config["SWEEP_INTERVAL"]
+        ).start()
+    worker = SimpleWorker([backend.queue], connection=backend.redis, serializer=JSONSerializer)
+    try:
+        return worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
+    finally:
+        if sweeper is not None:
+            sweeper.stop()
+
+
+def _child(burst: bool) -> None:
+    from web import create_app
+
+    run(create_app(), burst=burst)
+
+
+def run_many(processes: int, *, burst: bool = False) -> None:
+    """Start ``processes`` worker processes (each boots its own app) and wait for them."""
+    children = [
+        multiprocessing.get_context("spawn").Process(target=_child, args=(burst,), daemon=False)
+        for _ in range(processes)
+    ]
+    for child in children:
+        child.start()
+    log.info("started %d workers on queue %s (pid %d)", processes, LEARN_QUEUE, os.getpid())
+    for child in children:
+        child.join()

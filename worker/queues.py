@@ -1,0 +1,155 @@
+"""The queue seam: inline (no Redis: a thread in the API process) or RQ (HPE_REDIS_URL).
+
+Both run the same job functions on the same services. Callers use ``enqueue_learn`` and
+``sweep`` and never know which backend is behind them.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue as queue_module
+import threading
+import uuid
+
+from hpe_core import learning
+from worker import jobs
+
+log = logging.getLogger(__name__)
+
+LEARN_QUEUE = "hpe-learn"
+_PENDING_TTL = 60
+
+
+class InlineBackend:
+    """Jobs run in one background thread of this process: the embedded default.
+
+    One thread means learning is sequential, which VW requires; it never blocks requests.
+    """
+
+    name = "inline"
+
+    def __init__(self, session_factory, *, background: bool = True):
+        self._sessions = session_factory
+        self._background = background
+        self._jobs: queue_module.Queue = queue_module.Queue()
+        self._pending: set[str] = set()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def enqueue_learn(self, config_id: uuid.UUID) -> bool:
+        key = str(config_id)
+        with self._lock:
+            if key in self._pending:
+                return False
+            self._pending.add(key)
+            if self._background:
+                self._ensure_thread()
+        self._jobs.put(key)
+        return True
+
+    def run_pending(self) -> None:
+        """Run every queued job now, in this thread (tests and `hpe simulate` use it)."""
+        while True:
+            try:
+                key = self._jobs.get_nowait()
+            except queue_module.Empty:
+                return
+            self._run(key)
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._loop, daemon=True, name="hpe-inline-jobs")
+            self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            key = self._jobs.get()
+            self._run(key)
+
+    def _run(self, key: str) -> None:
+        with self._lock:
+            self._pending.discard(key)
+        try:
+            with self._sessions() as session:
+                learning.learn_all_closed(session, uuid.UUID(key))
+        except Exception:  # the sweeper will enqueue the configuration again
+            log.exception("inline learn job for %s failed", key)
+
+
+class RQBackend:
+    """Jobs go to RQ on Redis; `hpe worker` processes run them."""
+
+    name = "rq"
+
+    def __init__(self, redis_url: str):
+        from redis import Redis
+        from rq import Queue
+        from rq.serializers import JSONSerializer
+
+        self.redis = Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2)
+        self.queue = Queue(LEARN_QUEUE, connection=self.redis, serializer=JSONSerializer)
+
+    def enqueue_learn(self, config_id: uuid.UUID) -> bool:
+        from worker.retry import for_learning
+
+        # One queued learn job per configuration is enough: it learns everything closed.
+        if not self.redis.set(jobs.PENDING_KEY.format(config_id), "1", nx=True, ex=_PENDING_TTL):
+            return False
+        self.queue.enqueue(
+            jobs.learn,
+            str(config_id),
+            retry=for_learning(),
+            job_timeout=600,
+            result_ttl=300,
+            failure_ttl=7 * 86400,
+        )
+        return True
+
+    def clear_pending(self, config_id: str) -> None:
+        self.redis.delete(jobs.PENDING_KEY.format(config_id))
+
+
+def make_backend(redis_url: str | None, session_factory, *, background: bool = True):
+    """RQ when a Redis URL is configured, else inline (jobs in a thread of this process;
+    with ``background=False`` they wait for :meth:`InlineBackend.run_pending`)."""
+    if redis_url:
+        return RQBackend(redis_url)
+    return InlineBackend(session_factory, background=background)
+
+
+def sweep(backend, session_factory) -> int:
+    """Enqueue a learn job for every configuration with closed, unlearned decisions.
+
+    :returns: how many jobs were enqueued
+    """
+    with session_factory() as session:
+        config_ids = learning.configs_with_closed_windows(session)
+    return sum(1 for config_id in config_ids if backend.enqueue_learn(config_id))
+
+
+class Sweeper:
+    """A daemon thread that calls :func:`sweep` every ``interval`` seconds.
+
+    Errors (database or Redis down) are logged and retried on the next pass: outcomes are
+    already safe in the database, so a pass missed only delays learning.
+    """
+
+    def __init__(self, backend, session_factory, interval: float = 1.0):
+        self.backend, self._sessions, self.interval = backend, session_factory, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="hpe-sweeper")
+
+    def start(self) -> Sweeper:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                sweep(self.backend, self._sessions)
+            except Exception as exc:  # noqa: BLE001 - keep sweeping whatever failed
+                log.warning("sweep failed (will retry): %s", exc)
