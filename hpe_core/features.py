@@ -46,9 +46,9 @@ _SHARED_PREFIX = f"shared |{CONTEXT_NAMESPACE}"
 _ACTION_PREFIX = f"|{ACTION_NAMESPACE}"
 # Characters that can never appear unescaped. The fast path only checks for these and
 # for non-ASCII text; the slow path decides per character.
-_VALUE_SPECIAL = "%|:"
+_VALUE_SPECIAL = "|:"
 _NAME_SPECIAL = "%|:=."
-_VALUE_SUSPECT = re.compile(r"[%|:]|[^\x21-\x7e]")
+_VALUE_SUSPECT = re.compile(r"[|:]|[^\x21-\x7e]")
 _NAME_SUSPECT = re.compile(r"[%|:=.]|[^\x21-\x7e]")
 # "%~" never comes out of percent-encoding, so a digested long text cannot collide with
 # the escape of any short text.
@@ -224,7 +224,7 @@ def _number(value: int | float) -> str | None:
     if isinstance(value, int):
         if -NUMBER_LIMIT <= value <= NUMBER_LIMIT:
             return str(value) if value else None
-        return repr(math.copysign(NUMBER_LIMIT, value))
+        return repr(NUMBER_LIMIT if value > 0 else -NUMBER_LIMIT)
     if not math.isfinite(value) or abs(value) < NUMBER_EPSILON:
         return None
     if abs(value) > NUMBER_LIMIT:

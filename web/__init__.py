@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from pathlib import Path
@@ -31,6 +32,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     # The embedded server (hpe simulate) must not log every request to the terminal.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     app.config.from_object(DefaultConfig)
+    # from_object copies references: give each app its own copies of the mutable defaults,
+    # or HPE_PLUGINS__email__... would change DefaultConfig (and every other app) in place.
+    for key, value in list(app.config.items()):
+        if isinstance(value, dict | list):
+            app.config[key] = copy.deepcopy(value)
     app.config.from_pyfile("config.py", silent=True)
     app.config.from_prefixed_env("HPE")
     if test_config:
@@ -60,6 +66,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         channels,
         configs,
         decisions,
+        health,
         imports,
         metrics,
         models,
@@ -68,6 +75,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     for module in (channels, configs, decisions, outcomes, activities, metrics, models, imports):
         api.register_blueprint(module.blp)
+    api.register_blueprint(health.blp)
     register_error_handlers(app)
     _start_learning_loop(app)
     return app

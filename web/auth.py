@@ -12,6 +12,7 @@ from flask_smorest import abort
 from hpe_core.workspaces import Principal, authenticate
 from web.extensions import db_session
 
+
 class _KeyCache:
     """Verified keys (by digest) -> principal, so the decision hot path skips the lookup."""
 

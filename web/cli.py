@@ -16,9 +16,7 @@ from hpe_core.errors import HpeError
 
 @contextmanager
 def _session(**config):
-    from web import create_app
-
-    app = create_app(config or None)
+    app = _app_or_exit(**config)
     with app.app_context():
         session = app.extensions["hpe_sessions"]()
         try:
@@ -64,7 +62,9 @@ def serve(host, port, workers, threads, timeout):
     """Run the API with gunicorn (a production WSGI server)."""
     from gunicorn.app.base import BaseApplication
 
-    _app_or_exit()  # migrate (embedded default) or check the schema once, before forking
+    # Migrate (embedded default) or check the schema once, before forking; this app only
+    # checks, so it starts no background threads and its connections are closed before fork.
+    _app_or_exit(INLINE_SWEEPER=False).extensions["hpe_engine"].dispose()
 
     class _Server(BaseApplication):
         def load_config(self):

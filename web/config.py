@@ -53,5 +53,3 @@ class DefaultConfig:
         },
         "security": [{"bearerAuth": []}],
     }
-    #: Pagination defaults for list endpoints.
-    PAGE_SIZE_DEFAULT = 20

@@ -6,7 +6,8 @@ from tests.conftest import BASE
 def test_create_then_get_returns_the_same_config(client, tenant):
     """A created configuration reads back with defaults filled in."""
     created = client.post(
-        f"{BASE}/", json={"name": "Spring", "settings": {"actions": [{"id": "a"}]}},
+        f"{BASE}/",
+        json={"name": "Spring", "settings": {"actions": [{"id": "a"}]}},
         headers=tenant.headers,
     )
     assert created.status_code == 201

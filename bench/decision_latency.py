@@ -1,0 +1,475 @@
+"""Decision latency and throughput over HTTP, beside raw Vowpal Wabbit in the same run.
+
+What it does, in one run (PostgreSQL + Redis mode, a fresh database):
+
+1. creates two configurations, one with 20 actions and one with 100 (four features each),
+   and takes decision contexts from the simulated audience (hpe_core.simulation);
+2. for each gunicorn layout given with ``--server WORKERS:THREADS``: starts ``hpe serve``,
+   warms every worker up, then
+   - latency: ``--clients`` (default 2) concurrent keep-alive clients send ``--requests``
+     decisions per configuration; p50/p99 of the HTTP round trip;
+   - throughput: ``--throughput-clients`` (default 4) clients for ``--throughput-seconds``
+     on the 20-action configuration; decisions/s, every one logged durably (an INSERT and
+     a COMMIT in PostgreSQL before the response);
+   - CPU seconds used per decision by the gunicorn workers, the PostgreSQL backends of the
+     benchmark database and the clients (to show where the two cores go);
+3. raw VW: ``vowpalwabbit.Workspace(<vw_arguments of the default settings>)`` predicting
+   the same shared + action lines with ``Workspace.predict(list_of_lines)`` (the public
+   text API), before and after the HTTP phases; and, for reference, the product's own
+   ``Learner.predict`` (VW's native parse + predict, no Python ``Example`` objects).
+
+Clients are separate processes (``--client-mode process``, the default), each with one
+keep-alive ``http.client`` connection, so the clients' GIL never serializes the requests.
+They share the machine's 2 cores with the server and PostgreSQL, as a co-located campaign
+tool would.
+
+Usage::
+
+    python bench/decision_latency.py --server 2:2 --server 2:4 --server 4:1 \
+        --requests 4000 --throughput-seconds 20 [--profile-dir /tmp/prof] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from collections import Counter
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench.common import (  # noqa: E402
+    API,
+    CpuMeter,
+    Deployment,
+    dump_json,
+    loadavg,
+    postgres_backends,
+    print_header,
+    summarize,
+)
+from hpe_core import simulation  # noqa: E402
+from hpe_core.features import ActionCatalog, context_features  # noqa: E402
+from hpe_core.policy import Learner, vw_arguments  # noqa: E402
+
+_CATEGORIES = ("sitewide", "clearance", "basics", "welcome", "new_arrivals", "exclusive",
+               "loyalty", "winback", "bundles", "electronics", "app", "content")
+_CREATIVES = ("urgency", "playful", "minimal", "friendly", "editorial", "lifestyle")
+_PRICE_BANDS = ("low", "mid", "high")
+
+
+def make_actions(count: int) -> list[dict]:
+    """``count`` offers with four features each (category, discount, price band, creative)."""
+    return [
+        {
+            "id": f"offer-{i:03d}",
+            "features": {
+                "category": _CATEGORIES[i % len(_CATEGORIES)],
+                "discount_pct": (i * 5) % 55,
+                "price_band": _PRICE_BANDS[i % 3],
+                "creative": _CREATIVES[(i // 3) % len(_CREATIVES)],
+            },
+            "content": {"headline": f"Offer {i}"},
+        }
+        for i in range(count)
+    ]
+
+
+def make_bodies(count: int, seed: int = 7) -> list[dict]:
+    population = simulation.Population(seed=seed)
+    return [
+        {"user_id": t.user.user_id, "channel": t.channel, "context": t.context}
+        for t in population.touchpoints(count, seed=seed)
+    ]
+
+
+# --- clients -------------------------------------------------------------------------------
+
+
+def _client(url, key, path, bodies, barrier, results, deadline_seconds, index):
+    """One keep-alive client: send ``bodies`` in order (or cyclically until a deadline)."""
+    import http.client
+
+    parsed = urllib.parse.urlsplit(url)
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    payloads = [json.dumps(b).encode() for b in bodies]
+    conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=60)
+    statuses: Counter = Counter()
+    reconnects = 0
+
+    def one(payload):
+        nonlocal conn, reconnects
+        for attempt in range(3):
+            try:
+                conn.request("POST", path, payload, headers)
+                response = conn.getresponse()
+                data = response.read()
+                if response.will_close:
+                    conn.close()  # sync gunicorn workers close after every response
+                    reconnects += 1
+                return response.status, data
+            except (ConnectionError, http.client.HTTPException):
+                conn.close()
+                conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=60)
+                reconnects += 1
+                if attempt == 2:
+                    raise
+        raise AssertionError
+
+    one(payloads[0])  # connect before the clock starts
+    barrier.wait()
+    latencies = []
+    perf = time.perf_counter
+    cpu0 = time.process_time()
+    started = perf()
+    if deadline_seconds:
+        end = started + deadline_seconds
+        i = index
+        while True:
+            t0 = perf()
+            status, _data = one(payloads[i % len(payloads)])
+            t1 = perf()
+            latencies.append(t1 - t0)
+            statuses[status] += 1
+            i += 1
+            if t1 >= end:
+                break
+    else:
+        for payload in payloads:
+            t0 = perf()
+            status, _data = one(payload)
+            latencies.append(perf() - t0)
+            statuses[status] += 1
+    elapsed = perf() - started
+    results.put(
+        {
+            "index": index,
+            "latencies": latencies,
+            "elapsed": elapsed,
+            "statuses": dict(statuses),
+            "reconnects": reconnects,
+            "cpu": time.process_time() - cpu0,
+        }
+    )
+    conn.close()
+
+
+def drive(url, key, config_id, bodies, *, clients, mode, seconds=None, meter=None):
+    """Run ``clients`` concurrent clients; returns latencies, wall time, statuses, CPU."""
+    path = f"{API}/{config_id}/decisions"
+    ctx = multiprocessing.get_context("fork")
+    if mode == "process":
+        barrier, results = ctx.Barrier(clients + 1), ctx.Queue()
+        spawn = ctx.Process
+    else:
+        import queue
+
+        barrier, results = threading.Barrier(clients + 1), queue.Queue()
+        spawn = threading.Thread
+    shares = [bodies[i::clients] for i in range(clients)]
+    workers = [
+        spawn(target=_client, args=(url, key, path, shares[i], barrier, results, seconds, i))
+        for i in range(clients)
+    ]
+    for w in workers:
+        w.start()
+    barrier.wait()
+    if meter:
+        meter.start()
+    t0 = time.perf_counter()
+    outs = [results.get(timeout=900) for _ in workers]
+    wall = time.perf_counter() - t0
+    if meter:
+        meter.stop()
+    for w in workers:
+        w.join()
+    latencies = [x for o in outs for x in o["latencies"]]
+    statuses: Counter = Counter()
+    for o in outs:
+        statuses.update(o["statuses"])
+    return {
+        "latency": summarize(latencies),
+        "wall": wall,
+        "count": len(latencies),
+        "statuses": dict(statuses),
+        "reconnects": sum(o["reconnects"] for o in outs),
+        "client_cpu": sum(o["cpu"] for o in outs),
+        "per_client": [len(o["latencies"]) for o in outs],
+    }
+
+
+# --- raw VW ----------------------------------------------------------------------------------
+
+
+def raw_vw(bodies, actions, repeats: int) -> dict:
+    """p50/p99 of raw VW predictions on the same lines the server builds."""
+    import vowpalwabbit
+
+    args = vw_arguments({})
+    catalog = ActionCatalog(actions)
+    lines = catalog.lines()
+    shared = [context_features(b["context"]) for b in bodies]
+    examples = [[s, *lines] for s in shared]
+    vw = vowpalwabbit.Workspace(args)
+    perf = time.perf_counter
+    public, fast, featurize_predict = [], [], []
+    for e in examples[:200]:
+        vw.predict(e)  # warm up
+    for _ in range(repeats):
+        for e in examples:
+            t0 = perf()
+            vw.predict(e)
+            public.append(perf() - t0)
+    vw.finish()
+    learner = Learner(args)
+    for s in shared[:200]:
+        learner.predict(s, lines)
+    for _ in range(repeats):
+        for s in shared:
+            t0 = perf()
+            learner.predict(s, lines)
+            fast.append(perf() - t0)
+        for b in bodies:
+            t0 = perf()
+            learner.predict(context_features(b["context"]), catalog.lines())
+            featurize_predict.append(perf() - t0)
+    learner.close()
+    return {
+        "vw_args": args,
+        "public_predict": summarize(public),
+        "learner_predict": summarize(fast),
+        "featurize_and_learner_predict": summarize(featurize_predict),
+    }
+
+
+def merge_raw(a: dict, b: dict) -> dict:
+    """Pool the two raw-VW runs (before and after the HTTP phases) by re-summarizing."""
+    return {"before": a, "after": b}
+
+
+# --- profiling -------------------------------------------------------------------------------
+
+
+def start_profile(pid: int, seconds: int, out: str) -> subprocess.Popen | None:
+    pyspy = os.path.join(os.path.dirname(sys.executable), "py-spy")
+    if not os.path.exists(pyspy):
+        print("  (py-spy not installed: no profile)")
+        return None
+    return subprocess.Popen(
+        [pyspy, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "250",
+         "--format", "raw", "--nonblocking", "--output", out],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def top_frames(raw_path: str, limit: int = 25) -> list[tuple[str, float, float]]:
+    """(function, inclusive %, self %) from py-spy's collapsed stacks."""
+    inclusive: Counter = Counter()
+    own: Counter = Counter()
+    total = 0
+    with open(raw_path) as handle:
+        for line in handle:
+            stack, _, count = line.rstrip("\n").rpartition(" ")
+            if not stack:
+                continue
+            n = int(count)
+            total += n
+            frames = stack.split(";")
+            if frames and frames[0].startswith("process "):
+                frames = frames[1:]
+            if frames and frames[0].startswith("thread "):
+                frames = frames[1:]
+            for frame in set(frames):
+                inclusive[frame] += n
+            if frames:
+                own[frames[-1]] += n
+    if not total:
+        return []
+    rows = sorted(inclusive.items(), key=lambda kv: -kv[1])
+    return [(f, 100 * n / total, 100 * own[f] / total) for f, n in rows[:limit]], [
+        (f, 100 * n / total) for f, n in own.most_common(limit)
+    ]
+
+
+# --- main ----------------------------------------------------------------------------------
+
+
+def parse_layout(text: str) -> tuple[int, int]:
+    workers, _, threads = text.partition(":")
+    return int(workers), int(threads or 1)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--server", action="append", type=parse_layout,
+                        help="gunicorn WORKERS:THREADS (repeatable; default 2:2)")
+    parser.add_argument("--requests", type=int, default=4000,
+                        help="decisions per configuration in the latency phase")
+    parser.add_argument("--warmup", type=int, default=600, help="warm-up decisions per config")
+    parser.add_argument("--clients", type=int, default=2)
+    parser.add_argument("--throughput-clients", type=int, default=4)
+    parser.add_argument("--throughput-seconds", type=float, default=20.0)
+    parser.add_argument("--client-mode", choices=("process", "thread"), default="process")
+    parser.add_argument("--raw-repeats", type=int, default=2,
+                        help="passes over the contexts for raw VW (each run)")
+    parser.add_argument("--profile-dir", help="py-spy a gunicorn worker in the throughput phase")
+    parser.add_argument("--json", help="write the results here too")
+    args = parser.parse_args(argv)
+    layouts = args.server or [(2, 2)]
+
+    info = print_header("decision latency and throughput (PostgreSQL + Redis)")
+    results = {"machine": info, "args": vars(args), "layouts": []}
+    action_sets = {20: make_actions(20), 100: make_actions(100)}
+    bodies = make_bodies(args.requests)
+    warm = make_bodies(args.warmup, seed=11)
+    throughput_bodies = make_bodies(20000, seed=13)
+
+    print(f"\nraw VW (before the HTTP phases), load {loadavg()}")
+    raw_before = {n: raw_vw(bodies, acts, args.raw_repeats) for n, acts in action_sets.items()}
+    _print_raw(raw_before)
+
+    with Deployment("latency") as dep:
+        print(f"\ndatabase {dep.database}, redis db {dep.redis_db}, logs {dep.log_dir}")
+        for workers, threads in layouts:
+            layout = {"workers": workers, "threads": threads, "load_start": loadavg()}
+            print(f"\n-- hpe serve --workers {workers} --threads {threads}   load {loadavg()}")
+            dep.serve(workers=workers, threads=threads)
+            client = dep.client()
+            configs = {}
+            for n, acts in action_sets.items():
+                status, body = client.call(
+                    "POST", f"{API}/",
+                    {"name": f"bench {n} actions",
+                     "settings": {"actions": acts, "reward": {"wait_seconds": 86400}}},
+                )
+                assert status == 201, (status, body)
+                configs[n] = body["id"]
+            # Warm up: enough requests from several connections to reach every worker and
+            # thread (model load, config snapshot, SQLAlchemy statement caches).
+            for n, config_id in configs.items():
+                drive(dep.url, dep.key, config_id, warm, clients=max(4, workers * threads),
+                      mode="process")
+            gunicorn = dep.server_workers()
+            for n, config_id in configs.items():
+                meter = CpuMeter({"gunicorn": gunicorn,
+                                  "postgres": postgres_backends(dep.database)})
+                out = drive(dep.url, dep.key, config_id, bodies, clients=args.clients,
+                            mode=args.client_mode, meter=meter)
+                out["cpu"] = _cpu_per_decision(meter, out)
+                out["gunicorn_cpu_by_pid"] = {str(p): round(s, 2)
+                                              for p, s in meter.per_pid["gunicorn"].items()}
+                layout[f"latency_{n}"] = out
+                _print_run(f"latency, {n} actions, {args.clients} clients", out)
+            meter = CpuMeter({"gunicorn": gunicorn, "postgres": postgres_backends(dep.database)})
+            profiler = None
+            if args.profile_dir:
+                os.makedirs(args.profile_dir, exist_ok=True)
+                busiest = gunicorn[0]
+                raw_path = os.path.join(args.profile_dir, f"serve-w{workers}-t{threads}.txt")
+                profiler = start_profile(busiest, int(args.throughput_seconds), raw_path)
+            out = drive(dep.url, dep.key, configs[20], throughput_bodies,
+                        clients=args.throughput_clients, mode=args.client_mode,
+                        seconds=args.throughput_seconds, meter=meter)
+            out["throughput"] = out["count"] / out["wall"]
+            out["cpu"] = _cpu_per_decision(meter, out)
+            out["gunicorn_cpu_by_pid"] = {str(p): round(s, 2)
+                                          for p, s in meter.per_pid["gunicorn"].items()}
+            layout["throughput_20"] = out
+            _print_run(f"throughput, 20 actions, {args.throughput_clients} clients", out)
+            print(f"   => {out['throughput']:.0f} decisions/s")
+            if profiler is not None:
+                profiler.wait(timeout=args.throughput_seconds + 60)
+                if os.path.exists(raw_path):
+                    tops = top_frames(raw_path)
+                    if tops:
+                        layout["profile"] = {"inclusive": tops[0], "self": tops[1]}
+                        print(f"   py-spy of gunicorn worker {busiest} ({raw_path}):")
+                        for frame, inc, own in tops[0]:
+                            print(f"     {inc:5.1f}% incl {own:5.1f}% self  {frame}")
+            layout["logged_decisions"] = _count_decisions(dep)
+            layout["load_end"] = loadavg()
+            dep.stop_server()
+            results["layouts"].append(layout)
+            print(f"   load at end {layout['load_end']}")
+
+    print(f"\nraw VW (after the HTTP phases), load {loadavg()}")
+    raw_after = {n: raw_vw(bodies, acts, args.raw_repeats) for n, acts in action_sets.items()}
+    _print_raw(raw_after)
+    results["raw_vw"] = {"before": raw_before, "after": raw_after}
+
+    print("\n== summary (p99 ratio = HTTP p99 / raw VW Workspace.predict p99, the lower of"
+          " the two raw runs' p99 = the stricter ratio)")
+    print(f"{'layout':>8} {'actions':>7} {'HTTP p50':>10} {'HTTP p99':>10} {'raw p50':>9} "
+          f"{'raw p99':>9} {'p99 ratio':>9} {'p50 ratio':>9}")
+    for layout in results["layouts"]:
+        name = f"{layout['workers']}x{layout['threads']}"
+        for n in action_sets:
+            http = layout[f"latency_{n}"]["latency"]
+            raw99 = min(raw_before[n]["public_predict"]["p99"], raw_after[n]["public_predict"]["p99"])
+            raw50 = min(raw_before[n]["public_predict"]["p50"], raw_after[n]["public_predict"]["p50"])
+            layout[f"ratio_p99_{n}"] = http["p99"] / raw99
+            layout[f"ratio_p50_{n}"] = http["p50"] / raw50
+            print(f"{name:>8} {n:>7} {http['p50']*1e3:8.2f}ms {http['p99']*1e3:8.2f}ms "
+                  f"{raw50*1e3:7.3f}ms {raw99*1e3:7.3f}ms {http['p99']/raw99:8.1f}x "
+                  f"{http['p50']/raw50:8.1f}x")
+        t = layout["throughput_20"]
+        print(f"{name:>8} throughput {t['throughput']:.0f} decisions/s "
+              f"({args.throughput_clients} clients, {t['count']} decisions, "
+              f"statuses {t['statuses']})")
+    print(f"load at end {loadavg()}")
+    dump_json(args.json, results)
+    return 0
+
+
+def _cpu_per_decision(meter: CpuMeter, out: dict) -> dict:
+    n = max(out["count"], 1)
+    return {
+        "gunicorn_ms": 1000 * meter.used["gunicorn"] / n,
+        "postgres_ms": 1000 * meter.used["postgres"] / n,
+        "clients_ms": 1000 * out["client_cpu"] / n,
+        "wall_ms": 1000 * out["wall"] / n,
+    }
+
+
+def _count_decisions(dep: Deployment) -> int:
+    import psycopg
+
+    with psycopg.connect(dep.database_url) as conn:
+        return conn.execute(
+            'SELECT count(*) FROM "041_hyper_personalization_engine_decisions"'
+        ).fetchone()[0]
+
+
+def _print_run(title: str, out: dict) -> None:
+    lat = out["latency"]
+    cpu = out["cpu"]
+    print(
+        f"   {title}: n={out['count']} in {out['wall']:.1f}s ({out['count']/out['wall']:.0f}/s) "
+        f"p50 {lat['p50']*1e3:.2f} ms  p90 {lat['p90']*1e3:.2f} ms  p99 {lat['p99']*1e3:.2f} ms  "
+        f"max {lat['max']*1e3:.1f} ms  statuses {out['statuses']}  reconnects {out['reconnects']}"
+    )
+    print(
+        f"     CPU per decision: gunicorn {cpu['gunicorn_ms']:.2f} ms, postgres "
+        f"{cpu['postgres_ms']:.2f} ms, clients {cpu['clients_ms']:.2f} ms "
+        f"(wall {cpu['wall_ms']:.2f} ms/decision); per gunicorn worker CPU s "
+        f"{out['gunicorn_cpu_by_pid']}"
+    )
+
+
+def _print_raw(raw: dict) -> None:
+    for n, r in raw.items():
+        for key in ("public_predict", "learner_predict", "featurize_and_learner_predict"):
+            s = r[key]
+            print(f"   {n:>3} actions {key:30} n={s['n']} p50 {s['p50']*1e3:.3f} ms  "
+                  f"p99 {s['p99']*1e3:.3f} ms  max {s['max']*1e3:.2f} ms")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

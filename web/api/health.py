@@ -1,0 +1,51 @@
+"""Health check for load balancers and operators (no API key)."""
+
+from __future__ import annotations
+
+from flask import current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields
+from sqlalchemy import text
+
+from hpe_core import __version__
+from web.extensions import db_session
+
+blp = Blueprint("health", __name__, url_prefix="/api/v1", description="Health")
+
+
+class HealthSchema(Schema):
+    status = fields.String(metadata={"description": "ok, degraded (Redis down) or down"})
+    version = fields.String()
+    database = fields.String()
+    redis = fields.String(metadata={"description": "ok, unavailable or not configured"})
+
+
+@blp.route("/health")
+class Health(MethodView):
+    @blp.response(200, HealthSchema)
+    @blp.alt_response(503, schema=HealthSchema, description="The database does not answer")
+    @blp.doc(security=[])
+    def get(self):
+        """Check health
+
+        `database` must answer for decisions to be logged (503 otherwise). Redis only
+        carries learning jobs: when it is down, decisions and outcomes are still served
+        and stored, and learning catches up once it is back (`degraded`).
+        """
+        report = {"version": __version__, "database": "ok", "redis": "not configured"}
+        try:
+            db_session().execute(text("SELECT 1"))
+        except Exception:  # noqa: BLE001 - any failure means the same to a load balancer
+            report["database"] = "unavailable"
+        backend = current_app.extensions["hpe_jobs"]
+        if backend.name == "rq":
+            try:
+                backend.redis.ping()
+                report["redis"] = "ok"
+            except Exception:  # noqa: BLE001
+                report["redis"] = "unavailable"
+        if report["database"] != "ok":
+            return {**report, "status": "down"}, 503
+        report["status"] = "degraded" if report["redis"] == "unavailable" else "ok"
+        return report
