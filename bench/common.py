@@ -55,6 +55,20 @@ def loadavg() -> str:
         return " ".join(handle.read().split()[:3])
 
 
+def calibrate() -> float:
+    """CPU ms of a fixed pure-Python loop (best of 5): how fast this CPU is right now.
+
+    ``sum(i * i for i in range(10**6))``: compare it between runs (and machines) before
+    comparing their absolute numbers; a higher figure means a slower or contended CPU.
+    """
+    best = math.inf
+    for _ in range(5):
+        t0 = time.process_time()
+        sum(i * i for i in range(10**6))
+        best = min(best, time.process_time() - t0)
+    return round(best * 1000, 1)
+
+
 def machine_info() -> dict:
     """What the numbers were measured on: CPU, memory, versions, date, git revision."""
     from importlib.metadata import version
@@ -66,6 +80,11 @@ def machine_info() -> dict:
     mem = _run(["free", "-h"]).splitlines()
     git = _run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
     dirty = _run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"])
+    if dirty:
+        import hashlib
+
+        diff = subprocess.run(["git", "-C", str(REPO), "diff", "HEAD"], capture_output=True)
+        dirty = f"diff sha256 {hashlib.sha256(diff.stdout).hexdigest()[:12]}"
     return {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "cpu": lscpu.get("Model name", platform.processor()),
@@ -79,7 +98,8 @@ def machine_info() -> dict:
         "sqlalchemy": version("SQLAlchemy"),
         "psycopg": version("psycopg"),
         "postgresql": _pg_version(),
-        "git": git + (" (+ uncommitted changes)" if dirty else ""),
+        "git": git + (f" + uncommitted changes ({dirty})" if dirty else ""),
+        "python_loop_cpu_ms": calibrate(),
         "uptime": _run(["uptime"]),
     }
 

@@ -29,7 +29,7 @@ import time
 import vowpalwabbit
 
 from hpe_core import simulation
-from hpe_core.features import ActionCatalog, context_features
+from hpe_core.features import ActionCatalog, adf_example, context_features
 from hpe_core.policy import Learner, vw_arguments
 
 #: (label, exploration settings block) pairs benchmarked by default.
@@ -109,11 +109,16 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--learning-rate", type=float, default=None, help="override -l")
     parser.add_argument("--power-t", type=float, default=None, help="override --power_t")
+    parser.add_argument(
+        "--throughput", action="store_true", help="only time Learner vs plain VW and exit"
+    )
     args = parser.parse_args(argv)
 
     print("command: python " + shlex.join(["bench/exploration.py", *(argv or sys.argv[1:])]))
-    print(f"machine: {platform.platform()}, python {platform.python_version()}, "
-          f"cpu_count={os.cpu_count()}, vowpalwabbit {vowpalwabbit.__version__}")
+    print(
+        f"machine: {platform.platform()}, python {platform.python_version()}, "
+        f"cpu_count={os.cpu_count()}, vowpalwabbit {vowpalwabbit.__version__}"
+    )
     seeds = range(args.seed, args.seed + args.repeats)
     catalog = ActionCatalog(simulation.settings_actions())
     streams, baselines = [], []
@@ -121,13 +126,20 @@ def main(argv: list[str] | None = None) -> None:
         population = simulation.Population(size=5000, seed=seed)
         streams.append(list(population.touchpoints(args.decisions)))
         baselines.append(baseline(streams[-1]))
+    if args.throughput:
+        throughput(streams[0][:5000], catalog)
+        return
     random_rate, random_tail, best_rate = (_mean(b[i] for b in baselines) for i in range(3))
-    print(f"decisions={args.decisions} seeds={list(seeds)} batch={args.batch} "
-          f"offers={len(catalog)} random={random_rate:.4f} best-possible={best_rate:.4f} "
-          f"(+{best_rate / random_rate - 1:.0%})")
+    print(
+        f"decisions={args.decisions} seeds={list(seeds)} batch={args.batch} "
+        f"offers={len(catalog)} random={random_rate:.4f} best-possible={best_rate:.4f} "
+        f"(+{best_rate / random_rate - 1:.0%})"
+    )
     print()
-    print("| algorithm | engagement | lift vs random (min..max over seeds) | last 20%: lift "
-          "| realized clicks | seconds |")
+    print(
+        "| algorithm | engagement | lift vs random (min..max over seeds) | last 20%: lift "
+        "| realized clicks | seconds |"
+    )
     print("|---|---|---|---|---|---|")
     for label, exploration in _select(args.only):
         exploration = dict(exploration)
@@ -141,13 +153,57 @@ def main(argv: list[str] | None = None) -> None:
         ]
         lifts = [r["expected"] / b[0] - 1 for r, b in zip(results, baselines, strict=True)]
         tails = [r["tail"] / b[1] - 1 for r, b in zip(results, baselines, strict=True)]
-        print(f"| {label} | {_mean(r['expected'] for r in results):.4f} "
-              f"| {_mean(lifts):+.1%} ({min(lifts):+.0%}..{max(lifts):+.0%}) "
-              f"| {_mean(tails):+.1%} | {_mean(r['clicks'] for r in results):.4f} "
-              f"| {sum(r['seconds'] for r in results):.1f} |", flush=True)
+        print(
+            f"| {label} | {_mean(r['expected'] for r in results):.4f} "
+            f"| {_mean(lifts):+.1%} ({min(lifts):+.0%}..{max(lifts):+.0%}) "
+            f"| {_mean(tails):+.1%} | {_mean(r['clicks'] for r in results):.4f} "
+            f"| {sum(r['seconds'] for r in results):.1f} |",
+            flush=True,
+        )
     print(f"| random | {random_rate:.4f} | +0.0% | +0.0% | | |")
     print()
     print("VW arguments:", vw_arguments({}), "(defaults)")
+
+
+def throughput(touchpoints: list, catalog: ActionCatalog, repeats: int = 3) -> None:
+    """Print microseconds per example: our Learner vs plain Workspace.learn/predict."""
+    args = vw_arguments({})
+    lines = catalog.lines()
+    shared = [context_features(t.context) for t in touchpoints]
+    rng = random.Random(0)
+    examples = [
+        (s, lines, rng.randrange(len(lines)), float(rng.random() < 0.05), 1 / 14) for s in shared
+    ]
+    labelled = [adf_example(s, a, (i, -r, p)) for s, a, i, r, p in examples]
+
+    def best(run) -> float:
+        timings = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            run()
+            timings.append(time.perf_counter() - started)
+        return min(timings) / len(examples) * 1e6
+
+    plain, ours = vowpalwabbit.Workspace(args), Learner(args)
+    rows = [
+        (
+            "featurize context (context_features)",
+            best(lambda: [context_features(t.context) for t in touchpoints]),
+        ),
+        ("plain Workspace.learn(list of lines)", best(lambda: [plain.learn(x) for x in labelled])),
+        ("Learner.learn_batch(all examples)", best(lambda: ours.learn_batch(examples))),
+        (
+            "plain Workspace.predict(list of lines)",
+            best(lambda: [plain.predict([s, *lines]) for s in shared]),
+        ),
+        ("Learner.predict(shared, lines)", best(lambda: [ours.predict(s, lines) for s in shared])),
+    ]
+    print(f"throughput: {len(examples)} examples, {len(lines)} actions, best of {repeats}")
+    print("| operation | us per example |")
+    print("|---|---|")
+    for label, micros in rows:
+        print(f"| {label} | {micros:.1f} |")
+    print()
 
 
 def _select(only: str) -> list[tuple[str, dict]]:

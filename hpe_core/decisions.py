@@ -17,9 +17,9 @@ from collections.abc import Callable, Mapping
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from hpe_core import assignment, eligibility
+from hpe_core import assignment, consent, eligibility
 from hpe_core.errors import Conflict, InvalidInput, NotFound
-from hpe_core.features import ActionCatalog, context_features
+from hpe_core.features import ActionCatalog, decision_features
 from hpe_core.models import Config, Decision, utcnow
 from hpe_core.policy.exploration import vw_arguments
 from hpe_core.policy.serving import ModelRegistry
@@ -137,6 +137,9 @@ class DecisionEngine:
             return _nothing("campaign_not_running")
         if eligibility.in_quiet_hours(settings["schedule"], request.context, now):
             return _nothing("quiet_hours")
+        # An unsubscribe, bounce or complaint stops the channel for this user (one lookup).
+        if not consent.allowed(session, snap.workspace_id, request.channel, request.user_id):
+            return _nothing("no_consent")
         eligible = eligibility.eligible_actions(
             settings["actions"], request.channel, request.context, request.candidates
         )
@@ -154,7 +157,7 @@ class DecisionEngine:
         # it serves treatment unless the automation level is manual.
         model = self.models.get(snap.id, snap.vw_args)
         scores = model.learner.predict(
-            context_features(request.context), snap.catalog.lines(eligible)
+            decision_features(request.channel, request.context), snap.catalog.lines(eligible)
         )
         model_action = eligible[max(range(len(eligible)), key=scores.__getitem__)]
         if variant == "treatment" and settings["automation"] != "manual":

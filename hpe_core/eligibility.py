@@ -52,7 +52,8 @@ def eligible_actions(
     Order follows the settings (or the candidates, when given), so logs are reproducible.
     """
     by_id = {action["id"]: action for action in actions}
-    ids = candidates if candidates is not None else list(by_id)
+    # Duplicate candidates would rank (and log) one action twice.
+    ids = list(dict.fromkeys(candidates)) if candidates is not None else list(by_id)
     result = []
     for action_id in ids:
         action = by_id.get(action_id)

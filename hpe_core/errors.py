@@ -38,3 +38,16 @@ class TransientError(HpeError):
     def __init__(self, message: str, errors: dict | None = None, retry_after: float | None = None):
         super().__init__(message, errors)
         self.retry_after = retry_after
+
+
+class TransientDeliveryError(TransientError):
+    """A channel could not deliver now, but may later (SMTP down, HTTP 429/5xx, timeout).
+
+    Raised by a connector's ``send()``; the delivery job retries it, after
+    ``retry_after`` seconds when the connector knows (e.g. a ``Retry-After`` header).
+    """
+
+
+class PermanentDeliveryError(HpeError):
+    """A channel refused a delivery for good (invalid address, 5xx SMTP reply, bad
+    template): retrying cannot help. The delivery is marked failed and logged."""

@@ -46,9 +46,9 @@ _SHARED_PREFIX = f"shared |{CONTEXT_NAMESPACE}"
 _ACTION_PREFIX = f"|{ACTION_NAMESPACE}"
 # Characters that can never appear unescaped. The fast path only checks for these and
 # for non-ASCII text; the slow path decides per character.
-_VALUE_SPECIAL = "|:"
+_VALUE_SPECIAL = "%|:"
 _NAME_SPECIAL = "%|:=."
-_VALUE_SUSPECT = re.compile(r"[|:]|[^\x21-\x7e]")
+_VALUE_SUSPECT = re.compile(r"[%|:]|[^\x21-\x7e]")
 _NAME_SUSPECT = re.compile(r"[%|:=.]|[^\x21-\x7e]")
 # "%~" never comes out of percent-encoding, so a digested long text cannot collide with
 # the escape of any short text.
@@ -73,6 +73,19 @@ def context_features(context: Mapping) -> str:
     return f"{_SHARED_PREFIX} {' '.join(tokens)}"
 
 
+def decision_features(channel: str, context: Mapping) -> str:
+    """The shared line of a decision: its context plus the touchpoint's channel.
+
+    The channel is a feature of its own (``channel=email``) so the model learns channel
+    preferences even when callers do not repeat the channel in the context; a context key
+    named ``channel`` takes precedence.
+
+    :param channel: the decision's channel
+    :param context: the context sent with the decision
+    """
+    return context_features({"channel": channel, **context})
+
+
 def adf_example(
     shared_line: str,
     action_lines: Iterable[str],
@@ -89,9 +102,7 @@ def adf_example(
     lines = [shared_line, *action_lines]
     if label is not None:
         index, cost, probability = label
-        lines[index + 1] = label_prefix(index, len(lines) - 1, cost, probability) + lines[
-            index + 1
-        ]
+        lines[index + 1] = label_prefix(index, len(lines) - 1, cost, probability) + lines[index + 1]
     return lines
 
 

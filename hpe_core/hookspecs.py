@@ -1,11 +1,38 @@
 """Every hook HPE calls, prefixed ``hpe_``. Plugins implement them with
-``from hpe_core import hookimpl``. Hooks grow by adding arguments; implementations take
-only the arguments they need.
+``from hpe_core import hookimpl``.
+
+Three families, as in pytest and datasette:
+
+- ``hpe_register_*``: called once while the app or a worker starts; each returns a list,
+  and the lists of all plugins are concatenated.
+- channel hooks (``hpe_deliver``, ``hpe_parse_webhook``, ``hpe_verify_webhook``,
+  ``hpe_health_check``) are ``firstresult``: the first non-None answer wins. HPE ships
+  ``trylast`` defaults (``plugins.connector_defaults``) that call the channel's
+  :class:`~hpe_core.channels.Connector` methods, so a connector only overrides methods;
+  a plugin implements these hooks to wrap or replace a channel (e.g. a sandbox that
+  records instead of sending). ``hpe_enrich_context`` collects from every plugin.
+- ``hpe_on_*`` events return nothing; they run after the change is committed, and an
+  exception in one is logged, never undoes the change.
+
+Hooks grow by adding arguments: an implementation takes only the arguments it needs, so
+existing plugins keep working. Never give a hookimpl argument a default value (pluggy
+would not pass it). docs/plugins.md documents each hook with an example.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pluggy
+
+if TYPE_CHECKING:  # pragma: no cover
+    import uuid
+    from collections.abc import Mapping
+
+    from hpe_core.channels import Connector, HealthStatus, InboundEvent, WebhookRequest
+    from hpe_core.delivery import Delivery, DeliveryResult
+    from hpe_core.errors import HpeError
+    from hpe_core.outcomes import OutcomeEvent
 
 hookspec = pluggy.HookspecMarker("hpe")
 
@@ -13,11 +40,185 @@ hookspec = pluggy.HookspecMarker("hpe")
 
 
 @hookspec
-def hpe_register_connectors():
+def hpe_register_connectors() -> list[type[Connector]]:
     """Return the :class:`hpe_core.channels.Connector` subclasses this plugin provides.
 
-    Called once when the plugin manager is built; the lists of all plugins are
+    Called once when the app or a worker starts; the lists of all plugins are
     concatenated. A channel name may be provided by one connector only.
 
     :returns: a list of Connector subclasses
+    """
+
+
+@hookspec
+def hpe_register_blueprints() -> list:
+    """Return Flask blueprints to mount on the app (extra endpoints, e.g. tracking links).
+
+    Called once by ``create_app``. A ``flask_smorest.Blueprint`` is registered on the API
+    (it appears in the OpenAPI document); a plain ``flask.Blueprint`` on the app. Import
+    Flask inside the implementation, so the plugin stays importable without it.
+
+    :returns: a list of blueprints
+    """
+
+
+@hookspec
+def hpe_register_commands() -> list:
+    """Return ``click`` commands (or groups) to add to the ``hpe`` command line.
+
+    Called once when ``hpe`` starts, with the plugins ``HPE_LOAD_PLUGINS`` /
+    ``HPE_BLOCKED_PLUGINS`` allow. A command that needs the app uses
+    ``plugins.cli.with_app``.
+
+    :returns: a list of ``click.Command``
+    """
+
+
+@hookspec
+def hpe_register_attribution_models() -> list:
+    """Return attribution models: objects with ``name``, ``description`` and
+    ``credit(touches, conversion_at) -> list[float]`` (one share per touch, summing to 1;
+    ``touches`` are ``(decision_id, created_at)`` pairs, oldest first).
+
+    Called once when the app starts; the names become valid values of a configuration's
+    ``attribution.model``. HPE's own five models come from ``plugins.attribution``.
+
+    :returns: a list of attribution models (e.g. ``plugins.attribution.AttributionModel``)
+    """
+
+
+# --- Decision hooks ------------------------------------------------------------------------
+
+
+@hookspec
+def hpe_enrich_context(connector: Connector, user_id: str, context: Mapping) -> Mapping | None:
+    """Add context for a decision on ``connector``'s channel, before eligibility and policy.
+
+    Called for every decision request, by every plugin (not firstresult): the returned
+    mappings are merged in plugin order, and keys the caller sent always win. Keep it
+    fast (it is on the decision hot path) and never do I/O per call without a cache.
+
+    :param connector: the channel's connector (``connector.name`` is the channel)
+    :param user_id: the user the decision is for
+    :param context: the context the caller sent (read-only)
+    :returns: extra context keys, or None
+    """
+
+
+# --- Channel hooks (firstresult) ---------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def hpe_deliver(delivery: Delivery, connector: Connector) -> DeliveryResult | None:
+    """Render and send one decision on its channel. Stops at the first non-None result.
+
+    Called by the delivery job (on an RQ worker, or inline without Redis) for a decision
+    requested with ``deliver``. The default (trylast) calls ``connector.send(delivery)``.
+
+    :param delivery: the decision, its action content, recipient and variables
+    :param connector: the configured connector of ``delivery.channel``
+    :returns: a :class:`~hpe_core.delivery.DeliveryResult`, or None to let the next
+        plugin (finally the connector) deliver
+    :raises TransientDeliveryError: to be retried (``retry_after`` seconds, if given)
+    :raises PermanentDeliveryError: to fail the delivery for good (logged as an activity)
+    """
+
+
+@hookspec(firstresult=True)
+def hpe_verify_webhook(request: WebhookRequest, connector: Connector) -> bool | None:
+    """Verify an inbound webhook with a provider's own scheme. Stops at the first non-None.
+
+    Called for ``POST /webhooks/{channel}`` before anything is read or stored. Return
+    None (the default) to use HPE's HMAC signature check (``X-HPE-Signature``); True
+    to accept (the body's digest then dedupes replays); False to refuse with a 401.
+
+    :param request: the unverified request (``workspace_id`` as claimed by the sender)
+    :param connector: the channel's connector
+    :returns: True, False, or None for HPE's own check
+    """
+
+
+@hookspec(firstresult=True)
+def hpe_parse_webhook(request: WebhookRequest, connector: Connector) -> list[InboundEvent] | None:
+    """Turn one verified inbound webhook into events. Stops at the first non-None result.
+
+    Called for ``POST /webhooks/{channel}`` once the signature is verified and the
+    request is not a replay. The default (trylast) calls ``connector.parse_webhook``
+    (HPE's generic ``{"events": [...]}`` format unless the connector overrides it; the
+    email connector also reads SendGrid-style event arrays). Events become outcomes of
+    their decisions; an event with ``consent`` withdraws the user's consent.
+
+    :param request: channel, workspace, headers, raw body and query of the webhook
+    :param connector: the channel's connector
+    :returns: a list of :class:`~hpe_core.channels.InboundEvent`, or None
+    :raises InvalidInput: if the body cannot be read (answered 422, nothing stored)
+    """
+
+
+@hookspec(firstresult=True)
+def hpe_health_check(connector: Connector) -> HealthStatus | None:
+    """Tell whether a channel can work now. Stops at the first non-None result.
+
+    Called by ``GET /channels?health=true`` and ``hpe plugins --health``. The default
+    (trylast) calls ``connector.health()``. Keep it under a few seconds.
+
+    :param connector: the channel's connector
+    :returns: a :class:`~hpe_core.channels.HealthStatus`, or None
+    """
+
+
+# --- Events: called after the fact, return nothing ---------------------------------------
+
+
+@hookspec
+def hpe_on_decision(
+    workspace_id: str, config_id: uuid.UUID, channel: str, user_id: str, decision: Mapping
+) -> None:
+    """A decision was logged (committed). Event sinks export or count it here.
+
+    Called in the API process right after ``POST /{id}/decisions`` commits, on the
+    request's thread: keep it fast, or hand the work to a queue.
+
+    :param decision: the decision response (``decision_id``, ``action_id``, ``probability``,
+        ``variant``, ...)
+    """
+
+
+@hookspec
+def hpe_on_outcomes(
+    workspace_id: str, config_id: uuid.UUID, outcomes: list[OutcomeEvent], source: str
+) -> None:
+    """Outcomes were stored (committed) for one configuration.
+
+    Called after inbound webhooks (``source`` ``webhook``) and tracking links (``tracking``)
+    stored outcomes. Replays and duplicates are included only once.
+
+    :param outcomes: the :class:`~hpe_core.outcomes.OutcomeEvent` list as stored
+    :param source: where they came from
+    """
+
+
+@hookspec
+def hpe_on_delivered(delivery: Delivery, result: DeliveryResult) -> None:
+    """A delivery was sent (committed). Called by the delivery job."""
+
+
+@hookspec
+def hpe_on_delivery_failed(delivery: Delivery, error: HpeError, final: bool) -> None:
+    """A delivery attempt failed (committed).
+
+    :param error: the :class:`TransientDeliveryError` or :class:`PermanentDeliveryError`
+    :param final: True when the delivery will not be retried (permanent error, or the
+        last retry); a ``delivery.failed`` activity is then in the log
+    """
+
+
+@hookspec
+def hpe_on_consent_changed(
+    workspace_id: str, channel: str, user_id: str, status: str, source: str
+) -> None:
+    """A user's consent for a channel changed (committed): ``unsubscribed``, ``bounced``,
+    ``complained`` or ``subscribed``. Sync it to your ESP or CRM here.
+
+    :param source: what changed it, e.g. ``webhook:email`` or ``tracking:unsubscribe``
     """

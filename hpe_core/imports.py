@@ -22,7 +22,9 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from hpe_core import activities, configs
+from hpe_core.errors import InvalidInput
 from hpe_core.models import Decision, Outcome, utcnow
+from hpe_core.settings import check_json_document
 from hpe_core.workspaces import Principal
 
 MAX_LINES = 100_000
@@ -53,13 +55,21 @@ def _timestamp(text: object, name: str) -> dt.datetime:
         raise LineError(f"{name} is not an ISO-8601 timestamp") from exc
     if value.tzinfo is None:
         raise LineError(f"{name} needs a timezone offset (e.g. Z)")
-    return value.astimezone(dt.UTC)
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError as exc:  # e.g. 0001-01-01T00:00+05:00 is before year 1 in UTC
+        raise LineError(f"{name} is out of range") from exc
 
 
 def parse_line(raw: object, settings: dict) -> dict:
     """Validate one parsed JSON line against the configuration. :raises LineError:"""
     if not isinstance(raw, dict):
         raise LineError("each line must be a JSON object")
+    try:
+        # NaN/Infinity, NUL and unpaired surrogates: PostgreSQL refuses them.
+        check_json_document(raw, "line")
+    except InvalidInput as exc:
+        raise LineError(exc.errors["line"][0]) from exc
     unknown = set(raw) - _FIELDS
     if unknown:
         raise LineError(f"unknown field(s): {', '.join(sorted(unknown))}")
@@ -156,6 +166,9 @@ def import_lines(
             parsed = parse_line(json.loads(line), config.settings)
         except json.JSONDecodeError as exc:
             rejected.append({"line": number, "error": f"invalid JSON: {exc.msg}"})
+            continue
+        except (RecursionError, ValueError) as exc:  # too deep, not UTF-8, huge integer
+            rejected.append({"line": number, "error": f"unreadable JSON: {exc}"[:200]})
             continue
         except LineError as exc:
             rejected.append({"line": number, "error": str(exc)})

@@ -22,7 +22,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from hpe_core import activities, rewards
-from hpe_core.features import ActionCatalog, context_features
+from hpe_core.features import ActionCatalog, decision_features
 from hpe_core.models import Config, Decision, Outcome, utcnow
 from hpe_core.policy import store
 from hpe_core.policy.exploration import vw_arguments
@@ -116,7 +116,7 @@ def learn_closed(
             continue
         examples.append(
             (
-                context_features(decision.context or {}),
+                decision_features(decision.channel, decision.context or {}),
                 catalog.lines(present),
                 present.index(decision.action_id),
                 reward,

@@ -22,7 +22,7 @@ def apply_merge_patch(target: object, patch: object) -> object:
     return result
 
 
-def diff(before: object, after: object, path: str = "") -> dict[str, list]:
+def diff(before: object, after: object, path: str | None = None) -> dict[str, list]:
     """Flatten the differences between two JSON documents into ``{dotted.path: [old, new]}``.
 
     Objects are compared key by key; any other change (lists included) is reported whole.
@@ -30,7 +30,8 @@ def diff(before: object, after: object, path: str = "") -> dict[str, list]:
     if isinstance(before, dict) and isinstance(after, dict):
         changes: dict[str, list] = {}
         for key in sorted(set(before) | set(after), key=str):
-            sub = f"{path}.{key}" if path else str(key)
+            # None marks the root: an empty key ("") is a key like any other, "a." + "".
+            sub = str(key) if path is None else f"{path}.{key}"
             changes.update(diff(before.get(key), after.get(key), sub))
         return changes
-    return {} if before == after else {path: [before, after]}
+    return {} if before == after else {path or "": [before, after]}

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hpe_core import configs
+from hpe_core import configs, rollups
 from hpe_core.errors import InvalidInput
-from hpe_core.models import MetricsDay
 from hpe_core.stats import lift, rate
 from hpe_core.workspaces import Principal
 
@@ -102,20 +100,11 @@ def read(
     """The metrics response for one configuration over an inclusive date range."""
     config = configs.get(session, principal, config_id)
     date_from, date_to = resolve_range(date_from, date_to, today or dt.datetime.now(dt.UTC).date())
-    rows = session.scalars(
-        select(MetricsDay)
-        .where(
-            MetricsDay.config_id == config.id,
-            MetricsDay.date >= date_from,
-            MetricsDay.date <= date_to,
-        )
-        .order_by(MetricsDay.date)
-    ).all()
-    daily = [{"date": row.date, "metrics": row.metrics} for row in rows]
+    days = rollups.compute_days(session, config, date_from, date_to)
     return {
         "config_id": config.id,
         "from": date_from,
         "to": date_to,
-        "summary": summarize([row.metrics for row in rows]),
-        "daily": daily,
+        "summary": summarize(list(days.values())),
+        "daily": [{"date": date, "metrics": document} for date, document in days.items()],
     }

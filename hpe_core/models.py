@@ -273,3 +273,117 @@ class ModelVersion(Base):
 
     # Two learners racing on one config cannot both write version N+1: one rolls back.
     __table_args__ = (UniqueConstraint("config_id", "version"),)
+
+
+# --- Channels: deliveries, consent, inbound webhooks (migration 0003) -----------------
+
+DELIVERY_STATUSES = ("pending", "retrying", "sent", "failed")
+
+
+class Delivery(Base):
+    """One decision handed to its channel to render and send (at most one per decision).
+
+    ``recipient`` and ``variables`` (personal data: an address, a first name) are kept
+    only until the delivery succeeds or fails for good, then erased; ``result`` keeps
+    what the channel reported (message id; for ads, the hashed identifiers).
+    """
+
+    __tablename__ = PREFIX + "deliveries"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    workspace_id: Mapped[str] = mapped_column(String(64))
+    config_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(Config.id))
+    decision_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(Decision.id), unique=True)
+    channel: Mapped[str] = mapped_column(String(64))
+    action_id: Mapped[str] = mapped_column(String(128))
+    user_id: Mapped[str] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    recipient: Mapped[dict | None] = mapped_column(JsonDocument, nullable=True)
+    variables: Mapped[dict | None] = mapped_column(JsonDocument, nullable=True)
+    result: Mapped[dict] = mapped_column(JsonDocument, default=dict)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('pending', 'retrying', 'sent', 'failed')", name="status"
+        ),
+        # Audiences: one configuration's sent deliveries of a channel, per action, recent.
+        Index("ix_041_hpe_deliveries_audience", "config_id", "channel", "action_id", "sent_at"),
+    )
+
+
+class Consent(Base):
+    """A user's consent for one channel of a workspace, when it differs from the default.
+
+    A row exists once a user unsubscribed, bounced or complained (or re-subscribed);
+    decisions on that channel then answer ``reason: no_consent``.
+    """
+
+    __tablename__ = PREFIX + "consents"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    workspace_id: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(64), default="")
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "channel", "user_id"),
+        CheckConstraint(
+            "status IN ('unsubscribed', 'bounced', 'complained', 'subscribed')", name="status"
+        ),
+    )
+
+
+class WebhookSecret(Base):
+    """A workspace's webhook signing secret, stored as a nonce: the secret itself is
+    HMAC(SECRET_KEY, nonce), so a database dump alone does not reveal it.
+
+    After a rotation the previous secret stays valid until ``expires_at``.
+    """
+
+    __tablename__ = PREFIX + "webhook_secrets"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey(Workspace.id), index=True)
+    nonce: Mapped[str] = mapped_column(String(64))
+    hint: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class WebhookReceipt(Base):
+    """A verified webhook already processed (its signature's digest): replays are no-ops.
+
+    Rows older than the signature tolerance can be purged: such a replay fails the
+    timestamp check anyway.
+    """
+
+    __tablename__ = PREFIX + "webhook_receipts"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    workspace_id: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(64))
+    digest: Mapped[str] = mapped_column(String(64))
+    events: Mapped[int] = mapped_column(Integer, default=0)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+    __table_args__ = (UniqueConstraint("workspace_id", "digest"),)
+
+
+class ChannelSettings(Base):
+    """One workspace's settings for one channel (e.g. the web channel's CORS origins),
+    validated by the connector's ``workspace_settings_schema``."""
+
+    __tablename__ = PREFIX + "channel_settings"
+
+    workspace_id: Mapped[str] = mapped_column(ForeignKey(Workspace.id), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(64), primary_key=True)
+    settings: Mapped[dict] = mapped_column(JsonDocument, default=dict)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

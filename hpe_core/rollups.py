@@ -66,7 +66,10 @@ def compute_days(session: Session, config: Config, date_from: dt.date, date_to: 
         .where(
             Decision.config_id == config.id,
             Decision.created_at >= _day_start(date_from),
-            Decision.created_at < _day_start(date_to + dt.timedelta(days=1)),
+            # The day after 9999-12-31 does not exist: that range is open-ended.
+            Decision.created_at < _day_start(date_to + dt.timedelta(days=1))
+            if date_to < dt.date.max
+            else literal(True),
         )
         .group_by(day, Decision.variant, Decision.channel, Decision.action_id, Decision.source)
     ).all()

@@ -12,7 +12,15 @@ import math
 import re
 from collections.abc import Iterable
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    pre_load,
+    validate,
+    validates_schema,
+)
 
 from hpe_core.errors import InvalidInput
 
@@ -85,9 +93,60 @@ def check_json_document(document: object, field: str = "settings") -> None:
             raise InvalidInput(f"Invalid {field}: {where}{problem}", {field: [where + problem]})
 
 
+def _json_type_problem(field: fields.Field, value: object) -> str | None:
+    """Why ``value`` has the wrong JSON type for ``field`` (None: fine, or not checked here).
+
+    marshmallow casts leniently: "10" becomes 10.0, 1.5 becomes the integer 1, "yes" becomes
+    True. A JSON client never needs that, and a silently truncated ``wait_seconds`` is a
+    wrong setting, so numbers must be JSON numbers and booleans JSON booleans.
+    """
+    if value is None:
+        return None  # allow_none / required are marshmallow's business
+    if isinstance(field, fields.Boolean):
+        return None if isinstance(value, bool) else "Not a valid boolean."
+    if isinstance(field, fields.Integer):
+        integral = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        return None if integral and not isinstance(value, bool) else "Not a valid integer."
+    if isinstance(field, fields.Number):
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        return None if number else "Not a valid number."
+    return None
+
+
 class _Strict(Schema):
     class Meta:
         unknown = RAISE
+
+    @pre_load
+    def _strict_json_types(self, data, **kwargs):
+        if not isinstance(data, dict):
+            return data  # marshmallow reports "Invalid input type."
+        by_key = {field.data_key or name: field for name, field in self.load_fields.items()}
+        errors: dict = {}
+        for key, value in data.items():
+            field = by_key.get(key)
+            if field is None:
+                continue
+            problem = _json_type_problem(field, value)
+            if problem:
+                errors[key] = [problem]
+            elif isinstance(field, fields.Dict) and field.value_field and isinstance(value, dict):
+                bad = {
+                    k: {"value": [p]}
+                    for k, v in value.items()
+                    if (p := _json_type_problem(field.value_field, v))
+                }
+                if bad:
+                    errors[key] = bad
+            elif isinstance(field, fields.List) and isinstance(value, list):
+                bad = {
+                    i: [p] for i, v in enumerate(value) if (p := _json_type_problem(field.inner, v))
+                }
+                if bad:
+                    errors[key] = bad
+        if errors:
+            raise ValidationError(errors)
+        return data
 
 
 class _Identifier(fields.String):
@@ -151,7 +210,13 @@ class ActionSchema(_Strict):
     id = _Identifier(required=True)
     channels = fields.List(fields.String(), load_default=None, allow_none=True)
     features = fields.Dict(
-        keys=fields.String(validate=validate.Length(1, 128)),
+        # "id" is reserved: every action line already carries its own id=<action id>.
+        keys=fields.String(
+            validate=[
+                validate.Length(1, 128),
+                validate.NoneOf(["id"], error="'id' is reserved for the action id."),
+            ]
+        ),
         values=_FeatureValue(),
         load_default=dict,
         validate=validate.Length(max=100),
@@ -370,7 +435,7 @@ def validate_settings(
     """
     if not isinstance(raw, dict):
         raise InvalidInput("Settings must be a JSON object.", {"settings": ["Must be an object."]})
-    pass
+    check_json_document(raw)
     schema = SettingsSchema(channels=channels, attribution_models=attribution_models)
     try:
         settings = schema.load(raw)

@@ -1,30 +1,43 @@
 """Build the pluggy plugin manager: installed entry points (group ``hpe``) and built-ins.
 
-Built when the app or a worker starts, never at import time, so each app (and each test)
-gets its own manager.
+Built when the app, a worker or the ``hpe`` command starts, never at import time, so
+each app (and each test) gets its own manager.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable
+import json
+import logging
+import os
+from collections.abc import Iterable, Mapping
 
 import pluggy
 
 from hpe_core import hookspecs
-from hpe_core.channels import Connector
+from hpe_core.channels import ChannelRuntime, Connector
+from hpe_core.configs import Catalog
+from hpe_core.errors import InvalidInput
 
-#: Non-channel plugins that ship with HPE (attribution models, event sinks: later stages).
-BUILTIN_PLUGINS: tuple[str, ...] = ()
+log = logging.getLogger(__name__)
+
+#: Non-channel plugins that ship with HPE. The connector defaults are ``trylast``
+#: implementations of the channel hooks, so any plugin can override them.
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "plugins.connector_defaults",
+    "plugins.attribution",
+    "plugins.commands",
+)
 
 
 def make_plugin_manager(
-    *, load: Iterable[str] | None = None, blocked: Iterable[str] = ()
+    *, load: Iterable[str] | None = None, blocked: Iterable[str] = (), trace: bool = False
 ) -> pluggy.PluginManager:
     """Create a plugin manager with the hookspecs, the allowed plugins and the built-ins.
 
     :param load: entry-point names to load (an allow-list); None loads every installed one
-    :param blocked: entry-point names never to load
+    :param blocked: plugin names never to load (entry-point or built-in module names)
+    :param trace: log every hook call at DEBUG level (``TRACE_PLUGINS``)
     """
     pm = pluggy.PluginManager("hpe")
     pm.add_hookspecs(hookspecs)
@@ -36,25 +49,141 @@ def make_plugin_manager(
         for name in load:
             pm.load_setuptools_entrypoints("hpe", name=name)
     for module_name in BUILTIN_PLUGINS:
-        pm.register(importlib.import_module(module_name), name=module_name)
+        if not pm.is_blocked(module_name):
+            pm.register(importlib.import_module(module_name), name=module_name)
     pm.check_pending()  # a misspelled hookimpl fails at start, not silently at run time
+    if trace:
+        pm.add_hookcall_monitoring(
+            lambda name, impls, kwargs: log.debug("hook %s(%s)", name, ", ".join(kwargs)),
+            lambda outcome, name, impls, kwargs: None,
+        )
     return pm
 
 
+def settings_from_env(environ: Mapping[str, str] | None = None) -> dict:
+    """``LOAD_PLUGINS``/``BLOCKED_PLUGINS`` from ``HPE_*`` variables (JSON lists), for
+    the command line, which builds its manager before any app exists."""
+    environ = os.environ if environ is None else environ
+    result: dict = {"load": None, "blocked": []}
+    for key, env in (("load", "HPE_LOAD_PLUGINS"), ("blocked", "HPE_BLOCKED_PLUGINS")):
+        raw = environ.get(env)
+        if raw:
+            try:
+                value = json.loads(raw)
+            except ValueError:
+                value = [part.strip() for part in raw.split(",") if part.strip()]
+            result[key] = value
+    return result
+
+
 def connectors(pm: pluggy.PluginManager) -> dict[str, type[Connector]]:
-    """Channel name -> connector class, from every plugin's ``hpe_register_connectors``."""
+    """Channel name -> connector class, from every plugin's ``hpe_register_connectors``.
+
+    :raises RuntimeError: if two plugins provide one channel, or a class is no Connector
+    """
     found: dict[str, type[Connector]] = {}
     for batch in pm.hook.hpe_register_connectors():
         for connector in batch or ():
+            if not (isinstance(connector, type) and issubclass(connector, Connector)):
+                raise RuntimeError(f"{connector!r} is not a hpe_core.channels.Connector subclass.")
+            if not connector.name:
+                raise RuntimeError(f"{connector.__qualname__} has no channel name.")
             if connector.name in found and found[connector.name] is not connector:
                 raise RuntimeError(f"Two plugins provide the channel {connector.name!r}.")
             found[connector.name] = connector
     return found
 
 
+def build_channels(
+    pm: pluggy.PluginManager, plugins_config: Mapping, runtime: ChannelRuntime
+) -> dict[str, Connector]:
+    """One configured connector per channel.
+
+    :param plugins_config: the app's ``PLUGINS`` (``{channel: {...}}``)
+    :raises RuntimeError: naming the field if a plugin's settings are invalid
+    """
+    channels = {}
+    for name, cls in connectors(pm).items():
+        try:
+            config = cls.validate_plugin_config(plugins_config.get(name))
+        except InvalidInput as exc:
+            raise RuntimeError(f"{exc.message} {json.dumps(exc.errors)}") from exc
+        channels[name] = cls(config, runtime)
+    return channels
+
+
+def attribution_models(pm: pluggy.PluginManager) -> dict[str, object]:
+    """Model name -> attribution model, from ``hpe_register_attribution_models``."""
+    found: dict[str, object] = {}
+    for batch in pm.hook.hpe_register_attribution_models():
+        for model in batch or ():
+            found.setdefault(model.name, model)
+    return found
+
+
+class PluginCatalog(Catalog):
+    """The settings catalog, plus each channel's check of ``action.content[<channel>]``."""
+
+    def __init__(self, channel_classes: Mapping[str, type[Connector]], attribution_models):
+        super().__init__(channels=sorted(channel_classes), attribution_models=attribution_models)
+        self.channel_classes = dict(channel_classes)
+
+    def validate(self, settings: object) -> dict:
+        settings = super().validate(settings)
+        errors: dict = {}
+        for index, action in enumerate(settings["actions"]):
+            for channel, content in (action.get("content") or {}).items():
+                cls = self.channel_classes.get(channel)
+                if cls is None or cls.content_schema is None:
+                    continue  # content for other systems is kept as given
+                if not isinstance(content, Mapping):
+                    problem: object = ["Must be an object."]
+                else:
+                    try:
+                        action["content"][channel] = cls.validate_content(content)
+                        continue
+                    except InvalidInput as exc:
+                        problem = _stringify(exc.errors)
+                errors.setdefault("actions", {}).setdefault(str(index), {}).setdefault(
+                    "content", {}
+                )[channel] = problem
+        if errors:
+            raise InvalidInput("Invalid settings.", {"settings": errors})
+        return settings
+
+
+def _stringify(messages):
+    if isinstance(messages, dict):
+        return {str(k): _stringify(v) for k, v in messages.items()}
+    return messages
+
+
 def plugin_name_of(pm: pluggy.PluginManager, connector: type[Connector]) -> str:
+    """The name of the plugin (entry point) a connector class comes from."""
     module = connector.__module__
     for name, plugin in pm.list_name_plugin():
-        if getattr(plugin, "__name__", None) and module.startswith(plugin.__name__):
+        plugin_module = getattr(plugin, "__name__", None)
+        if plugin_module and (module == plugin_module or module.startswith(plugin_module + ".")):
             return name
     return module
+
+
+def describe_plugins(pm: pluggy.PluginManager) -> list[dict]:
+    """Each loaded plugin: name, distribution and version, hooks it implements."""
+    from hpe_core import __version__
+
+    dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
+    rows = []
+    for name, plugin in sorted(pm.list_name_plugin(), key=lambda item: item[0]):
+        if plugin is None:  # blocked
+            continue
+        dist = dists.get(id(plugin))
+        rows.append(
+            {
+                "name": name,
+                "distribution": dist.project_name if dist else "hpe",
+                "version": dist.version if dist else __version__,
+                "hooks": sorted(caller.name for caller in pm.get_hookcallers(plugin) or []),
+            }
+        )
+    return rows

@@ -11,9 +11,8 @@ from flask import Flask
 from flask_smorest import Api
 
 from hpe_core import db as hpe_db
-from hpe_core.configs import Catalog
 from hpe_core.settings import ATTRIBUTION_MODELS
-from plugins.manager import connectors, make_plugin_manager
+from plugins.manager import make_plugin_manager
 from web.config import DefaultConfig
 from web.errors import register_error_handlers
 from web.extensions import init_database
@@ -50,13 +49,16 @@ def create_app(test_config: dict | None = None) -> Flask:
     init_database(app)
     _prepare_schema(app)
 
-    pm = make_plugin_manager(
-        load=app.config["LOAD_PLUGINS"], blocked=app.config["BLOCKED_PLUGINS"]
-    )
+    # PLUGIN_MANAGER: a manager built by the caller (the plugin test kit's hpe_app).
+    pm = app.config.get("PLUGIN_MANAGER")
+    if pm is None:
+        pm = make_plugin_manager(
+            load=app.config["LOAD_PLUGINS"],
+            blocked=app.config["BLOCKED_PLUGINS"],
+            trace=app.config.get("TRACE_PLUGINS", False),
+        )
     app.extensions["hpe_pm"] = pm
-    app.extensions["hpe_catalog"] = Catalog(
-        channels=sorted(connectors(pm)), attribution_models=ATTRIBUTION_MODELS
-    )
+    _start_channels(app, pm)
 
     # One Api per app: an Api object remembers its app and blueprints.
     api = Api(app)
@@ -76,9 +78,43 @@ def create_app(test_config: dict | None = None) -> Flask:
     for module in (channels, configs, decisions, outcomes, activities, metrics, models, imports):
         api.register_blueprint(module.blp)
     api.register_blueprint(health.blp)
+    _register_plugin_blueprints(app, api, pm)
     register_error_handlers(app)
     _start_learning_loop(app)
     return app
+
+
+def _start_channels(app: Flask, pm) -> None:
+    """Channel connectors (configured from ``PLUGINS``) and the settings catalog."""
+    from hpe_core.channels import ChannelRuntime
+    from hpe_core.delivery import TrackingLinks
+    from plugins.manager import PluginCatalog, attribution_models, build_channels
+
+    public_url = app.config.get("PUBLIC_URL")
+    runtime = ChannelRuntime(
+        links=TrackingLinks(app.config["SECRET_KEY"], public_url), public_url=public_url
+    )
+    channels = build_channels(pm, app.config["PLUGINS"], runtime)
+    app.extensions["hpe_channels"] = channels
+    models = sorted(attribution_models(pm)) or list(ATTRIBUTION_MODELS)
+    app.extensions["hpe_catalog"] = PluginCatalog(
+        {name: type(connector) for name, connector in channels.items()}, models
+    )
+
+
+def _register_plugin_blueprints(app: Flask, api, pm) -> None:
+    """Inbound webhooks, then every blueprint plugins register (``hpe_register_blueprints``)."""
+    from flask_smorest import Blueprint as ApiBlueprint
+
+    from web.api import webhooks
+
+    api.register_blueprint(webhooks.blp)
+    for batch in pm.hook.hpe_register_blueprints():
+        for blueprint in batch or ():
+            if isinstance(blueprint, ApiBlueprint):
+                api.register_blueprint(blueprint)
+            else:
+                app.register_blueprint(blueprint)
 
 
 def _start_learning_loop(app: Flask) -> None:

@@ -347,7 +347,16 @@ def openapi(output):
 
 def main() -> None:
     load_dotenv(".env")  # explicit path: never search parent folders for someone else's .env
+    add_plugin_commands_from_env()
     cli(prog_name="hpe")
+
+
+def add_plugin_commands_from_env() -> None:
+    """Mount the commands plugins register (``hpe_register_commands``) on ``hpe``."""
+    from plugins.cli import add_plugin_commands
+    from plugins.manager import make_plugin_manager, settings_from_env
+
+    add_plugin_commands(cli, make_plugin_manager(**settings_from_env()))
 
 
 if __name__ == "__main__":  # pragma: no cover

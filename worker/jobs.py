@@ -32,3 +32,41 @@ def learn(config_id: str) -> dict:
         "version": report.version,
         "busy": report.busy,
     }
+
+
+def deliver(delivery_id: str):
+    """Send one delivery through its channel (``hpe_core.delivery.attempt``).
+
+    Returns an rq ``Retry`` after a transient failure (rq re-runs the job later); a
+    permanent failure, or the last retry, is recorded as failed and the job finishes.
+    Idempotent: a delivery already sent or failed is skipped.
+    """
+    from hpe_core import delivery
+    from worker import retry
+    from worker.runtime import current_app
+
+    app = current_app()
+    with job_session() as session:
+        report = delivery.attempt(
+            session,
+            app.extensions["hpe_pm"],
+            app.extensions["hpe_channels"],
+            uuid.UUID(delivery_id),
+            max_attempts=retry.delivery_attempts(),
+        )
+    if report.outcome == "retry":
+        return retry.for_delivery(report.retry_after)
+    return {"outcome": report.outcome, "error": report.error}
+
+
+def export_audiences(config_id: str, channel: str = "ads") -> dict:
+    """Export one configuration's audiences on a channel (the ads connector's export)."""
+    from worker.runtime import current_app
+
+    app = current_app()
+    connector = app.extensions["hpe_channels"].get(channel)
+    if connector is None or not hasattr(connector, "export_audiences"):
+        return {"exported": []}
+    with job_session() as session:
+        exported = connector.export_audiences(session, uuid.UUID(config_id))
+    return {"exported": exported}

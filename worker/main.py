@@ -8,7 +8,7 @@ import os
 
 from flask import Flask
 
-from worker.queues import LEARN_QUEUE, Sweeper
+from worker.queues import LEARN_QUEUE, Sweeper, sweep as sweep_once
 from worker.runtime import bind_app
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,10 @@ def run(app: Flask, *, burst: bool = False, sweep: bool = True) -> bool:
         )
     bind_app(app)
     sweeper = None
+    if sweep and burst:
+        # A burst worker quits as soon as the queue is empty, usually before the sweeper
+        # thread's first pass: enqueue the closed windows before it looks.
+        sweep_once(backend, app.extensions["hpe_sessions"])
     if sweep:
         sweeper = Sweeper(
             backend, app.extensions["hpe_sessions"], interval=app.config["SWEEP_INTERVAL"]

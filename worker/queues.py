@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import queue as queue_module
 import threading
+import time
 import uuid
 
 from hpe_core import learning
@@ -35,6 +36,8 @@ class InlineBackend:
         self._pending: set[str] = set()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._deliveries: queue_module.Queue = queue_module.Queue()
+        self._delivery_thread: threading.Thread | None = None
 
     def enqueue_learn(self, config_id: uuid.UUID) -> bool:
         key = str(config_id)
@@ -76,6 +79,73 @@ class InlineBackend:
             log.exception("inline learn job for %s failed", key)
 
 
+    # --- deliveries (inline): a second thread, so a slow SMTP server never delays learning
+
+    def enqueue_delivery(self, delivery_id: uuid.UUID, *, app=None, delay: float = 0.0) -> None:
+        """Queue one delivery; ``app`` supplies the plugin manager and channels."""
+        with self._lock:
+            if self._background and (
+                self._delivery_thread is None or not self._delivery_thread.is_alive()
+            ):
+                self._delivery_thread = threading.Thread(
+                    target=self._delivery_loop, daemon=True, name="hpe-inline-deliveries"
+                )
+                self._delivery_thread.start()
+        self._deliveries.put((time.monotonic() + delay, str(delivery_id), app))
+
+    def run_pending_deliveries(self) -> int:
+        """Run every queued delivery once now, ignoring retry delays (tests use it).
+
+        A delivery that fails transiently is queued again for the next call.
+
+        :returns: how many attempts ran
+        """
+        jobs_now = []
+        while True:
+            try:
+                jobs_now.append(self._deliveries.get_nowait())
+            except queue_module.Empty:
+                break
+        for _due, key, app in jobs_now:
+            self._run_delivery(key, app)
+        return len(jobs_now)
+
+    def _delivery_loop(self) -> None:
+        while True:
+            due, key, app = self._deliveries.get()
+            wait = due - time.monotonic()
+            if wait > 0:
+                # Not due yet: put it back and look again soon (retries are rare).
+                self._deliveries.put((due, key, app))
+                time.sleep(min(wait, 0.5))
+                continue
+            self._run_delivery(key, app)
+
+    def _run_delivery(self, key: str, app) -> None:
+        from hpe_core import delivery
+        from worker import retry
+
+        try:
+            with self._sessions() as session:
+                report = delivery.attempt(
+                    session,
+                    app.extensions["hpe_pm"],
+                    app.extensions["hpe_channels"],
+                    uuid.UUID(key),
+                    max_attempts=retry.delivery_attempts(),
+                )
+        except Exception:  # the delivery stays pending; logged for the operator
+            log.exception("inline delivery %s failed", key)
+            return
+        if report.outcome == "retry":
+            with self._sessions() as session:
+                from hpe_core.models import Delivery
+
+                attempts = session.get(Delivery, uuid.UUID(key)).attempts
+            delay = retry.delivery_delay(attempts, report.retry_after)
+            self.enqueue_delivery(uuid.UUID(key), app=app, delay=delay)
+
+
 class RQBackend:
     """Jobs go to RQ on Redis; `hpe worker` processes run them."""
 
@@ -107,6 +177,21 @@ class RQBackend:
 
     def clear_pending(self, config_id: str) -> None:
         self.redis.delete(jobs.PENDING_KEY.format(config_id))
+
+
+    def enqueue_delivery(self, delivery_id: uuid.UUID, *, app=None, delay: float = 0.0) -> None:
+        """Queue one delivery job (retried by rq when it returns a Retry)."""
+        from datetime import timedelta
+
+        kwargs = {"job_timeout": 120, "result_ttl": 3600, "failure_ttl": 7 * 86400}
+        # One job id per delivery: enqueuing the same delivery twice is harmless.
+        job_id = f"hpe-deliver-{delivery_id}"
+        if delay > 0:
+            self.queue.enqueue_in(
+                timedelta(seconds=delay), jobs.deliver, str(delivery_id), job_id=job_id, **kwargs
+            )
+        else:
+            self.queue.enqueue(jobs.deliver, str(delivery_id), job_id=job_id, **kwargs)
 
 
 def make_backend(redis_url: str | None, session_factory, *, background: bool = True):

@@ -12,3 +12,28 @@ LEARN_INTERVALS = [5, 30, 120]
 
 def for_learning() -> Retry:
     return Retry(max=LEARN_MAX, interval=LEARN_INTERVALS)
+
+#: Delivery: a channel's transient failure (SMTP down, HTTP 429/5xx) is retried this many
+#: times, after these delays (or after the connector's ``retry_after``); then the
+#: delivery fails for good with a ``delivery.failed`` activity.
+DELIVERY_MAX = 3
+DELIVERY_INTERVALS = [10, 60, 300]
+
+
+def delivery_attempts() -> int:
+    """Attempts a delivery gets in all: the first one and its retries."""
+    return 1 + DELIVERY_MAX
+
+
+def for_delivery(retry_after: float | None = None) -> Retry:
+    """The Retry a delivery job returns after a transient failure (rq return-based retry)."""
+    if retry_after:
+        return Retry(max=DELIVERY_MAX, interval=[max(1, round(retry_after))])
+    return Retry(max=DELIVERY_MAX, interval=list(DELIVERY_INTERVALS))
+
+
+def delivery_delay(attempt: int, retry_after: float | None = None) -> float:
+    """Seconds before retry number ``attempt`` (1-based) of a delivery, for the inline backend."""
+    if retry_after:
+        return float(retry_after)
+    return float(DELIVERY_INTERVALS[min(attempt, len(DELIVERY_INTERVALS)) - 1])

@@ -1,14 +1,23 @@
-"""The built-in email channel, registered through the `hpe` entry point like any plugin."""
+"""The built-in email channel, registered through the `hpe` entry point like any plugin.
 
+Sends an action's ``content.email`` (sandboxed Jinja2 subject/html/text) through SMTP,
+with tracked links, an open pixel and one-click unsubscribe; reads SendGrid-style event
+webhooks. Settings: ``PLUGINS["email"]`` (see :class:`EmailConfigSchema`).
+"""
+
+from connectors.email.connector import EmailConfigSchema, EmailConnector
 from hpe_core import hookimpl
-from hpe_core.channels import Connector
 
-
-class EmailConnector(Connector):
-    name = "email"
-    description = "Email through SMTP, with tracked links and an open pixel"
+__all__ = ["EmailConfigSchema", "EmailConnector"]
 
 
 @hookimpl
 def hpe_register_connectors():
     return [EmailConnector]
+
+
+@hookimpl
+def hpe_register_blueprints():
+    from connectors.email.tracking import blp  # Flask only when an app is built
+
+    return [blp]

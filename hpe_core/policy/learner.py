@@ -110,9 +110,7 @@ class Learner:
             # VW minimizes cost, so cost is the negated reward.
             label = f"0:{-float(reward)!r}:{float(probability)!r} "
             texts.append(
-                "\n".join(
-                    [shared, *actions[:index], label + actions[index], *actions[index + 1 :]]
-                )
+                "\n".join([shared, *actions[:index], label + actions[index], *actions[index + 1 :]])
             )
         vw = self._vw
         with self._lock:

@@ -104,7 +104,7 @@ def rollback(session: Session, config_id: uuid.UUID, version: int) -> ModelVersi
     if source is None:
         raise NotFound(f"No model version {version}.", {"version": ["Unknown version."]})
     newest = latest(session, config_id)
-    return save(
+    restored = save(
         session,
         config_id,
         args=source.vw_args,
@@ -113,6 +113,10 @@ def rollback(session: Session, config_id: uuid.UUID, version: int) -> ModelVersi
         previous=newest,
         source=f"rollback:{version}",
     )
+    # The copy holds what the restored model learned, not what the replaced one had.
+    restored.total_examples = source.total_examples
+    session.flush()
+    return restored
 
 
 def prune(session: Session, config_id: uuid.UUID, keep: int = KEEP_VERSIONS) -> int:

@@ -190,6 +190,31 @@ def test_bad_decision_body_is_422_with_the_error_shape(app, client, tenant, crea
     assert _decision_rows(app, config["id"]) == []
 
 
+HOSTILE_BODIES = [
+    '{"user_id": "nul\\u0000", "channel": "email"}',
+    '{"user_id": "lone\\ud800", "channel": "email"}',
+    '{"user_id": "u1", "channel": "email", "context": {"x": NaN}}',
+    '{"user_id": "u1", "channel": "email", "context": {"x": 1e400}}',
+    '{"user_id": "u1", "channel": "email", "context": {"note": "a\\u0000b"}}',
+    '{"user_id": "u1", "channel": "email", "context": {"k\\u0000": 1}}',
+    '{"user_id": "u1", "channel": "email", "context": {"x": "\\udc00"}}',
+]
+
+
+def test_unstorable_text_or_numbers_are_422_never_500(app, client, tenant, create_config):
+    """NUL, lone surrogates, NaN and Infinity (PostgreSQL refuses them) → 422 on both backends."""
+    config = create_config(settings=TWO_ACTIONS)
+    url = f"{BASE}/{config['id']}/decisions"
+    headers = {**tenant.headers, "Content-Type": "application/json"}
+    for body in HOSTILE_BODIES:
+        error = assert_error(client.post(url, data=body, headers=headers), 422)
+        assert set(error["errors"]) <= {"user_id", "context"}, (body, error)
+    deep = '{"user_id": "u1", "channel": "email", "context": ' + "[" * 50_000
+    assert_error(client.post(url, data=deep, headers=headers), 400)
+    assert _decision_rows(app, config["id"]) == []
+    _decided(client, tenant, config["id"], context={"emoji": "\U0001f600", "deep": {"er": [1]}})
+
+
 @sqlite_only
 def test_unknown_channel_is_422(client, tenant, create_config):
     """A channel the configuration does not use is rejected with a field error."""
@@ -223,6 +248,8 @@ def test_candidates_restrict_the_choice(client, tenant, create_config):
         assert {r["action_id"] for r in body["ranking"]} == {"b", "c"}
     body = _decided(client, tenant, config["id"], candidates=["c"])
     assert body["action_id"] == "c" and body["probability"] == 1.0
+    body = _decided(client, tenant, config["id"], candidates=["c", "a", "c"])
+    assert sorted(r["action_id"] for r in body["ranking"]) == ["a", "c"]
 
 
 @sqlite_only

@@ -214,6 +214,23 @@ def test_bad_outcome_bodies_are_422(app, client, tenant, create_config):
     assert _outcomes(app, config["id"]) == []
 
 
+def test_unstorable_outcomes_are_rejected_never_500(app, client, tenant, create_config):
+    """NUL or lone surrogates in text, a time before year 1 in UTC, deep JSON → 4xx."""
+    config = create_config(settings=TWO_ACTIONS)
+    url = f"{BASE}/{config['id']}/outcomes"
+    headers = {**tenant.headers, "Content-Type": "application/json"}
+    for body in (
+        '{"user_id": "nul\\u0000", "type": "click"}',
+        '{"user_id": "lone\\ud800", "type": "click"}',
+        '{"user_id": "u1", "type": "click", "idempotency_key": "k\\u0000"}',
+        '{"user_id": "u1", "type": "click", "occurred_at": "0001-01-01T00:00:00+05:00"}',
+        '{"outcomes": [{"user_id": "u\\u0000", "type": "open"}]}',
+    ):
+        assert_error(client.post(url, data=body, headers=headers), 422)
+    assert_error(client.post(url, data="[" * 50_000, headers=headers), 400)
+    assert _outcomes(app, config["id"]) == []
+
+
 def test_late_outcome_is_flagged_and_never_learned(app, client, tenant, create_config):
     """After the window closed: stored with late=true, and the decision's reward ignores it."""
     settings = {**TWO_ACTIONS, "reward": {"wait_seconds": 1}}

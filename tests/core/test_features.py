@@ -121,11 +121,7 @@ def _float32(value: float) -> float:
 
 _keys = st.text(max_size=8)
 _scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers(-(10**15), 10**15)
-    | st.floats()
-    | st.text(max_size=20)
+    st.none() | st.booleans() | st.integers(-(10**15), 10**15) | st.floats() | st.text(max_size=20)
 )
 _leaves = _scalars | st.lists(_scalars | st.dictionaries(_keys, _scalars, max_size=2), max_size=3)
 # Three levels of nesting, drawn without st.recursive: it is several times slower to draw.
@@ -213,8 +209,17 @@ def test_hostile_values_stay_one_feature(hostile):
 def test_context_features_renders_types():
     """Numbers are numeric, strings and booleans categorical, lists tags, None dropped."""
     line = context_features(
-        {"device": "mobile", "hour": 21, "score": 0.5, "vip": True, "tags": ["a", "b", "a"],
-         "geo": {"country": "FR"}, "missing": None, "zero": 0, "bad": float("nan")}
+        {
+            "device": "mobile",
+            "hour": 21,
+            "score": 0.5,
+            "vip": True,
+            "tags": ["a", "b", "a"],
+            "geo": {"country": "FR"},
+            "missing": None,
+            "zero": 0,
+            "bad": float("nan"),
+        }
     )
     assert line == (
         "shared |c device=mobile hour:21 score:0.5 vip=true tags=a tags=b geo.country=FR"

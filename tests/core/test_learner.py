@@ -58,7 +58,9 @@ def test_vw_arguments_per_algorithm(exploration, tail):
 def test_vw_arguments_ignore_parameters_of_other_algorithms():
     """Same effective settings give the same string, whatever the key order or unused keys."""
     plain = vw_arguments({"algorithm": "squarecb", "learning_rate": 0.3})
-    noisy = vw_arguments({"epsilon": 0.3, "bag_size": 9, "learning_rate": 0.3, "algorithm": "squarecb"})
+    noisy = vw_arguments(
+        {"epsilon": 0.3, "bag_size": 9, "learning_rate": 0.3, "algorithm": "squarecb"}
+    )
     assert plain == noisy
     assert "-l 0.3 " in plain
 

@@ -28,6 +28,8 @@ import sqlalchemy as sa
 from hpe_core.models import Config, Decision, ModelVersion, utcnow
 from tests.conftest import BASE, IN_REPO_PLUGINS, Tenant, _truncate_all, make_test_app
 
+REPO = Path(__file__).resolve().parents[2]
+
 ACTIONS = [
     {"id": "spring-sale", "features": {"discount": 20, "category": "apparel"}},
     {"id": "new-arrivals", "features": {"discount": 0, "category": "apparel"}},
@@ -257,6 +259,8 @@ def worker_env(database_url: str, redis_url: str, tmp_path: Path, **extra: str) 
     env = dict(os.environ)
     env.update(
         {
+            # The worker runs the code under test, not whatever is installed.
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
             "HPE_DATABASE_URL": database_url,
             "HPE_REDIS_URL": redis_url,
             "HPE_INSTANCE_PATH": str(tmp_path / "instance"),

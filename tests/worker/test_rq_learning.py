@@ -76,3 +76,54 @@ def test_rq_learns_closed_decisions_end_to_end(rq_app):
     assert _sweep(rq_app) == 0
     loop.decide_ok(first, "late-comer")
     wait_for(lambda: _sweep(rq_app) == 1, 10, "the new decision's window to close")
+
+
+def _finished_jobs(backend) -> list[Job]:
+    registry = FinishedJobRegistry(queue=backend.queue)
+    return Job.fetch_many(registry.get_job_ids(), connection=backend.redis, serializer=JSONSerializer)
+
+
+@pytest.mark.slow
+def test_two_configs_learn_in_parallel_on_two_worker_processes(rq_app, pg_url, redis_url, tmp_path):
+    """`hpe worker --processes 2`: two configurations learn at once, each decision exactly once."""
+    from rq import Worker
+
+    loop = Loop(rq_app)
+    configs = [loop.create_config("First"), loop.create_config("Second")]
+    backend = rq_app.extensions["hpe_jobs"]
+    engine = rq_app.extensions["hpe_engine"]
+    with running_worker(worker_env(pg_url, redis_url, tmp_path), tmp_path, "--processes", "2") as process:
+        wait_for(
+            lambda: len(Worker.all(connection=backend.redis, queue=backend.queue)) == 2
+            or process.poll() is not None,
+            90,
+            "two RQ workers to register",
+        )
+        assert process.poll() is None, worker_log(process)
+        # Backlogs appear only now, so each idle worker can take one configuration.
+        for seed, config_id in enumerate(configs):
+            insert_closed_decisions(rq_app, config_id, 8000, seed=seed)
+        wait_for(
+            lambda: all(learning_state(engine, c).done for c in configs) or process.poll() is not None,
+            150,
+            "both configurations to be learned",
+            interval=0.2,
+        )
+        assert process.poll() is None, worker_log(process)
+        # The workers' sweepers may still be finding nothing: give them a few passes.
+        time.sleep(0.6)
+        jobs_run = _finished_jobs(backend)
+
+    for config_id in configs:
+        state = learning_state(engine, config_id)
+        assert state.decisions == 8000
+        assert_learned_exactly_once(state)
+    learning_jobs = [job for job in jobs_run if job.return_value()["learned"] > 0]
+    assert {job.args[0] for job in learning_jobs} == {str(c) for c in configs}
+    by_config = {c: [j for j in learning_jobs if j.args[0] == str(c)] for c in configs}
+    for config_id, config_jobs in by_config.items():
+        assert sum(j.return_value()["learned"] for j in config_jobs) == 8000
+    # Parallel: the two configurations' learn jobs ran at the same time on different workers.
+    first, second = (min(by_config[c], key=lambda j: j.started_at) for c in configs)
+    assert first.worker_name != second.worker_name
+    assert first.started_at < second.ended_at and second.started_at < first.ended_at

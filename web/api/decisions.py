@@ -7,20 +7,24 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from hpe_core import decisions
-from web.api import BASE
-from web.api.loop_schemas import DecisionRequestSchema, DecisionSchema
+from web.api import BASE, delivery
+from web.api.delivery import DecisionDeliveredSchema, DecisionDeliverRequestSchema
+from web.api.schemas import PARSER
 from web.auth import current_principal, require_any_key
 from web.extensions import db_session
 
 blp = Blueprint("decisions", __name__, url_prefix=BASE, description="Decisions")
+blp.ARGUMENTS_PARSER = PARSER  # unreadable JSON is a 400, never a 500
 blp.before_request(require_any_key)
 
 
 @blp.route("/<uuid:config_id>/decisions")
 class Decisions(MethodView):
-    @blp.arguments(DecisionRequestSchema)
-    @blp.response(201, DecisionSchema)
-    @blp.alt_response(200, schema=DecisionSchema, description="Nothing eligible (see `reason`)")
+    @blp.arguments(DecisionDeliverRequestSchema)
+    @blp.response(201, DecisionDeliveredSchema)
+    @blp.alt_response(
+        200, schema=DecisionDeliveredSchema, description="Nothing eligible (see `reason`)"
+    )
     @blp.alt_response(409, description="The configuration is PAUSED or INACTIVE")
     def post(self, data, config_id):
         """Request a decision
@@ -29,13 +33,19 @@ class Decisions(MethodView):
         caps) → deterministic treatment/holdout assignment → the model (treatment) or the
         baseline (holdout, and everyone in `manual` automation) → a logged decision with
         its propensity. Works with a publishable key.
+
+        With `deliver` (secret key only), the chosen action is also sent on the channel
+        in the background (`delivery.status: pending`); see docs/plugins.md.
         """
+        deliver = delivery.pop_deliver(data)
         session = db_session()
         engine = current_app.extensions["hpe_decisions"]
         result = engine.decide(
-            session, current_principal(), config_id, decisions.parse_request(data)
+            session, current_principal(), config_id, delivery.enrich(decisions.parse_request(data))
         )
         if result["decision_id"] is None:
             return result, 200
+        delivery_id = delivery.request_delivery(session, config_id, data, result, deliver)
         session.commit()
+        delivery.after_commit(config_id, data, result, delivery_id)
         return result

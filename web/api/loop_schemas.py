@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from hpe_core.errors import InvalidInput
+from hpe_core.settings import check_json_document, text_problem
 from web.api.schemas import HpeSchema
 
 _EVENT_TYPE = validate.Regexp(
@@ -12,16 +16,40 @@ _EVENT_TYPE = validate.Regexp(
 )
 
 
+def _storable_text(value: str) -> None:
+    """Reject NUL and unpaired surrogates: PostgreSQL refuses them (SQLite would not)."""
+    problem = text_problem(value)
+    if problem:
+        raise ValidationError(problem)
+
+
+def _storable_document(value: object) -> None:
+    """Reject what a JSON column cannot hold on every backend (NaN/Infinity, NUL, depth)."""
+    try:
+        check_json_document(value, "value")
+    except InvalidInput as exc:
+        raise ValidationError(exc.errors["value"]) from exc
+
+
+def _utc_representable(value: dt.datetime) -> None:
+    """Reject times that fall outside years 1-9999 once converted to UTC."""
+    try:
+        value.astimezone(dt.UTC)
+    except OverflowError as exc:
+        raise ValidationError("Out of range once converted to UTC.") from exc
+
+
 class DecisionRequestSchema(HpeSchema):
     user_id = fields.String(
         required=True,
-        validate=validate.Length(1, 256),
+        validate=[validate.Length(1, 256), _storable_text],
         metadata={"description": "Your id for the person; hashed for assignment, never a feature."},
     )
     channel = fields.String(required=True, validate=validate.Length(1, 64))
     context = fields.Dict(
         keys=fields.String(),
         load_default=dict,
+        validate=_storable_document,
         metadata={
             "description": "What you know at decision time (segment, device, hour...). "
             "Nested objects are flattened; numbers are numeric features, strings categorical.",
@@ -58,11 +86,11 @@ class DecisionSchema(Schema):
 
 class OutcomeInputSchema(HpeSchema):
     decision_id = fields.UUID()
-    user_id = fields.String(validate=validate.Length(1, 256))
+    user_id = fields.String(validate=[validate.Length(1, 256), _storable_text])
     type = fields.String(validate=_EVENT_TYPE, metadata={"example": "click"})
     value = fields.Float(allow_nan=False, validate=validate.Range(-1e12, 1e12))
-    occurred_at = fields.AwareDateTime(default_timezone=None)
-    idempotency_key = fields.String(validate=validate.Length(1, 200))
+    occurred_at = fields.AwareDateTime(default_timezone=None, validate=_utc_representable)
+    idempotency_key = fields.String(validate=[validate.Length(1, 200), _storable_text])
 
     @validates_schema
     def _one_event(self, data, **kwargs):
@@ -76,11 +104,11 @@ class OutcomesRequestSchema(HpeSchema):
     """One outcome (the fields of an outcome) or a batch (``{"outcomes": [...]}``)."""
 
     decision_id = fields.UUID()
-    user_id = fields.String(validate=validate.Length(1, 256))
+    user_id = fields.String(validate=[validate.Length(1, 256), _storable_text])
     type = fields.String(validate=_EVENT_TYPE)
     value = fields.Float(allow_nan=False, validate=validate.Range(-1e12, 1e12))
-    occurred_at = fields.AwareDateTime(default_timezone=None)
-    idempotency_key = fields.String(validate=validate.Length(1, 200))
+    occurred_at = fields.AwareDateTime(default_timezone=None, validate=_utc_representable)
+    idempotency_key = fields.String(validate=[validate.Length(1, 200), _storable_text])
     outcomes = fields.List(fields.Nested(OutcomeInputSchema), validate=validate.Length(1, 1000))
 
     @validates_schema

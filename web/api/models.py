@@ -11,10 +11,12 @@ from hpe_core.policy import store
 from web.api import BASE
 from web.api.loop_schemas import ModelVersionSchema, RollbackSchema
 from web.api.pagination import SQLCursorPage
+from web.api.schemas import PARSER
 from web.auth import current_principal, require_secret_key
 from web.extensions import db_session
 
 blp = Blueprint("models", __name__, url_prefix=BASE, description="Model versions")
+blp.ARGUMENTS_PARSER = PARSER  # unreadable JSON is a 400, never a 500
 blp.before_request(require_secret_key)
 
 

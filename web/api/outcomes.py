@@ -8,10 +8,12 @@ from flask_smorest import Blueprint
 from hpe_core import outcomes
 from web.api import BASE
 from web.api.loop_schemas import OutcomesAcceptedSchema, OutcomesRequestSchema
+from web.api.schemas import PARSER
 from web.auth import current_principal, require_any_key
 from web.extensions import db_session
 
 blp = Blueprint("outcomes", __name__, url_prefix=BASE, description="Outcomes")
+blp.ARGUMENTS_PARSER = PARSER  # unreadable JSON is a 400, never a 500
 blp.before_request(require_any_key)
 
 

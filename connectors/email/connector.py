@@ -1,0 +1,195 @@
+"""The email connector: render an action's ``content.email`` and send it through SMTP."""
+
+from __future__ import annotations
+
+import json
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, make_msgid
+
+from jinja2 import TemplateError
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    validate,
+    validates,
+    validates_schema,
+)
+
+from connectors.email import sendgrid, smtp, templates
+from hpe_core.channels import Connector, HealthStatus, WebhookRequest, parse_generic_events
+from hpe_core.delivery import Delivery, DeliveryResult
+from hpe_core.errors import PermanentDeliveryError
+from hpe_core.models import utcnow
+
+
+class EmailConfigSchema(Schema):
+    """``PLUGINS["email"]``; each key can come from the environment, e.g.
+    ``HPE_PLUGINS__email__smtp_password``."""
+
+    class Meta:
+        unknown = RAISE
+
+    smtp_host = fields.String(load_default="localhost")
+    smtp_port = fields.Integer(load_default=587, validate=validate.Range(1, 65535))
+    smtp_security = fields.String(
+        load_default="starttls", validate=validate.OneOf(["starttls", "ssl", "none"])
+    )
+    smtp_username = fields.String(load_default=None, allow_none=True)
+    smtp_password = fields.String(load_default=None, allow_none=True)
+    smtp_timeout = fields.Float(load_default=10.0, validate=validate.Range(0.1, 300))
+    from_address = fields.Email(load_default="hpe@localhost")
+    from_name = fields.String(load_default="")
+    track_opens = fields.Boolean(load_default=True)
+    track_clicks = fields.Boolean(load_default=True)
+
+
+def _template(html_mode: bool = False):
+    def check(value: str) -> None:
+        problem = templates.check(value, html_mode=html_mode)
+        if problem:
+            raise ValidationError(problem)
+
+    return check
+
+
+class EmailContentSchema(Schema):
+    """``action.content.email``: Jinja2 templates and the action's links."""
+
+    class Meta:
+        unknown = RAISE
+
+    subject = fields.String(required=True, validate=[validate.Length(1, 998), _template()])
+    html = fields.String(validate=[validate.Length(max=256 * 1024), _template(True)])
+    text = fields.String(validate=[validate.Length(max=256 * 1024), _template()])
+    links = fields.Dict(
+        keys=fields.String(validate=validate.Regexp(r"^[A-Za-z0-9_\-]{1,64}\Z")),
+        values=fields.Url(schemes={"http", "https"}, require_tld=False),
+        load_default=dict,
+        validate=validate.Length(max=50),
+        metadata={"description": "name -> URL; the only targets of tracked redirects"},
+    )
+    from_name = fields.String(validate=validate.Length(max=200))
+    reply_to = fields.Email()
+
+    @validates("subject")
+    def _one_line(self, value: str, **kwargs) -> None:
+        if "\n" in value or "\r" in value:
+            raise ValidationError("A subject is one line.")
+
+    @validates_schema
+    def _a_body(self, data, **kwargs):
+        if not data.get("html") and not data.get("text"):
+            raise ValidationError("Give html, text or both.", "html")
+
+
+class EmailConnector(Connector):
+    name = "email"
+    description = "Email through SMTP, with tracked links and an open pixel"
+    config_schema = EmailConfigSchema
+    content_schema = EmailContentSchema
+
+    def send(self, delivery: Delivery) -> DeliveryResult:
+        message = self.render(delivery)
+        smtp.send(self.plugin_config, message)
+        return DeliveryResult(
+            status="sent",
+            provider_id=message["Message-ID"],
+            detail={"tracking": self._tracking()},
+        )
+
+    def render(self, delivery: Delivery) -> EmailMessage:
+        """Build the message: templates rendered, links tracked, pixel and headers added.
+
+        :raises PermanentDeliveryError: no address, no email content, a template error
+        """
+        config, content = self.plugin_config, delivery.content
+        address = (delivery.recipient or {}).get("email")
+        if not address:
+            raise PermanentDeliveryError("No recipient email address (deliver.to.email).")
+        if not content.get("subject"):
+            raise PermanentDeliveryError(f"Action {delivery.action_id} has no content.email.")
+        links = dict(content.get("links") or {})
+        tracking = self._tracking()
+        links_out = {
+            name: self._click_url(delivery, name) if tracking and config["track_clicks"] else url
+            for name, url in links.items()
+        }
+        unsubscribe = (
+            self.runtime.links.url("unsubscribe", delivery.decision_id) if tracking else ""
+        )
+        variables = {
+            **dict(delivery.variables),
+            "user_id": delivery.user_id,
+            "action_id": delivery.action_id,
+            "to": dict(delivery.recipient),
+            "features": dict(delivery.action.get("features") or {}),
+            "links": links_out,
+            "unsubscribe_url": unsubscribe,
+        }
+        try:
+            subject = templates.render(content["subject"], variables).strip()
+            html_body = (
+                templates.render(content["html"], variables, html_mode=True)
+                if content.get("html")
+                else None
+            )
+            text_body = None
+            if content.get("text"):
+                text_body = templates.render(content["text"], variables)
+        except (TemplateError, ValueError) as exc:
+            raise PermanentDeliveryError(
+                f"Cannot render action {delivery.action_id}: {exc}"
+            ) from exc
+        if tracking and config["track_clicks"]:
+            track = lambda name: self._click_url(delivery, name)  # noqa: E731
+            if html_body:
+                html_body = templates.rewrite_html_links(html_body, links, track)
+            if text_body:
+                text_body = templates.rewrite_text_links(text_body, links, track)
+        if tracking and config["track_opens"] and html_body:
+            html_body = templates.add_pixel(
+                html_body, self.runtime.links.url("open", delivery.decision_id)
+            )
+
+        message = EmailMessage()
+        message["Subject"] = " ".join(subject.split())
+        from_name = content.get("from_name") or config["from_name"]
+        message["From"] = formataddr((from_name, config["from_address"]))
+        message["To"] = formataddr((str(delivery.recipient.get("name") or ""), address))
+        if content.get("reply_to"):
+            message["Reply-To"] = content["reply_to"]
+        message["Date"] = format_datetime(utcnow())
+        message["Message-ID"] = make_msgid(domain=Address(addr_spec=config["from_address"]).domain)
+        message["X-HPE-Decision-Id"] = str(delivery.decision_id)
+        # SendGrid's SMTP relay turns unique_args into custom args of its event webhook.
+        message["X-SMTPAPI"] = json.dumps(
+            {"unique_args": {"decision_id": str(delivery.decision_id)}}
+        )
+        if unsubscribe:
+            message["List-Unsubscribe"] = f"<{unsubscribe}>"
+            message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"  # RFC 8058
+        if text_body:
+            message.set_content(text_body)
+            if html_body:
+                message.add_alternative(html_body, subtype="html")
+        else:
+            message.set_content(html_body, subtype="html")
+        return message
+
+    def parse_webhook(self, request: WebhookRequest):
+        body = request.json()
+        if sendgrid.looks_like(body):
+            return sendgrid.parse(body)
+        return parse_generic_events(request)
+
+    def health(self) -> HealthStatus:
+        return smtp.health(self.plugin_config)
+
+    def _tracking(self) -> bool:
+        return bool(self.runtime.links is not None and self.runtime.public_url)
+
+    def _click_url(self, delivery: Delivery, name: str) -> str:
+        return self.runtime.links.url("click", delivery.decision_id, name)

@@ -1,0 +1,112 @@
+"""Consent per user and channel: an unsubscribe, a hard bounce or a spam complaint stops
+a channel for that user in the whole workspace.
+
+Consent is granted by default (HPE is called by tools that already hold the opt-in); a
+row exists only once a user withdrew it (or restored it). The decision pipeline asks
+:func:`allowed` before choosing anything, so a user who unsubscribed from email gets
+``action_id: null, reason: "no_consent"`` for email decisions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from hpe_core import activities
+from hpe_core.errors import InvalidInput
+from hpe_core.models import Consent, utcnow
+
+WITHDRAWN = ("unsubscribed", "bounced", "complained")
+STATUSES = (*WITHDRAWN, "subscribed")
+CONSENT_CHANGED = "consent.changed"
+
+
+def allowed(session: Session, workspace_id: str, channel: str, user_id: str) -> bool:
+    """Whether the channel may reach the user (one indexed lookup)."""
+    status = session.scalar(
+        select(Consent.status).where(
+            Consent.workspace_id == workspace_id,
+            Consent.channel == channel,
+            Consent.user_id == user_id,
+        )
+    )
+    return status is None or status not in WITHDRAWN
+
+
+def status_of(session: Session, workspace_id: str, channel: str, user_id: str) -> str:
+    """``subscribed`` (the default) or the recorded withdrawal."""
+    status = session.scalar(
+        select(Consent.status).where(
+            Consent.workspace_id == workspace_id,
+            Consent.channel == channel,
+            Consent.user_id == user_id,
+        )
+    )
+    return status or "subscribed"
+
+
+def set_status(
+    session: Session,
+    *,
+    workspace_id: str,
+    channel: str,
+    user_id: str,
+    status: str,
+    source: str,
+    config_id=None,
+    now: dt.datetime | None = None,
+) -> bool:
+    """Record a user's consent for a channel (an upsert; commit with the caller).
+
+    A withdrawal never downgrades another withdrawal's reason (a complaint stays a
+    complaint when a bounce follows); ``subscribed`` restores consent.
+
+    :returns: whether anything changed (the caller fires ``hpe_on_consent_changed``)
+    :raises InvalidInput: for an unknown status
+    """
+    if status not in STATUSES:
+        raise InvalidInput(f"Consent status must be one of: {', '.join(STATUSES)}.")
+    now = now or utcnow()
+    row = session.scalar(
+        select(Consent)
+        .where(
+            Consent.workspace_id == workspace_id,
+            Consent.channel == channel,
+            Consent.user_id == user_id,
+        )
+        .with_for_update()
+    )
+    if row is None:
+        if status == "subscribed":
+            return False
+        try:
+            with session.begin_nested():
+                session.add(
+                    Consent(
+                        workspace_id=workspace_id,
+                        channel=channel,
+                        user_id=user_id,
+                        status=status,
+                        source=source[:64],
+                        updated_at=now,
+                    )
+                )
+        except IntegrityError:  # a concurrent request recorded it first
+            return False
+    else:
+        if row.status == status or (status in WITHDRAWN and row.status in WITHDRAWN):
+            return False
+        row.status, row.source, row.updated_at = status, source[:64], now
+    if config_id is not None:
+        activities.record(
+            session,
+            workspace_id=workspace_id,
+            config_id=config_id,
+            type=CONSENT_CHANGED,
+            actor=source[:64],
+            data={"channel": channel, "user_id": user_id, "status": status},
+        )
+    return True

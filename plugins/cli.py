@@ -1,0 +1,61 @@
+"""Support for plugin commands (``hpe_register_commands``): mounting them on ``hpe`` and
+giving them the app and a database session."""
+
+from __future__ import annotations
+
+import functools
+from contextlib import contextmanager
+
+import click
+
+from hpe_core.errors import HpeError
+
+
+def add_plugin_commands(group: click.Group, pm) -> list[str]:
+    """Add every command the plugins register to ``group``; built-in names win.
+
+    :returns: the names added
+    """
+    added = []
+    for batch in pm.hook.hpe_register_commands():
+        for command in batch or ():
+            if not isinstance(command, click.Command) or not command.name:
+                raise RuntimeError(f"{command!r} is not a named click command.")
+            if command.name in group.commands:
+                continue  # a plugin never shadows a core command
+            group.add_command(command)
+            added.append(command.name)
+    return added
+
+
+@contextmanager
+def app_session(**config):
+    """``with app_session() as (app, session):`` the app and a session, committed at the
+    end (rolled back on error; domain errors become a clean ``Error: ...``)."""
+    from web import create_app
+
+    try:
+        app = create_app(config or None)
+    except RuntimeError as exc:  # e.g. the schema is not migrated
+        raise click.ClickException(str(exc)) from exc
+    with app.app_context():
+        session = app.extensions["hpe_sessions"]()
+        try:
+            yield app, session
+            session.commit()
+        except HpeError as exc:
+            session.rollback()
+            raise click.ClickException(exc.message) from exc
+        finally:
+            session.close()
+
+
+def with_app(command):
+    """Decorator: call the command with ``app`` and ``session`` first (committed after)."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        with app_session() as (app, session):
+            return command(app, session, *args, **kwargs)
+
+    return wrapper

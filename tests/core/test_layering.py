@@ -1,0 +1,79 @@
+"""Layering: the domain package stands alone (STYLE.md §1, DESIGN.md §3).
+
+Each check runs in a fresh interpreter: this test process has Flask loaded already.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import hpe_core
+
+#: Top-level packages hpe_core must never pull in, directly or through a dependency.
+FORBIDDEN = ("flask", "flask_smorest", "werkzeug", "rq", "web", "worker", "plugins", "connectors")
+
+_PROBE = """
+import importlib, json, pkgutil, sys
+import hpe_core
+names = ["hpe_core"]
+for info in pkgutil.walk_packages(hpe_core.__path__, "hpe_core."):
+    # Alembic runs migration scripts itself; importing env.py outside a migration raises.
+    if info.name.startswith("hpe_core.migrations"):
+        continue
+    importlib.import_module(info.name)
+    names.append(info.name)
+loaded = sorted({name.split(".")[0] for name in sys.modules})
+print(json.dumps({"imported": names, "loaded": loaded}))
+"""
+
+
+def _probe(code: str) -> dict:
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=Path(hpe_core.__file__).parent.parent,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def probe() -> dict:
+    return _probe(_PROBE)
+
+
+def test_importing_all_of_hpe_core_loads_no_web_or_queue_code(probe):
+    """Importing every hpe_core module leaves Flask, flask-smorest, RQ and our glue unloaded."""
+    leaked = sorted(set(FORBIDDEN) & set(probe["loaded"]))
+    assert leaked == [], f"hpe_core pulled in {leaked}"
+
+
+def test_the_probe_imports_every_module(probe):
+    """The layering check covers the whole package, not just its __init__."""
+    expected = {
+        "hpe_core.settings",
+        "hpe_core.configs",
+        "hpe_core.workspaces",
+        "hpe_core.activities",
+        "hpe_core.merge_patch",
+        "hpe_core.metrics",
+        "hpe_core.stats",
+        "hpe_core.models",
+        "hpe_core.db",
+    }
+    assert expected <= set(probe["imported"])
+
+
+def test_the_probe_would_see_flask():
+    """Sanity check of the method: importing the web app does load Flask and RQ-free web code."""
+    loaded = _probe("import json, sys, web; print(json.dumps({'loaded': sorted(sys.modules)}))")[
+        "loaded"
+    ]
+    assert "flask" in loaded and "flask_smorest" in loaded and "web" in loaded
