@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -70,6 +71,7 @@ class ConfigsById(MethodView):
             data["settings_patch"] = data.pop("settings")
         config = configs.update(session, current_principal(), catalog(), config_id, **data)
         session.commit()
+        _changed(config)
         return config
 
     @blp.response(200, ConfigSchema)
@@ -81,4 +83,11 @@ class ConfigsById(MethodView):
         session = db_session()
         config = configs.deactivate(session, current_principal(), config_id)
         session.commit()
+        _changed(config)
         return config
+
+
+def _changed(config) -> None:
+    # This process serves the change (e.g. the kill switch) at once; others within the
+    # decision engine's snapshot TTL.
+    current_app.extensions["hpe_decisions"].invalidate(config.id)
