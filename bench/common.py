@@ -126,6 +126,18 @@ def print_header(title: str, argv: Sequence[str] | None = None) -> dict:
     return info
 
 
+# --- featurization, exactly as the product does it -------------------------------------
+
+
+def shared_line(channel: str, context: dict) -> str:
+    """The ``shared`` VW line HPE builds for a decision (context + channel)."""
+    from hpe_core import features
+
+    if hasattr(features, "decision_features"):
+        return features.decision_features(channel, context)
+    return features.context_features(context)  # before the channel became a feature
+
+
 # --- statistics --------------------------------------------------------------------------
 
 
@@ -272,6 +284,9 @@ class Deployment:
         env.pop("HPE_REDIS_URL", None)
         if self.redis_url:
             env["HPE_REDIS_URL"] = self.redis_url
+        # Only the built-in connectors: a half-installed third-party plugin elsewhere in the
+        # environment must not break (or slow) the benchmark.
+        env.setdefault("HPE_LOAD_PLUGINS", '["email", "web", "ads"]')
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
@@ -386,8 +401,17 @@ class Deployment:
         port = free_port()
         self.server = self._spawn(
             f"serve-w{workers}-t{threads}",
-            ["serve", "--host", "127.0.0.1", "--port", str(port),
-             "--workers", str(workers), "--threads", str(threads)],
+            [
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+                "--threads",
+                str(threads),
+            ],
         )
         self.url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + timeout

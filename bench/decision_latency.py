@@ -26,7 +26,8 @@ tool would.
 Usage::
 
     python bench/decision_latency.py --server 2:2 --server 2:4 --server 4:1 \
-        --requests 4000 --throughput-seconds 20 [--profile-dir /tmp/prof] [--json out.json]
+        --requests 4000 --latency-seconds 40 --throughput-seconds 20 \
+        [--profile-dir /tmp/prof] [--json out.json]
 """
 
 from __future__ import annotations
@@ -52,14 +53,27 @@ from bench.common import (  # noqa: E402
     loadavg,
     postgres_backends,
     print_header,
+    shared_line,
     summarize,
 )
 from hpe_core import simulation  # noqa: E402
-from hpe_core.features import ActionCatalog, context_features  # noqa: E402
+from hpe_core.features import ActionCatalog  # noqa: E402
 from hpe_core.policy import Learner, vw_arguments  # noqa: E402
 
-_CATEGORIES = ("sitewide", "clearance", "basics", "welcome", "new_arrivals", "exclusive",
-               "loyalty", "winback", "bundles", "electronics", "app", "content")
+_CATEGORIES = (
+    "sitewide",
+    "clearance",
+    "basics",
+    "welcome",
+    "new_arrivals",
+    "exclusive",
+    "loyalty",
+    "winback",
+    "bundles",
+    "electronics",
+    "app",
+    "content",
+)
 _CREATIVES = ("urgency", "playful", "minimal", "friendly", "editorial", "lifestyle")
 _PRICE_BANDS = ("low", "mid", "high")
 
@@ -89,11 +103,179 @@ def make_bodies(count: int, seed: int = 7) -> list[dict]:
     ]
 
 
+# --- the framework floor -------------------------------------------------------------------
+
+
+def floor_app():
+    """A minimal Flask app on the same stack (gunicorn gthread, Flask, psycopg 3,
+    PostgreSQL), for ``--floor``: what one JSON request with one durable INSERT costs
+    before any HPE code runs. ``gunicorn 'bench.decision_latency:floor_app()'``.
+
+    ``/plain/<id>/decisions`` parses the JSON body and returns a 20-item ranking;
+    ``/insert/<id>/decisions`` also INSERTs the decision (JSONB context and
+    probabilities) on a per-thread autocommit connection: one round trip.
+    """
+    import threading
+    import uuid as uuid_module
+
+    import psycopg
+    from flask import Flask, jsonify, request
+    from psycopg.types.json import Jsonb
+
+    app = Flask("hpe-floor")
+    local = threading.local()
+    url = os.environ["BENCH_FLOOR_DB"]
+
+    def respond():
+        return jsonify(
+            {
+                "decision_id": str(uuid_module.uuid4()),
+                "action_id": "offer-000",
+                "ranking": [
+                    {"action_id": f"offer-{i:03d}", "probability": 0.05} for i in range(20)
+                ],
+            }
+        ), 201
+
+    @app.post("/plain/<config_id>/decisions")
+    def plain(config_id):
+        request.get_json()
+        return respond()
+
+    @app.post("/insert/<config_id>/decisions")
+    def insert(config_id):
+        body = request.get_json()
+        conn = getattr(local, "conn", None)
+        if conn is None:
+            conn = local.conn = psycopg.connect(url, autocommit=True)
+        conn.execute(
+            "INSERT INTO floor_decisions (id, user_id, channel, context, probabilities) "
+            "VALUES (%s, %s, %s, %s, %s)",
+            (
+                uuid_module.uuid4(),
+                body["user_id"],
+                body["channel"],
+                Jsonb(body["context"]),
+                Jsonb([0.05] * 20),
+            ),
+        )
+        return respond()
+
+    return app
+
+
+def run_floor(dep: Deployment, bodies, args) -> dict:
+    """Serve :func:`floor_app` with gunicorn (same layout as the first --server) and drive
+    it exactly like HPE: latency with --clients, throughput with --throughput-clients."""
+    import psycopg
+
+    from bench.common import children, free_port
+
+    with psycopg.connect(dep.database_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS floor_decisions (id uuid PRIMARY KEY, user_id text, "
+            "channel text, context jsonb, probabilities jsonb, "
+            "created_at timestamptz DEFAULT now())"
+        )
+    workers, threads = (args.server or [(2, 2)])[0]
+    port = free_port()
+    env = dict(os.environ, BENCH_FLOOR_DB=dep.database_url)
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = repo + os.pathsep + env.get("PYTHONPATH", "")
+    log = open(dep.log_dir / "floor.log", "w")  # noqa: SIM115
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-w",
+            str(workers),
+            "--threads",
+            str(threads),
+            "-k",
+            "gthread" if threads > 1 else "sync",
+            "-b",
+            f"127.0.0.1:{port}",
+            "bench.decision_latency:floor_app()",
+        ],
+        env=env,
+        cwd=repo,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    dep._processes.append(server)  # stopped with the deployment whatever happens
+    url = f"http://127.0.0.1:{port}"
+    out = {"workers": workers, "threads": threads}
+    try:
+        deadline = time.monotonic() + 60
+        while len(children(server.pid)) < workers or not _answers(url):
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError("the floor app did not start")
+            time.sleep(0.3)
+        global API
+        saved = API
+        for kind in ("plain", "insert"):
+            API = f"/{kind}"
+            try:
+                drive(url, "-", "floor", bodies[:400], clients=4, mode="process")
+                pids = children(server.pid)
+                for label, clients, cycle in (
+                    ("latency", args.clients, False),
+                    ("throughput", args.throughput_clients, True),
+                ):
+                    meter = CpuMeter(
+                        {"gunicorn": pids, "postgres": postgres_backends(dep.database)}
+                    )
+                    seconds = args.latency_seconds if not cycle else args.throughput_seconds
+                    run = drive(
+                        url,
+                        "-",
+                        "floor",
+                        bodies,
+                        clients=clients,
+                        mode=args.client_mode,
+                        meter=meter,
+                        seconds=seconds,
+                        cycle=cycle,
+                    )
+                    run["cpu"] = _cpu_per_decision(meter, run)
+                    run["gunicorn_cpu_by_pid"] = {
+                        str(p): round(v, 2) for p, v in meter.per_pid["gunicorn"].items()
+                    }
+                    out[f"{kind}_{label}"] = run
+                    _print_run(f"floor /{kind}, {label}, {clients} clients", run)
+            finally:
+                API = saved
+    finally:
+        dep._processes.remove(server)
+        from bench.common import _stop_group
+
+        _stop_group(server)
+        log.close()
+    return out
+
+
+def _answers(url: str) -> bool:
+    import http.client
+
+    parsed = urllib.parse.urlsplit(url)
+    try:
+        conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=5)
+        conn.request("POST", "/plain/x/decisions", b"{}", {"Content-Type": "application/json"})
+        ok = conn.getresponse().status == 201
+        conn.close()
+        return ok
+    except OSError:
+        return False
+
+
 # --- clients -------------------------------------------------------------------------------
 
 
-def _client(url, key, path, bodies, barrier, results, deadline_seconds, index):
-    """One keep-alive client: send ``bodies`` in order (or cyclically until a deadline)."""
+def _client(url, key, path, bodies, barrier, results, deadline_seconds, index, cycle=True):
+    """One keep-alive client: send ``bodies`` in order until a deadline (cycling through
+    them when ``cycle``) or, without a deadline, each once."""
     import http.client
 
     parsed = urllib.parse.urlsplit(url)
@@ -138,7 +320,7 @@ def _client(url, key, path, bodies, barrier, results, deadline_seconds, index):
             latencies.append(t1 - t0)
             statuses[status] += 1
             i += 1
-            if t1 >= end:
+            if t1 >= end or (not cycle and i >= len(payloads) + index):
                 break
     else:
         for payload in payloads:
@@ -160,7 +342,7 @@ def _client(url, key, path, bodies, barrier, results, deadline_seconds, index):
     conn.close()
 
 
-def drive(url, key, config_id, bodies, *, clients, mode, seconds=None, meter=None):
+def drive(url, key, config_id, bodies, *, clients, mode, seconds=None, meter=None, cycle=True):
     """Run ``clients`` concurrent clients; returns latencies, wall time, statuses, CPU."""
     path = f"{API}/{config_id}/decisions"
     ctx = multiprocessing.get_context("fork")
@@ -174,7 +356,7 @@ def drive(url, key, config_id, bodies, *, clients, mode, seconds=None, meter=Non
         spawn = threading.Thread
     shares = [bodies[i::clients] for i in range(clients)]
     workers = [
-        spawn(target=_client, args=(url, key, path, shares[i], barrier, results, seconds, i))
+        spawn(target=_client, args=(url, key, path, shares[i], barrier, results, seconds, i, cycle))
         for i in range(clients)
     ]
     for w in workers:
@@ -214,7 +396,7 @@ def raw_vw(bodies, actions, repeats: int) -> dict:
     args = vw_arguments({})
     catalog = ActionCatalog(actions)
     lines = catalog.lines()
-    shared = [context_features(b["context"]) for b in bodies]
+    shared = [shared_line(b["channel"], b["context"]) for b in bodies]
     examples = [[s, *lines] for s in shared]
     vw = vowpalwabbit.Workspace(args)
     perf = time.perf_counter
@@ -237,7 +419,7 @@ def raw_vw(bodies, actions, repeats: int) -> dict:
             fast.append(perf() - t0)
         for b in bodies:
             t0 = perf()
-            learner.predict(context_features(b["context"]), catalog.lines())
+            learner.predict(shared_line(b["channel"], b["context"]), catalog.lines())
             featurize_predict.append(perf() - t0)
     learner.close()
     return {
@@ -262,8 +444,21 @@ def start_profile(pid: int, seconds: int, out: str) -> subprocess.Popen | None:
         print("  (py-spy not installed: no profile)")
         return None
     return subprocess.Popen(
-        [pyspy, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "250",
-         "--format", "raw", "--nonblocking", "--output", out],
+        [
+            pyspy,
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            str(seconds),
+            "--rate",
+            "250",
+            "--format",
+            "raw",
+            "--nonblocking",
+            "--output",
+            out,
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -308,18 +503,38 @@ def parse_layout(text: str) -> tuple[int, int]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--server", action="append", type=parse_layout,
-                        help="gunicorn WORKERS:THREADS (repeatable; default 2:2)")
-    parser.add_argument("--requests", type=int, default=4000,
-                        help="decisions per configuration in the latency phase")
+    parser.add_argument(
+        "--server",
+        action="append",
+        type=parse_layout,
+        help="gunicorn WORKERS:THREADS (repeatable; default 2:2)",
+    )
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=4000,
+        help="at most this many decisions per configuration in the latency phase",
+    )
+    parser.add_argument(
+        "--latency-seconds",
+        type=float,
+        default=40.0,
+        help="at most this long per configuration in the latency phase",
+    )
     parser.add_argument("--warmup", type=int, default=600, help="warm-up decisions per config")
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--throughput-clients", type=int, default=4)
     parser.add_argument("--throughput-seconds", type=float, default=20.0)
     parser.add_argument("--client-mode", choices=("process", "thread"), default="process")
-    parser.add_argument("--raw-repeats", type=int, default=2,
-                        help="passes over the contexts for raw VW (each run)")
+    parser.add_argument(
+        "--raw-repeats", type=int, default=2, help="passes over the contexts for raw VW (each run)"
+    )
     parser.add_argument("--profile-dir", help="py-spy a gunicorn worker in the throughput phase")
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also measure a minimal Flask app with one INSERT on the same stack",
+    )
     parser.add_argument("--json", help="write the results here too")
     args = parser.parse_args(argv)
     layouts = args.server or [(2, 2)]
@@ -345,26 +560,46 @@ def main(argv=None) -> int:
             configs = {}
             for n, acts in action_sets.items():
                 status, body = client.call(
-                    "POST", f"{API}/",
-                    {"name": f"bench {n} actions",
-                     "settings": {"actions": acts, "reward": {"wait_seconds": 86400}}},
+                    "POST",
+                    f"{API}/",
+                    {
+                        "name": f"bench {n} actions",
+                        "settings": {"actions": acts, "reward": {"wait_seconds": 86400}},
+                    },
                 )
                 assert status == 201, (status, body)
                 configs[n] = body["id"]
             # Warm up: enough requests from several connections to reach every worker and
             # thread (model load, config snapshot, SQLAlchemy statement caches).
-            for n, config_id in configs.items():
-                drive(dep.url, dep.key, config_id, warm, clients=max(4, workers * threads),
-                      mode="process")
+            for config_id in configs.values():
+                drive(
+                    dep.url,
+                    dep.key,
+                    config_id,
+                    warm,
+                    clients=max(4, workers * threads),
+                    mode="process",
+                )
             gunicorn = dep.server_workers()
             for n, config_id in configs.items():
-                meter = CpuMeter({"gunicorn": gunicorn,
-                                  "postgres": postgres_backends(dep.database)})
-                out = drive(dep.url, dep.key, config_id, bodies, clients=args.clients,
-                            mode=args.client_mode, meter=meter)
+                meter = CpuMeter(
+                    {"gunicorn": gunicorn, "postgres": postgres_backends(dep.database)}
+                )
+                out = drive(
+                    dep.url,
+                    dep.key,
+                    config_id,
+                    bodies,
+                    clients=args.clients,
+                    mode=args.client_mode,
+                    meter=meter,
+                    seconds=args.latency_seconds,
+                    cycle=False,
+                )
                 out["cpu"] = _cpu_per_decision(meter, out)
-                out["gunicorn_cpu_by_pid"] = {str(p): round(s, 2)
-                                              for p, s in meter.per_pid["gunicorn"].items()}
+                out["gunicorn_cpu_by_pid"] = {
+                    str(p): round(s, 2) for p, s in meter.per_pid["gunicorn"].items()
+                }
                 layout[f"latency_{n}"] = out
                 _print_run(f"latency, {n} actions, {args.clients} clients", out)
             meter = CpuMeter({"gunicorn": gunicorn, "postgres": postgres_backends(dep.database)})
@@ -374,13 +609,21 @@ def main(argv=None) -> int:
                 busiest = gunicorn[0]
                 raw_path = os.path.join(args.profile_dir, f"serve-w{workers}-t{threads}.txt")
                 profiler = start_profile(busiest, int(args.throughput_seconds), raw_path)
-            out = drive(dep.url, dep.key, configs[20], throughput_bodies,
-                        clients=args.throughput_clients, mode=args.client_mode,
-                        seconds=args.throughput_seconds, meter=meter)
+            out = drive(
+                dep.url,
+                dep.key,
+                configs[20],
+                throughput_bodies,
+                clients=args.throughput_clients,
+                mode=args.client_mode,
+                seconds=args.throughput_seconds,
+                meter=meter,
+            )
             out["throughput"] = out["count"] / out["wall"]
             out["cpu"] = _cpu_per_decision(meter, out)
-            out["gunicorn_cpu_by_pid"] = {str(p): round(s, 2)
-                                          for p, s in meter.per_pid["gunicorn"].items()}
+            out["gunicorn_cpu_by_pid"] = {
+                str(p): round(s, 2) for p, s in meter.per_pid["gunicorn"].items()
+            }
             layout["throughput_20"] = out
             _print_run(f"throughput, 20 actions, {args.throughput_clients} clients", out)
             print(f"   => {out['throughput']:.0f} decisions/s")
@@ -398,31 +641,66 @@ def main(argv=None) -> int:
             dep.stop_server()
             results["layouts"].append(layout)
             print(f"   load at end {layout['load_end']}")
+        if args.floor:
+            print(
+                f"\n-- floor: minimal Flask app, same gunicorn layout as the first --server, "
+                f"load {loadavg()}"
+            )
+            results["floor"] = run_floor(dep, throughput_bodies, args)
 
     print(f"\nraw VW (after the HTTP phases), load {loadavg()}")
     raw_after = {n: raw_vw(bodies, acts, args.raw_repeats) for n, acts in action_sets.items()}
     _print_raw(raw_after)
     results["raw_vw"] = {"before": raw_before, "after": raw_after}
 
-    print("\n== summary (p99 ratio = HTTP p99 / raw VW Workspace.predict p99, the lower of"
-          " the two raw runs' p99 = the stricter ratio)")
-    print(f"{'layout':>8} {'actions':>7} {'HTTP p50':>10} {'HTTP p99':>10} {'raw p50':>9} "
-          f"{'raw p99':>9} {'p99 ratio':>9} {'p50 ratio':>9}")
+    print(
+        "\n== summary (p99 ratio = HTTP p99 / raw VW Workspace.predict p99, the lower of"
+        " the two raw runs' p99 = the stricter ratio)"
+    )
+    print(
+        f"{'layout':>8} {'actions':>7} {'HTTP p50':>10} {'HTTP p99':>10} {'raw p50':>9} "
+        f"{'raw p99':>9} {'p99 ratio':>9} {'p50 ratio':>9}"
+    )
     for layout in results["layouts"]:
         name = f"{layout['workers']}x{layout['threads']}"
         for n in action_sets:
             http = layout[f"latency_{n}"]["latency"]
-            raw99 = min(raw_before[n]["public_predict"]["p99"], raw_after[n]["public_predict"]["p99"])
-            raw50 = min(raw_before[n]["public_predict"]["p50"], raw_after[n]["public_predict"]["p50"])
+            before, after = raw_before[n]["public_predict"], raw_after[n]["public_predict"]
+            raw99 = min(before["p99"], after["p99"])
+            raw50 = min(before["p50"], after["p50"])
             layout[f"ratio_p99_{n}"] = http["p99"] / raw99
             layout[f"ratio_p50_{n}"] = http["p50"] / raw50
-            print(f"{name:>8} {n:>7} {http['p50']*1e3:8.2f}ms {http['p99']*1e3:8.2f}ms "
-                  f"{raw50*1e3:7.3f}ms {raw99*1e3:7.3f}ms {http['p99']/raw99:8.1f}x "
-                  f"{http['p50']/raw50:8.1f}x")
+            print(
+                f"{name:>8} {n:>7} {http['p50'] * 1e3:8.2f}ms {http['p99'] * 1e3:8.2f}ms "
+                f"{raw50 * 1e3:7.3f}ms {raw99 * 1e3:7.3f}ms {http['p99'] / raw99:8.1f}x "
+                f"{http['p50'] / raw50:8.1f}x"
+            )
         t = layout["throughput_20"]
-        print(f"{name:>8} throughput {t['throughput']:.0f} decisions/s "
-              f"({args.throughput_clients} clients, {t['count']} decisions, "
-              f"statuses {t['statuses']})")
+        print(
+            f"{name:>8} throughput {t['throughput']:.0f} decisions/s "
+            f"({args.throughput_clients} clients, {t['count']} decisions, "
+            f"statuses {t['statuses']})"
+        )
+        cpu = t["cpu"]
+        total = cpu["gunicorn_ms"] + cpu["postgres_ms"] + cpu["clients_ms"]
+        print(
+            f"{'':>8} CPU per decision {total:.2f} ms (gunicorn {cpu['gunicorn_ms']:.2f}, "
+            f"postgres {cpu['postgres_ms']:.2f}, clients {cpu['clients_ms']:.2f}) => at most "
+            f"{2000 / total:.0f} decisions/s on 2 dedicated cores"
+        )
+    if "floor" in results:
+        for kind in ("plain", "insert"):
+            t = results["floor"][f"{kind}_throughput"]
+            lat = results["floor"][f"{kind}_latency"]["latency"]
+            cpu = t["cpu"]
+            total = cpu["gunicorn_ms"] + cpu["postgres_ms"] + cpu["clients_ms"]
+            print(
+                f"   floor /{kind}: latency p50 {lat['p50'] * 1e3:.2f} ms "
+                f"p99 {lat['p99'] * 1e3:.2f} ms; "
+                f"throughput {t['count'] / t['wall']:.0f}/s; CPU per request {total:.2f} ms "
+                f"(gunicorn {cpu['gunicorn_ms']:.2f}, postgres {cpu['postgres_ms']:.2f}, "
+                f"clients {cpu['clients_ms']:.2f}) => at most {2000 / total:.0f}/s on 2 cores"
+            )
     print(f"load at end {loadavg()}")
     dump_json(args.json, results)
     return 0
@@ -451,9 +729,10 @@ def _print_run(title: str, out: dict) -> None:
     lat = out["latency"]
     cpu = out["cpu"]
     print(
-        f"   {title}: n={out['count']} in {out['wall']:.1f}s ({out['count']/out['wall']:.0f}/s) "
-        f"p50 {lat['p50']*1e3:.2f} ms  p90 {lat['p90']*1e3:.2f} ms  p99 {lat['p99']*1e3:.2f} ms  "
-        f"max {lat['max']*1e3:.1f} ms  statuses {out['statuses']}  reconnects {out['reconnects']}"
+        f"   {title}: n={out['count']} in {out['wall']:.1f}s ({out['count'] / out['wall']:.0f}/s) "
+        f"p50 {lat['p50'] * 1e3:.2f} ms  p90 {lat['p90'] * 1e3:.2f} ms  "
+        f"p99 {lat['p99'] * 1e3:.2f} ms  "
+        f"max {lat['max'] * 1e3:.1f} ms  statuses {out['statuses']}  reconnects {out['reconnects']}"
     )
     print(
         f"     CPU per decision: gunicorn {cpu['gunicorn_ms']:.2f} ms, postgres "
@@ -467,8 +746,10 @@ def _print_raw(raw: dict) -> None:
     for n, r in raw.items():
         for key in ("public_predict", "learner_predict", "featurize_and_learner_predict"):
             s = r[key]
-            print(f"   {n:>3} actions {key:30} n={s['n']} p50 {s['p50']*1e3:.3f} ms  "
-                  f"p99 {s['p99']*1e3:.3f} ms  max {s['max']*1e3:.2f} ms")
+            print(
+                f"   {n:>3} actions {key:30} n={s['n']} p50 {s['p50'] * 1e3:.3f} ms  "
+                f"p99 {s['p99'] * 1e3:.3f} ms  max {s['max'] * 1e3:.2f} ms"
+            )
 
 
 if __name__ == "__main__":

@@ -38,9 +38,15 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import Deployment, dump_json, loadavg, print_header  # noqa: E402
+from bench.common import (  # noqa: E402
+    Deployment,
+    dump_json,
+    loadavg,
+    print_header,
+    shared_line,
+)
 from hpe_core import rewards, simulation  # noqa: E402
-from hpe_core.features import ActionCatalog, context_features  # noqa: E402
+from hpe_core.features import ActionCatalog  # noqa: E402
 
 _SIM_RNG = "hpe-bench-learning"
 
@@ -106,7 +112,8 @@ def build_rows(config, settings, count: int, seed: int):
             reward = rewards.combine(reward_settings, [(e["type"], e.get("value")) for e in events])
         else:
             reward = reward_settings["default"]
-        examples.append((context_features(touch.context), lines, index, reward, probability))
+        shared = shared_line(touch.channel, touch.context)
+        examples.append((shared, lines, index, reward, probability))
     return decisions, outcomes, examples
 
 
@@ -207,16 +214,15 @@ _JOB_DONE = re.compile(
 
 def job_durations(log_text: str) -> list[float]:
     """Durations of the learn jobs RQ completed, from its 'Successfully completed' lines."""
-    return [
-        int(h) * 3600 + int(m) * 60 + float(s) for h, m, s in _JOB_DONE.findall(log_text)
-    ]
+    return [int(h) * 3600 + int(m) * 60 + float(s) for h, m, s in _JOB_DONE.findall(log_text)]
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--examples", type=int, default=20000)
-    parser.add_argument("--actions", type=int, default=0,
-                        help="synthetic actions (0 = the 14 simulated offers)")
+    parser.add_argument(
+        "--actions", type=int, default=0, help="synthetic actions (0 = the 14 simulated offers)"
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-worker", action="store_true", help="skip the hpe worker run")
     parser.add_argument("--json")
@@ -248,8 +254,11 @@ def main(argv=None) -> int:
             settings["actions"] = make_actions(args.actions)
         with sessions() as session:
             config = configs.create(
-                session, Principal("bench", "bench"), app.extensions["hpe_catalog"],
-                name="learning bench", settings=settings,
+                session,
+                Principal("bench", "bench"),
+                app.extensions["hpe_catalog"],
+                name="learning bench",
+                settings=settings,
             )
             session.commit()
             settings = config.settings  # with defaults filled in
@@ -267,9 +276,11 @@ def main(argv=None) -> int:
         with engine.connect() as conn:
             conn.exec_driver_sql("ANALYZE")
             conn.commit()
-        print(f"inserted {len(decisions)} decisions and {len(outcomes)} outcomes in "
-              f"{time.perf_counter() - t0:.1f}s; "
-              f"{sum(1 for e in examples if e[3] > 0)} with a positive reward")
+        print(
+            f"inserted {len(decisions)} decisions and {len(outcomes)} outcomes in "
+            f"{time.perf_counter() - t0:.1f}s; "
+            f"{sum(1 for e in examples if e[3] > 0)} with a positive reward"
+        )
         texts = raw_texts(examples)
 
         # -- raw VW, before
@@ -286,8 +297,10 @@ def main(argv=None) -> int:
         learner.learn_batch(examples)
         step_alone = time.perf_counter() - t0
         learner.close()
-        print(f"  reference: Learner.learn_batch on the same pre-built tuples: "
-              f"{len(examples) / step_alone:.0f} examples/s")
+        print(
+            f"  reference: Learner.learn_batch on the same pre-built tuples: "
+            f"{len(examples) / step_alone:.0f} examples/s"
+        )
 
         # -- in-process learn_all_closed (the job's body), by phase
         print(f"\nin-process hpe_core.learning.learn_all_closed, load {loadavg()}")
@@ -296,7 +309,10 @@ def main(argv=None) -> int:
         phases.wrap(learner_module.Learner, "save", "model serialize (Learner.save)")
         phases.wrap(store, "save", "model version row (store.save)")
         phases.wrap(learning, "_outcomes_by_decision", "read outcomes (incl. its Select execute)")
-        phases.wrap(learning, "context_features", "featurize contexts")
+        featurize = (
+            "decision_features" if hasattr(learning, "decision_features") else ("context_features")
+        )
+        phases.wrap(learning, featurize, "featurize contexts")
         load0 = loadavg()
         with sessions() as session:
             phases.wrap(session, "commit", "commit (+ flush of the activity row)")
@@ -318,8 +334,10 @@ def main(argv=None) -> int:
             "load": [load0, loadavg()],
         }
         results["in_process"] = inproc
-        print(f"  learned {learned} (skipped {report.skipped}) in {total:.2f}s = "
-              f"{inproc['rate']:.0f} examples/s end to end; model v{report.version}")
+        print(
+            f"  learned {learned} (skipped {report.skipped}) in {total:.2f}s = "
+            f"{inproc['rate']:.0f} examples/s end to end; model v{report.version}"
+        )
         # "session.execute: Select" runs inside "read outcomes": count it once.
         nested = phases.seconds.get("session.execute: Select", 0.0)
         for label, seconds in phases.seconds.items():
@@ -327,8 +345,10 @@ def main(argv=None) -> int:
             print(f"    {label:48} {seconds:7.2f}s  ({100 * seconds / total:4.1f}%){note}")
         rest = total - sum(phases.seconds.values()) + nested
         inproc["phases"]["rest"] = rest
-        print(f"    {'rest (ORM loading of decisions, Python loop...)':48} {rest:7.2f}s  "
-              f"({100 * rest / total:4.1f}%)")
+        print(
+            f"    {'rest (ORM loading of decisions, Python loop...)':48} {rest:7.2f}s  "
+            f"({100 * rest / total:4.1f}%)"
+        )
         print(f"  learn step only: {inproc['learn_step_rate']:.0f} examples/s")
 
         # -- same model? HPE's newest model vs the raw-VW model on fresh contexts
@@ -339,7 +359,7 @@ def main(argv=None) -> int:
         lines = catalog.lines()
         worst = 0.0
         for touch in simulation.Population(seed=99).touchpoints(200, seed=99):
-            shared = context_features(touch.context)
+            shared = shared_line(touch.channel, touch.context)
             ours = hpe_model.predict(shared, lines)
             theirs = raw_model.predict([shared, *lines])
             worst = max(worst, max(abs(a - b) for a, b in zip(ours, theirs, strict=True)))
@@ -378,10 +398,16 @@ def main(argv=None) -> int:
                 "exit_code": process.returncode,
                 "load": [load0, loadavg()],
             }
-            print(f"  exit {process.returncode}; learned {count}; {jobs} learn job(s); "
-                  f"process wall {wall:.2f}s ({count / wall:.0f}/s incl. start-up); "
-                  + (f"job(s) {' + '.join(f'{d:.2f}s' for d in durations)} = {count / job:.0f} "
-                     "examples/s" if job else "job time n/a"))
+            print(
+                f"  exit {process.returncode}; learned {count}; {jobs} learn job(s); "
+                f"process wall {wall:.2f}s ({count / wall:.0f}/s incl. start-up); "
+                + (
+                    f"job(s) {' + '.join(f'{d:.2f}s' for d in durations)} = {count / job:.0f} "
+                    "examples/s"
+                    if job
+                    else "job time n/a"
+                )
+            )
             if process.returncode != 0 or count != len(decisions):
                 print(log_text[-3000:])
 
@@ -397,13 +423,19 @@ def main(argv=None) -> int:
     print("\n== summary (ratio = HPE examples/s ÷ the faster of the two raw-VW runs)")
     rows = [
         ("learn step only (Learner.learn_batch, in-process)", inproc["learn_step_rate"]),
-        ("end to end in-process (learn_all_closed: DB read, featurize, learn, "
-         "save model, UPDATE, commit)", inproc["rate"]),
+        (
+            "end to end in-process (learn_all_closed: DB read, featurize, learn, "
+            "save model, UPDATE, commit)",
+            inproc["rate"],
+        ),
     ]
     if "worker" in results and results["worker"]["rate_job"]:
-        rows.append(("hpe worker --burst: the RQ job (from its log)", results["worker"]["rate_job"]))
-        rows.append(("hpe worker --burst: whole process incl. start-up",
-                     results["worker"]["rate_process"]))
+        rows.append(
+            ("hpe worker --burst: the RQ job (from its log)", results["worker"]["rate_job"])
+        )
+        rows.append(
+            ("hpe worker --burst: whole process incl. start-up", results["worker"]["rate_process"])
+        )
     print(f"  raw VW Workspace.learn: {raws[0]:.0f} and {raws[1]:.0f} examples/s")
     for label, rate in rows:
         print(f"  {rate:8.0f} examples/s  {rate / best_raw:5.2f}x  {label}")

@@ -35,9 +35,16 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import API, Deployment, dump_json, loadavg, print_header  # noqa: E402
+from bench.common import (  # noqa: E402
+    API,
+    Deployment,
+    dump_json,
+    loadavg,
+    print_header,
+    shared_line,
+)
 from hpe_core import rewards, simulation  # noqa: E402
-from hpe_core.features import ActionCatalog, context_features  # noqa: E402
+from hpe_core.features import ActionCatalog  # noqa: E402
 from hpe_core.policy import vw_arguments  # noqa: E402
 
 
@@ -57,7 +64,7 @@ def raw_vw_loop(settings: dict, decisions: int, seed: int, raw_seed: int) -> dic
     clicks, expected = 0, []
     t0 = time.perf_counter()
     for touch in population.touchpoints(decisions, seed=seed):
-        example = [context_features(touch.context), *lines]
+        example = [shared_line(touch.channel, touch.context), *lines]
         pmf = vw.predict(example)
         index = choice_rng.choices(range(len(ids)), pmf)[0]
         offer = offers[index]
@@ -96,8 +103,10 @@ def reference_rates(decisions: int, seed: int) -> dict:
     population = simulation.Population(seed=seed)
     rand = best = 0.0
     for touch in population.touchpoints(decisions, seed=seed):
-        rates = [simulation.engagement_probability(touch.user, o, touch.channel)
-                 for o in simulation.OFFERS]
+        rates = [
+            simulation.engagement_probability(touch.user, o, touch.channel)
+            for o in simulation.OFFERS
+        ]
         rand += sum(rates) / len(rates)
         best += max(rates)
     return {"random": rand / decisions, "oracle": best / decisions}
@@ -108,15 +117,17 @@ def logged_decisions(database_url: str, config_id: str) -> list[tuple]:
 
     with psycopg.connect(database_url) as conn:
         return conn.execute(
-            'SELECT user_id, channel, action_id, variant, model_version, created_at '
+            "SELECT user_id, channel, action_id, variant, model_version, created_at "
             'FROM "041_hyper_personalization_engine_decisions" WHERE config_id = %s '
-            'ORDER BY created_at, id',
+            "ORDER BY created_at, id",
             (config_id,),
         ).fetchall()
 
 
-_JOB_DONE = re.compile(r"Successfully completed worker\.jobs\.learn\(.*?\) job in "
-                       r"(\d+):(\d\d):(\d\d(?:\.\d+)?)s")
+_JOB_DONE = re.compile(
+    r"Successfully completed worker\.jobs\.learn\(.*?\) job in "
+    r"(\d+):(\d\d):(\d\d(?:\.\d+)?)s"
+)
 
 
 def main(argv=None) -> int:
@@ -149,26 +160,39 @@ def main(argv=None) -> int:
         _status, config = client.call("GET", f"{API}/{config_id}")
         settings = config["settings"]
         print(f"config {config_id}; VW args {vw_arguments(settings['exploration'])}")
-        print(f"{args.decisions} decisions from {args.clients} clients, wait_seconds "
-              f"{args.wait_seconds}, holdout {args.holdout}%, load {loadavg()}")
+        print(
+            f"{args.decisions} decisions from {args.clients} clients, wait_seconds "
+            f"{args.wait_seconds}, holdout {args.holdout}%, load {loadavg()}"
+        )
         load0 = loadavg()
         t0 = time.perf_counter()
 
         def progress(count, tally):
-            print(f"  {count:>6} decisions  {time.perf_counter() - t0:6.0f}s  treatment "
-                  f"{tally.rate('treatment'):.2%}  holdout {tally.rate('holdout'):.2%}  "
-                  f"load {loadavg()}", flush=True)
+            print(
+                f"  {count:>6} decisions  {time.perf_counter() - t0:6.0f}s  treatment "
+                f"{tally.rate('treatment'):.2%}  holdout {tally.rate('holdout'):.2%}  "
+                f"load {loadavg()}",
+                flush=True,
+            )
 
-        tally = sim.run(dep.url, dep.key, config_id, decisions=args.decisions,
-                        clients=args.clients, seed=args.seed, progress=progress,
-                        progress_every=max(1000, args.decisions // 10))
+        tally = sim.run(
+            dep.url,
+            dep.key,
+            config_id,
+            decisions=args.decisions,
+            clients=args.clients,
+            seed=args.seed,
+            progress=progress,
+            progress_every=max(1000, args.decisions // 10),
+        )
         elapsed = time.perf_counter() - t0
         version = sim.wait_for_learning(client, config_id, timeout=5 * args.wait_seconds + 20)
         _status, metrics = client.call("GET", f"{API}/{config_id}/metrics")
         rows = logged_decisions(dep.database_url, config_id)
         worker_logs = "".join(p.read_text() for p in dep.log_dir.glob("worker-*.log"))
-        jobs = [int(h) * 3600 + int(m) * 60 + float(s)
-                for h, m, s in _JOB_DONE.findall(worker_logs)]
+        jobs = [
+            int(h) * 3600 + int(m) * 60 + float(s) for h, m, s in _JOB_DONE.findall(worker_logs)
+        ]
         load1 = loadavg()
 
     users = {u.user_id: u for u in simulation.Population(seed=args.seed).users}
@@ -194,23 +218,33 @@ def main(argv=None) -> int:
         "learn_jobs": len(jobs),
         "learn_job_seconds_mean": sum(jobs) / len(jobs) if jobs else None,
         "learn_job_seconds_max": max(jobs) if jobs else None,
-        "metrics_lift": (metrics.get("summary", {}).get("lift")
-                         if isinstance(metrics, dict) else None),
+        "metrics_lift": (
+            metrics.get("summary", {}).get("lift") if isinstance(metrics, dict) else None
+        ),
         "load": [load0, load1],
     }
     results["http"] = http
-    print(f"\nHTTP run: {elapsed:.0f}s ({http['decisions_per_second']:.0f} decisions/s), "
-          f"newest model v{version}, {len(jobs)} learn jobs (mean "
-          f"{http['learn_job_seconds_mean'] or 0:.2f}s, max {http['learn_job_seconds_max'] or 0:.2f}s), "
-          f"{stale} treatment decisions served by the untrained model v0; load {load0} -> {load1}")
-    print(f"  treatment: {tally.decisions['treatment']} decisions, {tally.engaged['treatment']} "
-          f"clicks = {http['realized']['treatment']:.3%} realized, "
-          f"{http['expected']['treatment']:.3%} expected")
-    print(f"  holdout:   {tally.decisions['holdout']} decisions, {tally.engaged['holdout']} "
-          f"clicks = {http['realized']['holdout']:.3%} realized, "
-          f"{http['expected']['holdout']:.3%} expected")
-    print("  treatment expected rate by fifth of the run: "
-          + "  ".join(f"{x:.3%}" for x in http["treatment_expected_by_fifth"]))
+    print(
+        f"\nHTTP run: {elapsed:.0f}s ({http['decisions_per_second']:.0f} decisions/s), "
+        f"newest model v{version}, {len(jobs)} learn jobs (mean "
+        f"{http['learn_job_seconds_mean'] or 0:.2f}s, "
+        f"max {http['learn_job_seconds_max'] or 0:.2f}s), "
+        f"{stale} treatment decisions served by the untrained model v0; load {load0} -> {load1}"
+    )
+    print(
+        f"  treatment: {tally.decisions['treatment']} decisions, {tally.engaged['treatment']} "
+        f"clicks = {http['realized']['treatment']:.3%} realized, "
+        f"{http['expected']['treatment']:.3%} expected"
+    )
+    print(
+        f"  holdout:   {tally.decisions['holdout']} decisions, {tally.engaged['holdout']} "
+        f"clicks = {http['realized']['holdout']:.3%} realized, "
+        f"{http['expected']['holdout']:.3%} expected"
+    )
+    print(
+        "  treatment expected rate by fifth of the run: "
+        + "  ".join(f"{x:.3%}" for x in http["treatment_expected_by_fifth"])
+    )
     print(f"  metrics API lift: {http['metrics_lift']}")
 
     print(f"\nraw VW loop (learn each reward at once), load {loadavg()}")
@@ -218,14 +252,19 @@ def main(argv=None) -> int:
     for raw_seed in raw_seeds:
         raw = raw_vw_loop(settings, args.decisions, args.seed, raw_seed)
         raws.append(raw)
-        print(f"  seed {raw_seed}: realized {raw['realized']:.3%}, expected {raw['expected']:.3%}"
-              f" (by fifth: " + "  ".join(f"{x:.3%}" for x in raw["expected_by_fifth"])
-              + f") in {raw['seconds']:.0f}s")
+        print(
+            f"  seed {raw_seed}: realized {raw['realized']:.3%}, expected {raw['expected']:.3%}"
+            f" (by fifth: "
+            + "  ".join(f"{x:.3%}" for x in raw["expected_by_fifth"])
+            + f") in {raw['seconds']:.0f}s"
+        )
     results["raw_vw"] = raws
     ref = reference_rates(args.decisions, args.seed)
     results["reference"] = ref
-    print(f"\nsame touchpoints: random choice {ref['random']:.3%} expected, "
-          f"oracle {ref['oracle']:.3%} expected (upper bound; knows latent traits)")
+    print(
+        f"\nsame touchpoints: random choice {ref['random']:.3%} expected, "
+        f"oracle {ref['oracle']:.3%} expected (upper bound; knows latent traits)"
+    )
 
     raw_realized = sum(r["realized"] for r in raws) / len(raws)
     raw_expected = sum(r["expected"] for r in raws) / len(raws)

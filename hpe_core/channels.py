@@ -214,12 +214,17 @@ class Connector:
 
 
 def notify(hook, **kwargs) -> None:
-    """Call an ``hpe_on_*`` event hook: a failing event sink is logged, never raised
-    (the change it reports is already committed)."""
-    try:
-        hook(**kwargs)
-    except Exception:  # noqa: BLE001 - one broken sink must not break the loop
-        logging.getLogger(__name__).exception("event hook %s failed", hook.name)
+    """Call an ``hpe_on_*`` event hook: each implementation on its own, so one failing
+    event sink is logged and the others still run (the change is already committed)."""
+    for impl in reversed(hook.get_hookimpls()):  # pluggy's order: last registered first
+        if impl.hookwrapper or impl.wrapper:
+            continue  # wrappers only make sense around a normal hook call
+        try:
+            impl.function(*(kwargs[name] for name in impl.argnames))
+        except Exception:  # noqa: BLE001 - one broken sink must not break the loop
+            logging.getLogger(__name__).exception(
+                "event hook %s of plugin %s failed", hook.name, impl.plugin_name
+            )
 
 
 # --- Per-workspace channel settings ------------------------------------------------------

@@ -80,7 +80,7 @@ def in_quiet_hours(schedule: Mapping, context: Mapping, now: dt.datetime) -> boo
         return False
     try:
         local = now.astimezone(ZoneInfo(zone_name)).strftime("%H:%M")
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "America" is a folder
         return False
     start, end = quiet["start"], quiet["end"]
     if start <= end:

@@ -36,21 +36,26 @@ class OutcomeEvent:
     idempotency_key: str | None = None
 
 
-def idempotency_key(event: OutcomeEvent, occurred_at: dt.datetime) -> str:
+def idempotency_key(
+    event: OutcomeEvent, occurred_at: dt.datetime, value_events: frozenset[str] = frozenset()
+) -> str:
     """The key that makes an event count once.
 
-    The caller's key when given; else ``<decision_id>:<type>`` (opens, clicks... are
-    single-shot per decision); else a digest of user, type, time and value, so the same
-    user-level event replayed is still recognised.
+    The caller's key when given. Else, tied to a decision, ``<decision_id>:<type>`` for
+    single-shot events (an open, a click: once per decision); value events (purchases)
+    can repeat, so theirs also digests ``occurred_at`` and value. Else a digest of user,
+    type, time and value, so the same user-level event replayed is still recognised.
+    Send an ``idempotency_key`` (e.g. the order id) whenever an event can repeat.
     """
     if event.idempotency_key:
         return "k:" + event.idempotency_key
-    if event.decision_id is not None:
+    if event.decision_id is not None and event.type not in value_events:
         return f"d:{event.decision_id}:{event.type}"
+    who = f"d:{event.decision_id}" if event.decision_id is not None else f"u:{event.user_id}"
     digest = hashlib.sha256(
-        f"{event.user_id}|{event.type}|{occurred_at.isoformat()}|{event.value}".encode()
+        f"{who}|{event.type}|{occurred_at.isoformat()}|{event.value}".encode()
     ).hexdigest()
-    return "u:" + digest
+    return ("v:" if event.decision_id is not None else "u:") + digest
 
 
 def record(
@@ -102,10 +107,11 @@ def record(
                 {"decision_id": ["Unknown decision."]},
             )
 
+    value_events = frozenset(config.settings["reward"]["value_events"])
     rows, results = [], []
     for event in events:
         occurred_at = event.occurred_at or now
-        key = idempotency_key(event, occurred_at)
+        key = idempotency_key(event, occurred_at, value_events)
         decision = decisions.get(event.decision_id)
         # Late = arrived after the decision's reward window closed: kept, never learned.
         late = decision is not None and now > decision.window_closes_at

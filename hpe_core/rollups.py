@@ -57,7 +57,11 @@ def compute_days(session: Session, config: Config, date_from: dt.date, date_to: 
             Decision.action_id,
             Decision.source,
             func.count().label("decisions"),
-            func.coalesce(func.sum(digest.c.engaged), 0).label("engagements"),
+            # An imported decision may carry a reward instead of events: positive = engaged,
+            # as learning counts it.
+            func.sum(
+                case((digest.c.engaged == 1, 1), (Decision.given_reward > 0, 1), else_=0)
+            ).label("engagements"),
             func.coalesce(func.sum(Decision.reward), literal(0.0)).label("reward"),
             func.coalesce(func.sum(digest.c.revenue), literal(0.0)).label("revenue"),
         )

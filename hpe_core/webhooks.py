@@ -179,10 +179,12 @@ def claim(
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
     else:  # pragma: no cover
         dialect_insert = insert
-    statement = dialect_insert(_RECEIPTS).on_conflict_do_nothing(
-        index_elements=["workspace_id", "digest"]
+    statement = (
+        dialect_insert(_RECEIPTS)
+        .on_conflict_do_nothing(index_elements=["workspace_id", "digest"])
+        .returning(_RECEIPTS.c.id)
     )
-    result = session.execute(
+    inserted = session.execute(
         statement,
         {
             "id": uuid.uuid4(),
@@ -193,7 +195,7 @@ def claim(
             "received_at": now or utcnow(),
         },
     )
-    return result.rowcount == 1
+    return inserted.first() is not None
 
 
 # --- From events to outcomes -----------------------------------------------------------

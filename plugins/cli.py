@@ -4,6 +4,7 @@ giving them the app and a database session."""
 from __future__ import annotations
 
 import functools
+import json
 from contextlib import contextmanager
 
 import click
@@ -45,7 +46,8 @@ def app_session(**config):
             session.commit()
         except HpeError as exc:
             session.rollback()
-            raise click.ClickException(exc.message) from exc
+            detail = f" {json.dumps(exc.errors)}" if exc.errors else ""
+            raise click.ClickException(exc.message + detail) from exc
         finally:
             session.close()
 

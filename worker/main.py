@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 
 from flask import Flask
 
-from worker.queues import LEARN_QUEUE, Sweeper, sweep as sweep_once
+from worker.queues import LEARN_QUEUE, Sweeper
+from worker.queues import sweep as sweep_once
 from worker.runtime import bind_app
 
 log = logging.getLogger(__name__)
@@ -59,8 +61,21 @@ def run_many(processes: int, *, burst: bool = False) -> None:
         multiprocessing.get_context("spawn").Process(target=_child, args=(burst,), daemon=False)
         for _ in range(processes)
     ]
-    for child in children:
-        child.start()
-    log.info("started %d workers on queue %s (pid %d)", processes, LEARN_QUEUE, os.getpid())
-    for child in children:
-        child.join()
+
+    def stop_children(signum, _frame) -> None:
+        # `kill <pid>` (supervisord, a shell) reaches only this process: pass it on, or
+        # the workers run on orphaned. rq ignores a duplicate within 1 s (Ctrl-C, group kill).
+        for child in children:
+            if child.pid is not None and child.is_alive():
+                os.kill(child.pid, signum)
+
+    previous = {sig: signal.signal(sig, stop_children) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for child in children:
+            child.start()
+        log.info("started %d workers on queue %s (pid %d)", processes, LEARN_QUEUE, os.getpid())
+        for child in children:
+            child.join()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

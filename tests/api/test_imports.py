@@ -132,6 +132,7 @@ def test_imported_decisions_are_learned_by_the_next_sweep(app, client, tenant, c
     assert [(m["version"], m["examples"]) for m in models] == [(1, 3)]
 
 
+@sqlite_only
 def test_import_needs_ndjson_content_type(app, client, tenant, create_config):
     """Any other content type → 415 with the error shape; nothing imported."""
     config = create_config(settings=SETTINGS)
@@ -140,6 +141,7 @@ def test_import_needs_ndjson_content_type(app, client, tenant, create_config):
     assert _rows(app, Decision, config["id"]) == []
 
 
+@sqlite_only
 def test_import_into_another_workspaces_config_is_404(app, client, make_tenant, create_config):
     """Another workspace's configuration is not found; publishable keys may not import."""
     config = create_config(settings=SETTINGS)

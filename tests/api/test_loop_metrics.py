@@ -10,6 +10,8 @@ import pytest
 from tests.api.conftest import assert_error
 from tests.conftest import BASE
 
+sqlite_only = pytest.mark.parametrize("backend", ["sqlite"])
+
 SETTINGS = {
     "actions": [{"id": "a", "cost": 0.5}, {"id": "b", "cost": 0.25}],
     "holdout": {"percent": 50},
@@ -125,23 +127,31 @@ def test_imported_decisions_count_under_sources_only(client, tenant, create_conf
         }
         for n in range(5)
     ]
+    # Lines with a reward instead of events: a positive reward counts as engaged.
+    lines += [
+        {**lines[0], "user_id": f"rewarded-{n}", "reward": reward}
+        for n, reward in enumerate((1.0, 0.0, 0.5))
+    ]
+    for line in lines[5:]:
+        del line["outcomes"]
     response = client.post(
         f"{BASE}/{config['id']}/imports",
         data="\n".join(json.dumps(line) for line in lines),
         headers={**tenant.headers, "Content-Type": "application/x-ndjson"},
     )
-    assert response.status_code == 202 and response.get_json()["accepted"] == 5
+    assert response.status_code == 202 and response.get_json()["accepted"] == 8
     body = _metrics(client, tenant, config["id"])
     summary = body["summary"]
     assert summary["decisions"]["treatment"] + summary["decisions"]["holdout"] == len(sent)
-    assert _total(body["daily"], "sources", "import", "decisions") == 5
-    assert _total(body["daily"], "sources", "import", "engagements") == 2
+    assert _total(body["daily"], "sources", "import", "decisions") == 8
+    assert _total(body["daily"], "sources", "import", "engagements") == 2 + 2
     assert _total(body["daily"], "sources", "live", "decisions") == len(sent)
     assert _total(body["daily"], "channels", "email", "decisions") == sum(
         s["channel"] == "email" for s in sent
     )
 
 
+@sqlite_only
 def test_metrics_of_another_workspace_or_a_bad_range_are_rejected(
     client, tenant, make_tenant, create_config
 ):

@@ -9,8 +9,8 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from hpe_core import learning
-from hpe_core.features import ActionCatalog, context_features
+from hpe_core import assignment, learning
+from hpe_core.features import ActionCatalog, decision_features
 from hpe_core.models import Decision, ModelVersion
 from hpe_core.policy.learner import Learner
 from tests.api.conftest import assert_error
@@ -34,6 +34,15 @@ def _decide(client, tenant, config_id, user_id, context=CONTEXT) -> dict:
     )
     assert response.status_code == 201, response.get_json()
     return response.get_json()
+
+
+def _treated_user(config_id) -> str:
+    """A user the model serves (treatment): holdout users get the uniform baseline."""
+    return next(
+        u
+        for u in (f"watcher-{n}" for n in range(100))
+        if assignment.variant(config_id, u, QUICK["holdout"]["percent"]) == "treatment"
+    )
 
 
 def _click(client, tenant, config_id, decision_id) -> None:
@@ -131,6 +140,7 @@ def test_sweep_learns_closed_decisions_once_and_saves_a_version(app, client, ten
     assert {k: d.learned_at for k, d in _decisions(app, config["id"]).items()} == learned_at
 
 
+@sqlite_only
 def test_models_of_another_workspace_are_404(client, make_tenant, create_config):
     """GET /models and rollback of another workspace's configuration → 404."""
     config = create_config(settings=QUICK)
@@ -151,17 +161,18 @@ def test_serving_hot_swaps_to_a_new_version_without_restart(app, client, tenant,
     assert {b["model_version"] for b in bodies} == {0}
     time.sleep(1.2)
     _run_learning(app)
+    watcher = _treated_user(config["id"])
     deadline, seen = time.monotonic() + 5, 0
     while time.monotonic() < deadline and seen != 1:
         time.sleep(0.06)
-        seen = _decide(client, tenant, config["id"], "watcher")["model_version"]
+        seen = _decide(client, tenant, config["id"], watcher)["model_version"]
     assert seen == 1
     # The served model is v1's: same probabilities as v1 loaded on its own.
     v1 = _model(app, config["id"], 1)
     expected = Learner.load(v1.vw_args, v1.model).predict(
-        context_features(CONTEXT), ActionCatalog(ACTIONS).lines(["a", "b"])
+        decision_features("email", CONTEXT), ActionCatalog(ACTIONS).lines(["a", "b"])
     )
-    body = _decide(client, tenant, config["id"], "watcher")
+    body = _decide(client, tenant, config["id"], watcher)
     served = {r["action_id"]: r["probability"] for r in body["ranking"]}
     assert served == pytest.approx({"a": expected[0], "b": expected[1]})
 
@@ -189,10 +200,10 @@ def test_rollback_pins_an_earlier_version(app, client, tenant, create_config):
     assert [v["version"] for v in _versions(client, tenant, config["id"])] == [3, 2, 1]
 
     # Served at once (no wait for the check interval), and identical to v1's predictions.
-    body = _decide(client, tenant, config["id"], "after-rollback")
+    body = _decide(client, tenant, config["id"], _treated_user(config["id"]))
     assert body["model_version"] == 3
     lines = ActionCatalog(ACTIONS).lines(["a", "b"])
-    shared = context_features(CONTEXT)
+    shared = decision_features("email", CONTEXT)
     model_1, model_2 = _model(app, config["id"], 1), _model(app, config["id"], 2)
     expected = Learner.load(model_1.vw_args, model_1.model).predict(shared, lines)
     other = Learner.load(model_2.vw_args, model_2.model).predict(shared, lines)
@@ -201,6 +212,7 @@ def test_rollback_pins_an_earlier_version(app, client, tenant, create_config):
     assert served == pytest.approx({"a": expected[0], "b": expected[1]})
 
 
+@sqlite_only
 def test_rollback_to_an_unknown_version_is_404(client, tenant, create_config):
     """Rolling back to a version that does not exist → 404; a bad body → 422."""
     config = create_config(settings=QUICK)

@@ -148,6 +148,24 @@ def test_same_decision_and_type_without_key_counts_once(app, client, tenant, cre
     assert sorted(o.type for o in _outcomes(app, config["id"])) == ["click", "open"]
 
 
+def test_repeated_value_events_each_count_but_retries_do_not(app, client, tenant, create_config):
+    """Two purchases on one decision both count; the same purchase resent counts once."""
+    config = create_config(settings=TWO_ACTIONS)
+    decision_id = _decision_id(client, tenant, config["id"])
+    first = {
+        "decision_id": decision_id,
+        "type": "conversion",
+        "value": 40.0,
+        "occurred_at": "2026-11-28T10:00:00+00:00",
+    }
+    second = {**first, "value": 60.0, "occurred_at": "2026-11-28T11:00:00+00:00"}
+    answer = _accepted(client, tenant, config["id"], first)
+    assert _accepted(client, tenant, config["id"], first) == answer
+    _accepted(client, tenant, config["id"], second)
+    values = sorted(o.value for o in _outcomes(app, config["id"]) if o.type == "conversion")
+    assert values == [40.0, 60.0]
+
+
 def test_unknown_decision_is_404_and_nothing_is_stored(app, client, tenant, create_config):
     """An unknown decision_id → 404; in a batch, one bad id stores nothing of the batch."""
     config = create_config(settings=TWO_ACTIONS)

@@ -155,7 +155,18 @@ def test_quiet_hours_within_one_day_and_a_nested_zone_key():
 
 
 @pytest.mark.parametrize(
-    "context", [{}, {"tz": None}, {"tz": 5}, {"tz": "Mars/Olympus"}, {"tz": ""}]
+    "context",
+    [
+        {},
+        {"tz": None},
+        {"tz": 5},
+        {"tz": "Mars/Olympus"},
+        {"tz": ""},
+        {"tz": "America"},  # a folder of the zone database
+        {"tz": "Europe/"},
+        {"tz": "../../etc/passwd"},
+        {"tz": "x" * 300},  # longer than a file name may be
+    ],
 )
 def test_quiet_hours_need_a_valid_zone(context):
     """Without a usable time zone in the context, quiet hours do not apply."""

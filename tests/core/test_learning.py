@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from hpe_core import configs, learning, outcomes, workspaces
 from hpe_core.decisions import DecisionEngine, DecisionRequest
-from hpe_core.features import ActionCatalog, context_features
+from hpe_core.features import ActionCatalog, context_features, decision_features
 from hpe_core.models import Activity, Decision, ModelVersion
 from hpe_core.policy import store
 from hpe_core.policy.exploration import vw_arguments
@@ -59,7 +59,7 @@ def _click(session, loop, decision_id, now=T0) -> None:
 def _scores(model: ModelVersion, context: dict) -> list[float]:
     learner = Learner.load(model.vw_args, model.model)
     try:
-        return learner.predict(context_features(context), ActionCatalog(ACTIONS).lines())
+        return learner.predict(decision_features("email", context), ActionCatalog(ACTIONS).lines())
     finally:
         learner.close()
 
@@ -200,14 +200,14 @@ def test_learning_continues_from_a_rolled_back_version(session, loop):
     expected = Learner.load(v1.vw_args, v1.model)
     decision = session.scalars(sa.select(Decision).where(Decision.user_id == "w0")).one()
     example = (
-        context_features(decision.context),
+        decision_features(decision.channel, decision.context),
         ActionCatalog(ACTIONS).lines(),
         decision.eligible.index(decision.action_id),
         0.0,
         decision.probability,
     )
     expected.learn_batch([example])
-    line = context_features({"segment": "x"})
+    line = decision_features("email", {"segment": "x"})
     assert _scores(v4, {"segment": "x"}) == expected.predict(line, ActionCatalog(ACTIONS).lines())
     expected.close()
 

@@ -125,3 +125,34 @@ def test_the_sampler_has_the_right_mean():
     draw = _binomial_sampler(1000, 0.1)
     mean = sum(draw(rng) for _ in range(4000)) / 4000
     assert mean == pytest.approx(100, abs=1.5)
+
+
+def test_the_metrics_summary_sums_days_and_derives_rates_lift_and_roi():
+    """summarize() adds the days' variant counts and derives rates, lift and ROI from them."""
+    from hpe_core.metrics import summarize
+
+    def counts(decisions, engagements, reward=0.0, revenue=0.0, cost=0.0):
+        return {
+            "decisions": decisions,
+            "engagements": engagements,
+            "reward": reward,
+            "revenue": revenue,
+            "cost": cost,
+        }
+
+    days = [
+        {"variants": {"treatment": counts(100, 20, 20, 50, 10), "holdout": counts(10, 1, 1)}},
+        {"variants": {"treatment": counts(100, 30, 30, 150, 10), "holdout": counts(10, 1, 1)}},
+        {"variants": {}},  # a day without decisions
+    ]
+    summary = summarize(days)
+    assert summary["decisions"] == {"treatment": 200, "holdout": 20}
+    assert summary["engagements"] == {"treatment": 50, "holdout": 2}
+    assert summary["engagement_rate"] == {"treatment": 0.25, "holdout": 0.1}
+    assert summary["lift"] == lift(50, 200, 2, 20).as_dict()
+    assert summary["reward"] == pytest.approx(52)
+    assert summary["revenue"] == pytest.approx(200)
+    assert summary["cost"] == pytest.approx(20)
+    assert summary["roi"] == pytest.approx((200 - 20) / 20)
+    empty = summarize([])
+    assert empty["roi"] is None and empty["lift"]["estimate"] is None

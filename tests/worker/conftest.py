@@ -144,8 +144,13 @@ class Loop:
         return ids
 
 
-def insert_closed_decisions(app, config_id: uuid.UUID, count: int, seed: int = 0) -> None:
+def insert_closed_decisions(
+    app, config_id: uuid.UUID, count: int, seed: int = 0, closes_at: dt.datetime | None = None
+) -> None:
     """Log ``count`` decisions whose reward windows have closed, as decide() writes them.
+
+    With ``closes_at`` every window closes at that moment instead (a backlog that
+    appears all at once, later).
 
     Written with PostgreSQL's COPY (the API would take minutes for such a backlog); the
     rows carry the same columns and shapes as :meth:`DecisionEngine.decide`'s INSERT.
@@ -167,7 +172,7 @@ def insert_closed_decisions(app, config_id: uuid.UUID, count: int, seed: int = 0
     connection = app.extensions["hpe_engine"].raw_connection()
     try:
         cursor = connection.driver_connection.cursor()
-        statement = f"COPY \"{Decision.__tablename__}\" ({', '.join(columns)}) FROM STDIN"
+        statement = f'COPY "{Decision.__tablename__}" ({", ".join(columns)}) FROM STDIN'
         with cursor.copy(statement) as copy:
             for n in range(count):
                 probabilities = [0.7] + [0.3 / (len(eligible) - 1)] * (len(eligible) - 1)
@@ -186,7 +191,7 @@ def insert_closed_decisions(app, config_id: uuid.UUID, count: int, seed: int = 0
                         json.dumps(context), eligible_json, json.dumps(probabilities),
                         eligible[index], probabilities[index], "treatment", "model", 0,
                         eligible[probabilities.index(max(probabilities))], "live",
-                        created, created + dt.timedelta(seconds=1),
+                        created, closes_at or created + dt.timedelta(seconds=1),
                     )
                 )  # fmt: skip
         connection.commit()

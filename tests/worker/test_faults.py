@@ -60,7 +60,9 @@ def test_worker_killed_mid_learn_loses_nothing_and_learns_nothing_twice(
             state = learning_state(engine, config_id)
             return bool(state.versions) and _open_transactions(engine) > 0
 
-        wait_for(first_version_then_next_batch, 120, "the worker to commit a batch and start the next")
+        wait_for(
+            first_version_then_next_batch, 120, "the worker to commit a batch and start the next"
+        )
         os.kill(victim.pid, signal.SIGKILL)
         victim.wait(30)
         assert victim.returncode == -signal.SIGKILL
@@ -209,7 +211,7 @@ def test_racing_learner_is_kept_out_by_the_advisory_lock(rq_app, pg_url):
 
 @pytest.mark.slow
 def test_transient_failure_is_retried_per_retry_policy(rq_app, redis_url, tmp_path):
-    """A learn job hitting an unreachable database is rescheduled per worker/retry.py, then learns."""
+    """A learn job failing on an unreachable database is rescheduled per retry.py, then learns."""
     import datetime as dt
 
     from rq import SimpleWorker

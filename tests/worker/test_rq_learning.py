@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-import threading
+import datetime as dt
+import os
+import signal
+import subprocess
 import time
 
 import pytest
@@ -12,6 +15,7 @@ from rq.registry import FinishedJobRegistry
 from rq.serializers import JSONSerializer
 
 from hpe_core import learning
+from hpe_core.models import utcnow
 from tests.worker.conftest import (
     Loop,
     assert_learned_exactly_once,
@@ -23,7 +27,6 @@ from tests.worker.conftest import (
     worker_env,
     worker_log,
 )
-from worker import jobs
 from worker.queues import sweep
 from worker.runtime import bind_app
 
@@ -69,8 +72,10 @@ def test_rq_learns_closed_decisions_end_to_end(rq_app):
         assert state.decisions == len(decision_ids)
         assert_learned_exactly_once(state)
         assert len(state.versions) == 1
-    results = [Job.fetch(job_id, connection=backend.redis, serializer=JSONSerializer)
-               for job_id in FinishedJobRegistry(queue=backend.queue).get_job_ids()]
+    results = [
+        Job.fetch(job_id, connection=backend.redis, serializer=JSONSerializer)
+        for job_id in FinishedJobRegistry(queue=backend.queue).get_job_ids()
+    ]
     assert sorted(job.return_value()["learned"] for job in results) == [7, 12]
     # Learned and not pending any more: the next closed decision gets a new job.
     assert _sweep(rq_app) == 0
@@ -80,7 +85,9 @@ def test_rq_learns_closed_decisions_end_to_end(rq_app):
 
 def _finished_jobs(backend) -> list[Job]:
     registry = FinishedJobRegistry(queue=backend.queue)
-    return Job.fetch_many(registry.get_job_ids(), connection=backend.redis, serializer=JSONSerializer)
+    return Job.fetch_many(
+        registry.get_job_ids(), connection=backend.redis, serializer=JSONSerializer
+    )
 
 
 @pytest.mark.slow
@@ -92,19 +99,26 @@ def test_two_configs_learn_in_parallel_on_two_worker_processes(rq_app, pg_url, r
     configs = [loop.create_config("First"), loop.create_config("Second")]
     backend = rq_app.extensions["hpe_jobs"]
     engine = rq_app.extensions["hpe_engine"]
-    with running_worker(worker_env(pg_url, redis_url, tmp_path), tmp_path, "--processes", "2") as process:
+    with running_worker(
+        worker_env(pg_url, redis_url, tmp_path), tmp_path, "--processes", "2"
+    ) as process:
         wait_for(
-            lambda: len(Worker.all(connection=backend.redis, queue=backend.queue)) == 2
-            or process.poll() is not None,
+            lambda: (
+                len(Worker.all(connection=backend.redis, queue=backend.queue)) == 2
+                or process.poll() is not None
+            ),
             90,
             "two RQ workers to register",
         )
         assert process.poll() is None, worker_log(process)
-        # Backlogs appear only now, so each idle worker can take one configuration.
+        # Both backlogs appear at once, to idle workers: one sweep enqueues both configurations.
+        closes_at = utcnow() + dt.timedelta(seconds=3)
         for seed, config_id in enumerate(configs):
-            insert_closed_decisions(rq_app, config_id, 8000, seed=seed)
+            insert_closed_decisions(rq_app, config_id, 8000, seed=seed, closes_at=closes_at)
         wait_for(
-            lambda: all(learning_state(engine, c).done for c in configs) or process.poll() is not None,
+            lambda: (
+                all(learning_state(engine, c).done for c in configs) or process.poll() is not None
+            ),
             150,
             "both configurations to be learned",
             interval=0.2,
@@ -121,9 +135,66 @@ def test_two_configs_learn_in_parallel_on_two_worker_processes(rq_app, pg_url, r
     learning_jobs = [job for job in jobs_run if job.return_value()["learned"] > 0]
     assert {job.args[0] for job in learning_jobs} == {str(c) for c in configs}
     by_config = {c: [j for j in learning_jobs if j.args[0] == str(c)] for c in configs}
-    for config_id, config_jobs in by_config.items():
+    for config_jobs in by_config.values():
         assert sum(j.return_value()["learned"] for j in config_jobs) == 8000
     # Parallel: the two configurations' learn jobs ran at the same time on different workers.
     first, second = (min(by_config[c], key=lambda j: j.started_at) for c in configs)
     assert first.worker_name != second.worker_name
     assert first.started_at < second.ended_at and second.started_at < first.ended_at
+
+
+@pytest.mark.slow
+def test_burst_worker_sweeps_learns_and_exits(rq_app, pg_url, redis_url, tmp_path):
+    """`hpe worker --burst` with an empty queue finds the closed windows, learns them, exits 0."""
+    loop = Loop(rq_app)
+    config_id = loop.create_config()
+    insert_closed_decisions(rq_app, config_id, 300)
+    assert len(rq_app.extensions["hpe_jobs"].queue) == 0
+    with running_worker(worker_env(pg_url, redis_url, tmp_path), tmp_path, "--burst") as process:
+        try:
+            process.wait(120)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"burst worker still running after 120 s:\n{worker_log(process)}")
+        assert process.returncode == 0, worker_log(process)
+    state = learning_state(rq_app.extensions["hpe_engine"], config_id)
+    assert state.decisions == 300
+    assert_learned_exactly_once(state)
+
+
+@pytest.mark.slow
+def test_stopping_the_worker_parent_stops_its_worker_processes(rq_app, pg_url, redis_url, tmp_path):
+    """SIGTERM to `hpe worker --processes 2` alone: both workers shut down, none is orphaned."""
+    from rq import Worker
+
+    backend = rq_app.extensions["hpe_jobs"]
+    with running_worker(
+        worker_env(pg_url, redis_url, tmp_path), tmp_path, "--processes", "2"
+    ) as process:
+
+        def idle_workers() -> int:
+            assert process.poll() is None, worker_log(process)
+            workers = Worker.all(connection=backend.redis, queue=backend.queue)
+            return sum(w.get_state() == "idle" for w in workers)
+
+        # Idle = waiting for jobs, with rq's signal handlers installed.
+        wait_for(lambda: idle_workers() == 2, 90, "two RQ workers to wait for jobs")
+        os.kill(process.pid, signal.SIGTERM)  # the parent only, as `kill <pid>` does
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the parent did not stop:\n{worker_log(process)}")
+        assert process.returncode == 0, worker_log(process)
+        wait_for(
+            lambda: not Worker.all(connection=backend.redis, queue=backend.queue),
+            30,
+            "the workers to unregister",
+        )
+
+        def group_gone() -> bool:
+            try:
+                os.killpg(process.pid, 0)
+            except ProcessLookupError:
+                return True
+            return False
+
+        wait_for(group_gone, 30, "every process of the worker to exit")
