@@ -13,7 +13,7 @@ import vowpalwabbit
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from hpe_core.errors import NotFound
+from hpe_core.errors import Conflict, NotFound
 from hpe_core.models import ModelVersion
 
 #: Versions kept per configuration; older ones are pruned after each save.
@@ -88,13 +88,18 @@ def list_versions(session: Session, config_id: uuid.UUID):
     )
 
 
-def rollback(session: Session, config_id: uuid.UUID, version: int) -> ModelVersion:
+def rollback(
+    session: Session, config_id: uuid.UUID, version: int, *, current_args: str
+) -> ModelVersion:
     """Make an earlier version current again by saving a copy of it as the newest.
 
     Learning then continues from the restored model, and the history stays linear:
     nothing is deleted, and the copy records where it came from (``rollback:<n>``).
 
+    :param current_args: the VW arguments of the configuration's current settings
     :raises NotFound: if the configuration has no such version
+    :raises Conflict: if that version was trained with other exploration settings (it
+        could not serve them: restore those settings first)
     """
     source = session.scalars(
         select(ModelVersion).where(
@@ -103,6 +108,12 @@ def rollback(session: Session, config_id: uuid.UUID, version: int) -> ModelVersi
     ).first()
     if source is None:
         raise NotFound(f"No model version {version}.", {"version": ["Unknown version."]})
+    if source.vw_args != current_args:
+        raise Conflict(
+            f"Model version {version} was trained with other exploration settings "
+            f"({source.vw_args}); set them back before rolling back to it.",
+            {"version": ["Trained with other exploration settings."]},
+        )
     newest = latest(session, config_id)
     restored = save(
         session,

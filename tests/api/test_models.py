@@ -222,3 +222,21 @@ def test_rollback_to_an_unknown_version_is_404(client, tenant, create_config):
     for body in ({}, {"version": 0}, {"version": "one"}, {"version": 1, "extra": True}):
         assert_error(client.post(url, json=body, headers=tenant.headers), 422)
     assert _versions(client, tenant, config["id"]) == []
+
+
+@sqlite_only
+def test_rollback_across_exploration_settings_is_409(app, client, tenant, create_config):
+    """A version trained with other exploration settings cannot serve: 409, nothing saved."""
+    config = create_config(settings=QUICK)
+    _round(client, tenant, config["id"], 3, "a", "u")
+    _learn_now(app, config["id"])
+    assert [v["version"] for v in _versions(client, tenant, config["id"])] == [1]
+    patch = {"settings": {"exploration": {"algorithm": "epsilon"}}}
+    assert (
+        client.patch(f"{BASE}/{config['id']}", json=patch, headers=tenant.headers).status_code
+        == 200
+    )
+    url = f"{BASE}/{config['id']}/model/rollback"
+    error = assert_error(client.post(url, json={"version": 1}, headers=tenant.headers), 409)
+    assert "exploration" in error["message"]
+    assert [v["version"] for v in _versions(client, tenant, config["id"])] == [1]

@@ -185,7 +185,9 @@ def test_learning_continues_from_a_rolled_back_version(session, loop):
         _click(session, loop, decision["decision_id"], now=later)
     session.commit()
     learning.learn_all_closed(session, config_id, now=later + dt.timedelta(days=1))
-    restored = store.rollback(session, config_id, 1)
+    restored = store.rollback(
+        session, config_id, 1, current_args=store.latest(session, config_id).vw_args
+    )
     session.commit()
     v1 = store.latest(session, config_id)
     assert (restored.version, v1.version, v1.source) == (3, 3, "rollback:1")

@@ -8,6 +8,7 @@ from flask_smorest import Blueprint
 
 from hpe_core import activities, configs
 from hpe_core.policy import store
+from hpe_core.policy.exploration import vw_arguments
 from web.api import BASE
 from web.api.loop_schemas import ModelVersionSchema, RollbackSchema
 from web.api.pagination import SQLCursorPage
@@ -41,13 +42,20 @@ class ModelRollback(MethodView):
     def post(self, data, config_id):
         """Roll back the model
 
+        409 if that version was trained with other exploration settings than the current.
+
         Restores an earlier version by saving a copy of it as the newest version;
         learning continues from it and every API process switches to it within seconds.
         """
         session = db_session()
         principal = current_principal()
         config = configs.get(session, principal, config_id)
-        restored = store.rollback(session, config.id, data["version"])
+        restored = store.rollback(
+            session,
+            config.id,
+            data["version"],
+            current_args=vw_arguments(config.settings["exploration"]),
+        )
         activities.record(
             session,
             workspace_id=config.workspace_id,
