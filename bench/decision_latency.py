@@ -455,6 +455,7 @@ def start_profile(pid: int, seconds: int, out: str) -> subprocess.Popen | None:
             "250",
             "--format",
             "raw",
+            "--gil",
             "--nonblocking",
             "--output",
             out,
@@ -464,33 +465,59 @@ def start_profile(pid: int, seconds: int, out: str) -> subprocess.Popen | None:
     )
 
 
-def top_frames(raw_path: str, limit: int = 25) -> list[tuple[str, float, float]]:
-    """(function, inclusive %, self %) from py-spy's collapsed stacks."""
-    inclusive: Counter = Counter()
-    own: Counter = Counter()
+#: (label, a substring of the py-spy frame) for the decision hot path's parts.
+PROFILE_PARTS = (
+    ("Flask dispatch (everything in the app)", "Flask.wsgi_app ("),
+    ("  webargs: parse + validate the request", "Parser.parse ("),
+    ("  webargs: instantiate the request schema", "Parser._get_schema ("),
+    ("  marshmallow: dump the response", "Schema.dump ("),
+    ("  Flask: JSON response", "DefaultJSONProvider.response ("),
+    ("  auth: API key (cached)", "_principal ("),
+    ("  Decisions.post", "Decisions.post ("),
+    ("    decide()", "DecisionEngine.decide ("),
+    ("      config snapshot (TTL reload)", "DecisionEngine.snapshot ("),
+    ("      consent lookup (SELECT)", "allowed (hpe_core/consent.py"),
+    ("      frequency caps (SELECT count)", "_over_frequency_cap ("),
+    ("      eligibility", "eligible_actions ("),
+    ("      featurize context", "_features (hpe_core/features.py"),
+    ("      model registry (version check)", "ModelRegistry.get ("),
+    ("      VW predict (Learner.predict)", "Learner.predict ("),
+    ("      decision INSERT (Session.execute)", "decide (hpe_core/decisions.py"),
+    ("    Session.commit", "Session.commit ("),
+    ("  pool checkout", "_ConnectionFairy._checkout ("),
+    ("    pool pre-ping (SELECT 1)", "_do_ping_w_event ("),
+    ("  Session.close", "Session.close ("),
+    ("gunicorn access log", "Logger.access ("),
+)
+
+
+def profile_parts(raw_path: str) -> dict:
+    """Share of request-thread samples per part of the hot path (py-spy --gil samples:
+    a thread holding the GIL, i.e. spending CPU in Python or in C called from Python)."""
+    parts = {label: 0 for label, _ in PROFILE_PARTS}
     total = 0
+    insert_frames = 0
     with open(raw_path) as handle:
         for line in handle:
             stack, _, count = line.rstrip("\n").rpartition(" ")
-            if not stack:
+            if not stack or ("Worker.handle (" not in stack):
                 continue
             n = int(count)
             total += n
-            frames = stack.split(";")
-            if frames and frames[0].startswith("process "):
-                frames = frames[1:]
-            if frames and frames[0].startswith("thread "):
-                frames = frames[1:]
-            for frame in set(frames):
-                inclusive[frame] += n
-            if frames:
-                own[frames[-1]] += n
-    if not total:
-        return []
-    rows = sorted(inclusive.items(), key=lambda kv: -kv[1])
-    return [(f, 100 * n / total, 100 * own[f] / total) for f, n in rows[:limit]], [
-        (f, 100 * n / total) for f, n in own.most_common(limit)
-    ]
+            for label, key in PROFILE_PARTS:
+                if key == "decide (hpe_core/decisions.py":
+                    # Time in Session.execute called directly from decide() = the INSERT.
+                    frames = stack.split(";")
+                    for i, frame in enumerate(frames[:-1]):
+                        if frame.startswith("DecisionEngine.decide (") and frames[i + 1].startswith(
+                            "Session.execute ("
+                        ):
+                            parts[label] += n
+                            insert_frames += n
+                            break
+                elif key in stack:
+                    parts[label] += n
+    return {"samples": total, "percent": {k: 100 * v / max(total, 1) for k, v in parts.items()}}
 
 
 # --- main ----------------------------------------------------------------------------------
@@ -630,12 +657,14 @@ def main(argv=None) -> int:
             if profiler is not None:
                 profiler.wait(timeout=args.throughput_seconds + 60)
                 if os.path.exists(raw_path):
-                    tops = top_frames(raw_path)
-                    if tops:
-                        layout["profile"] = {"inclusive": tops[0], "self": tops[1]}
-                        print(f"   py-spy of gunicorn worker {busiest} ({raw_path}):")
-                        for frame, inc, own in tops[0]:
-                            print(f"     {inc:5.1f}% incl {own:5.1f}% self  {frame}")
+                    parts = profile_parts(raw_path)
+                    layout["profile"] = parts
+                    print(
+                        f"   py-spy --gil of gunicorn worker {busiest} ({raw_path}, "
+                        f"{parts['samples']} samples): % of request CPU samples"
+                    )
+                    for label, percent in parts["percent"].items():
+                        print(f"     {percent:5.1f}%  {label}")
             layout["logged_decisions"] = _count_decisions(dep)
             layout["load_end"] = loadavg()
             dep.stop_server()

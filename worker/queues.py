@@ -6,6 +6,7 @@ Both run the same job functions on the same services. Callers use ``enqueue_lear
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue as queue_module
 import threading
@@ -36,7 +37,9 @@ class InlineBackend:
         self._pending: set[str] = set()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._deliveries: queue_module.Queue = queue_module.Queue()
+        # (due time, sequence, delivery id, app): the earliest due first
+        self._deliveries: queue_module.PriorityQueue = queue_module.PriorityQueue()
+        self._delivery_seq = itertools.count()
         self._delivery_thread: threading.Thread | None = None
 
     def enqueue_learn(self, config_id: uuid.UUID) -> bool:
@@ -78,7 +81,6 @@ class InlineBackend:
         except Exception:  # the sweeper will enqueue the configuration again
             log.exception("inline learn job for %s failed", key)
 
-
     # --- deliveries (inline): a second thread, so a slow SMTP server never delays learning
 
     def enqueue_delivery(self, delivery_id: uuid.UUID, *, app=None, delay: float = 0.0) -> None:
@@ -91,7 +93,9 @@ class InlineBackend:
                     target=self._delivery_loop, daemon=True, name="hpe-inline-deliveries"
                 )
                 self._delivery_thread.start()
-        self._deliveries.put((time.monotonic() + delay, str(delivery_id), app))
+        self._deliveries.put(
+            (time.monotonic() + delay, next(self._delivery_seq), str(delivery_id), app)
+        )
 
     def run_pending_deliveries(self) -> int:
         """Run every queued delivery once now, ignoring retry delays (tests use it).
@@ -106,20 +110,21 @@ class InlineBackend:
                 jobs_now.append(self._deliveries.get_nowait())
             except queue_module.Empty:
                 break
-        for _due, key, app in jobs_now:
+        for _due, _seq, key, app in jobs_now:
             self._run_delivery(key, app)
         return len(jobs_now)
 
     def _delivery_loop(self) -> None:
         while True:
-            due, key, app = self._deliveries.get()
-            wait = due - time.monotonic()
+            item = self._deliveries.get()
+            wait = item[0] - time.monotonic()
             if wait > 0:
-                # Not due yet: put it back and look again soon (retries are rare).
-                self._deliveries.put((due, key, app))
-                time.sleep(min(wait, 0.5))
+                # The earliest delivery is not due yet: put it back, look again soon (a new
+                # delivery, due now, is then picked first).
+                self._deliveries.put(item)
+                time.sleep(min(wait, 0.2))
                 continue
-            self._run_delivery(key, app)
+            self._run_delivery(item[2], item[3])
 
     def _run_delivery(self, key: str, app) -> None:
         from hpe_core import delivery
@@ -177,7 +182,6 @@ class RQBackend:
 
     def clear_pending(self, config_id: str) -> None:
         self.redis.delete(jobs.PENDING_KEY.format(config_id))
-
 
     def enqueue_delivery(self, delivery_id: uuid.UUID, *, app=None, delay: float = 0.0) -> None:
         """Queue one delivery job (retried by rq when it returns a Retry)."""

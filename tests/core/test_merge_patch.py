@@ -101,7 +101,7 @@ _null_free = st.recursive(
 _objects = st.dictionaries(st.text(max_size=3), _json, max_size=4)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=75, deadline=None)
 @given(target=_json, patch=_json)
 def test_applying_never_modifies_its_arguments(target, patch):
     """The target and the patch are left exactly as they were."""
@@ -110,7 +110,7 @@ def test_applying_never_modifies_its_arguments(target, patch):
     assert target == target_copy and patch == patch_copy
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=75, deadline=None)
 @given(target=_json, patch=_json)
 def test_applying_a_patch_twice_is_applying_it_once(target, patch):
     """Merge patches are idempotent: a retried PATCH changes nothing more."""
@@ -118,7 +118,7 @@ def test_applying_a_patch_twice_is_applying_it_once(target, patch):
     assert apply_merge_patch(once, patch) == once
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=75, deadline=None)
 @given(target=_json, document=_null_free)
 def test_a_null_free_non_object_patch_replaces_the_target(target, document):
     """A patch that is not an object is the result, whatever the target."""
@@ -128,7 +128,7 @@ def test_a_null_free_non_object_patch_replaces_the_target(target, document):
         assert apply_merge_patch({}, document) == document
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=75, deadline=None)
 @given(target=_objects, patch=st.dictionaries(st.text(max_size=3), _json, max_size=4))
 def test_keys_not_in_the_patch_are_untouched(target, patch):
     """Only the keys a patch names can change."""
@@ -141,7 +141,7 @@ def test_keys_not_in_the_patch_are_untouched(target, patch):
             assert key not in result
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=75, deadline=None)
 @given(
     before=st.dictionaries(st.text(max_size=3), _null_free, max_size=4),
     after=st.dictionaries(st.text(max_size=3), _null_free, max_size=4),
@@ -151,7 +151,7 @@ def test_diff_is_empty_exactly_when_documents_are_equal(before, after):
     assert (diff(before, after) == {}) == (before == after)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=75, deadline=None)
 @given(
     before=_objects, patch=st.dictionaries(st.text(alphabet="ab", max_size=2), _json, max_size=3)
 )

@@ -6,7 +6,6 @@ import datetime as dt
 import os
 import signal
 import subprocess
-import time
 
 import pytest
 from rq import SimpleWorker
@@ -85,15 +84,33 @@ def test_rq_learns_closed_decisions_end_to_end(rq_app):
 
 def _finished_jobs(backend) -> list[Job]:
     registry = FinishedJobRegistry(queue=backend.queue)
-    return Job.fetch_many(
+    jobs = Job.fetch_many(
         registry.get_job_ids(), connection=backend.redis, serializer=JSONSerializer
     )
+    return [job for job in jobs if job is not None]
+
+
+def _learned_by_jobs(backend, config_id) -> int:
+    """Decisions learned by the finished learn jobs of one configuration, by their reports."""
+    jobs = _finished_jobs(backend)
+    return sum(j.return_value()["learned"] for j in jobs if j.args[0] == str(config_id))
+
+
+def _wait_idle_workers(backend, process, count: int) -> None:
+    """Wait until ``count`` workers wait for jobs (registered, rq's signal handlers set)."""
+    from rq import Worker
+
+    def idle() -> bool:
+        assert process.poll() is None, worker_log(process)
+        workers = Worker.all(connection=backend.redis, queue=backend.queue)
+        return sum(worker.get_state() == "idle" for worker in workers) == count
+
+    wait_for(idle, 90, f"{count} RQ workers to wait for jobs")
 
 
 @pytest.mark.slow
 def test_two_configs_learn_in_parallel_on_two_worker_processes(rq_app, pg_url, redis_url, tmp_path):
     """`hpe worker --processes 2`: two configurations learn at once, each decision exactly once."""
-    from rq import Worker
 
     loop = Loop(rq_app)
     configs = [loop.create_config("First"), loop.create_config("Second")]
@@ -102,17 +119,9 @@ def test_two_configs_learn_in_parallel_on_two_worker_processes(rq_app, pg_url, r
     with running_worker(
         worker_env(pg_url, redis_url, tmp_path), tmp_path, "--processes", "2"
     ) as process:
-        wait_for(
-            lambda: (
-                len(Worker.all(connection=backend.redis, queue=backend.queue)) == 2
-                or process.poll() is not None
-            ),
-            90,
-            "two RQ workers to register",
-        )
-        assert process.poll() is None, worker_log(process)
+        _wait_idle_workers(backend, process, 2)
         # Both backlogs appear at once, to idle workers: one sweep enqueues both configurations.
-        closes_at = utcnow() + dt.timedelta(seconds=3)
+        closes_at = utcnow() + dt.timedelta(seconds=4)
         for seed, config_id in enumerate(configs):
             insert_closed_decisions(rq_app, config_id, 8000, seed=seed, closes_at=closes_at)
         wait_for(
@@ -124,19 +133,22 @@ def test_two_configs_learn_in_parallel_on_two_worker_processes(rq_app, pg_url, r
             interval=0.2,
         )
         assert process.poll() is None, worker_log(process)
-        # The workers' sweepers may still be finding nothing: give them a few passes.
-        time.sleep(0.6)
+        # The last job reports a moment after its commit.
+        wait_for(
+            lambda: all(_learned_by_jobs(backend, c) >= 8000 for c in configs),
+            30,
+            "the learn jobs to report",
+        )
         jobs_run = _finished_jobs(backend)
 
     for config_id in configs:
         state = learning_state(engine, config_id)
         assert state.decisions == 8000
         assert_learned_exactly_once(state)
+        assert _learned_by_jobs(backend, config_id) == 8000
     learning_jobs = [job for job in jobs_run if job.return_value()["learned"] > 0]
     assert {job.args[0] for job in learning_jobs} == {str(c) for c in configs}
     by_config = {c: [j for j in learning_jobs if j.args[0] == str(c)] for c in configs}
-    for config_jobs in by_config.values():
-        assert sum(j.return_value()["learned"] for j in config_jobs) == 8000
     # Parallel: the two configurations' learn jobs ran at the same time on different workers.
     first, second = (min(by_config[c], key=lambda j: j.started_at) for c in configs)
     assert first.worker_name != second.worker_name
@@ -170,14 +182,7 @@ def test_stopping_the_worker_parent_stops_its_worker_processes(rq_app, pg_url, r
     with running_worker(
         worker_env(pg_url, redis_url, tmp_path), tmp_path, "--processes", "2"
     ) as process:
-
-        def idle_workers() -> int:
-            assert process.poll() is None, worker_log(process)
-            workers = Worker.all(connection=backend.redis, queue=backend.queue)
-            return sum(w.get_state() == "idle" for w in workers)
-
-        # Idle = waiting for jobs, with rq's signal handlers installed.
-        wait_for(lambda: idle_workers() == 2, 90, "two RQ workers to wait for jobs")
+        _wait_idle_workers(backend, process, 2)
         os.kill(process.pid, signal.SIGTERM)  # the parent only, as `kill <pid>` does
         try:
             process.wait(60)

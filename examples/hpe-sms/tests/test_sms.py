@@ -5,9 +5,9 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
+import hpe_sms
 import pytest
 
-import hpe_sms
 from plugins.testing import ConnectorContract
 
 
@@ -28,7 +28,9 @@ def gateway():
             pass
 
     server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}/send", received
     server.shutdown()
