@@ -217,6 +217,76 @@ def job_durations(log_text: str) -> list[float]:
     return [int(h) * 3600 + int(m) * 60 + float(s) for h, m, s in _JOB_DONE.findall(log_text)]
 
 
+def alternatives(sessions, config_id, count: int) -> dict:
+    """Time what the learn job does now against a leaner way to do the same, on the same
+    rows (nothing is committed): evidence for the suggested changes.
+
+    - reading a batch of closed decisions: ORM entities (as learn_closed does) vs a Core
+      select of only the columns the learner needs;
+    - marking them learned: the ORM bulk UPDATE by primary key (one statement per row,
+      executemany) vs one ``UPDATE ... FROM unnest(...)`` statement.
+    """
+    from sqlalchemy import select, text, update
+
+    from hpe_core.models import Decision, utcnow
+
+    now = utcnow()
+
+    def query(*columns):
+        return (
+            select(*columns)
+            .where(Decision.config_id == config_id, Decision.window_closes_at <= now)
+            .order_by(Decision.created_at, Decision.id)
+            .limit(count)
+        )
+
+    out = {}
+    with sessions() as session:
+        t0 = time.perf_counter()
+        rows = session.scalars(query(Decision)).all()
+        out["read: ORM entities"] = time.perf_counter() - t0
+    with sessions() as session:
+        t0 = time.perf_counter()
+        session.execute(
+            query(
+                Decision.id,
+                Decision.channel,
+                Decision.context,
+                Decision.eligible,
+                Decision.action_id,
+                Decision.probability,
+                Decision.given_reward,
+            )
+        ).all()
+        out["read: Core select of 7 columns"] = time.perf_counter() - t0
+    marks = [{"id": d.id, "learned_at": now, "reward": 0.0, "engaged": False} for d in rows]
+    with sessions() as session:
+        t0 = time.perf_counter()
+        session.execute(update(Decision), marks)
+        out["mark: ORM bulk UPDATE by primary key"] = time.perf_counter() - t0
+        session.rollback()
+    table = Decision.__table__.name
+    with sessions() as session:
+        t0 = time.perf_counter()
+        session.execute(
+            text(
+                f'UPDATE "{table}" AS d SET learned_at = :now, reward = v.reward, '
+                "engaged = v.engaged FROM unnest(CAST(:ids AS uuid[]), "
+                "CAST(:rewards AS float8[]), CAST(:engaged AS boolean[])) "
+                "AS v(id, reward, engaged) WHERE d.id = v.id"
+            ),
+            {
+                "now": now,
+                "ids": [m["id"] for m in marks],
+                "rewards": [m["reward"] for m in marks],
+                "engaged": [m["engaged"] for m in marks],
+            },
+        )
+        out["mark: one UPDATE ... FROM unnest()"] = time.perf_counter() - t0
+        session.rollback()
+    return {"rows": len(rows), "seconds": out}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--examples", type=int, default=20000)
@@ -225,6 +295,11 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-worker", action="store_true", help="skip the hpe worker run")
+    parser.add_argument(
+        "--alternatives",
+        action="store_true",
+        help="also time leaner reads/updates of one 5000-row batch (nothing committed)",
+    )
     parser.add_argument("--json")
     args = parser.parse_args(argv)
 
@@ -410,6 +485,13 @@ def main(argv=None) -> int:
             )
             if process.returncode != 0 or count != len(decisions):
                 print(log_text[-3000:])
+
+        if args.alternatives:
+            print(f"\nalternatives on one batch of {learning.BATCH_SIZE} rows, load {loadavg()}")
+            alt = alternatives(sessions, config.id, learning.BATCH_SIZE)
+            results["alternatives"] = alt
+            for label, seconds in alt["seconds"].items():
+                print(f"  {label:40} {seconds:6.3f}s for {alt['rows']} rows")
 
         # -- raw VW, after
         print(f"\nraw VW again, load {loadavg()}")

@@ -159,7 +159,7 @@ def hpe_parse_webhook(request: WebhookRequest, connector: Connector) -> list[Inb
 def hpe_health_check(connector: Connector) -> HealthStatus | None:
     """Tell whether a channel can work now. Stops at the first non-None result.
 
-    Called by ``GET /channels?health=true`` and ``hpe plugins --health``. The default
+    Called by ``GET /channels?health=true`` and ``hpe channels list --health``. The default
     (trylast) calls ``connector.health()``. Keep it under a few seconds.
 
     :param connector: the channel's connector

@@ -29,7 +29,7 @@ import secrets as secrets_module
 import uuid
 from collections import defaultdict
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from hpe_core import consent, outcomes
@@ -78,9 +78,7 @@ def create_secret(
             old.expires_at = now + grace
     nonce = secrets_module.token_urlsafe(32)
     secret = _secret(secret_key, nonce)
-    row = WebhookSecret(
-        workspace_id=workspace_id, nonce=nonce, hint=secret[:10], created_at=now
-    )
+    row = WebhookSecret(workspace_id=workspace_id, nonce=nonce, hint=secret[:10], created_at=now)
     session.add(row)
     session.flush()
     return row, secret
@@ -196,6 +194,22 @@ def claim(
         },
     )
     return inserted.first() is not None
+
+
+def purge_receipts(
+    session: Session, *, workspace_id: str | None = None, older_than: dt.datetime | None = None
+) -> int:
+    """Delete receipts older than the signature tolerance (a replay of those fails the
+    timestamp check anyway). Commit with the caller.
+
+    :returns: how many were deleted
+    """
+    cutoff = older_than or utcnow() - dt.timedelta(seconds=2 * TOLERANCE_SECONDS)
+    statement = delete(WebhookReceipt).where(WebhookReceipt.received_at < cutoff)
+    if workspace_id is not None:
+        statement = statement.where(WebhookReceipt.workspace_id == workspace_id)
+    result = session.execute(statement)
+    return result.rowcount or 0
 
 
 # --- From events to outcomes -----------------------------------------------------------

@@ -78,15 +78,21 @@ def channels():
 
 
 @channels.command("list")
-def channels_list():
+@click.option("--health", is_flag=True, help="Also run each channel's health check.")
+def channels_list(health):
     """List the channels the installed plugins provide."""
     from plugins.cli import app_session
     from plugins.manager import plugin_name_of
+    from web.api.channels import check_health
 
     with app_session() as (app, _session):
         pm = app.extensions["hpe_pm"]
         for name, connector in sorted(app.extensions["hpe_channels"].items()):
-            click.echo(f"{name}\t{plugin_name_of(pm, type(connector))}\t{connector.description}")
+            line = f"{name}\t{plugin_name_of(pm, type(connector))}\t{connector.description}"
+            if health:
+                status = check_health(pm, connector)
+                line += f"\t{'ok' if status.ok else 'FAILING'}: {status.detail}"
+            click.echo(line)
 
 
 @channels.command("configure")

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 import click
 from dotenv import load_dotenv
+from sqlalchemy import exc as sa_exc
 
 from hpe_core import __version__, workspaces
 from hpe_core.errors import HpeError
@@ -348,7 +349,15 @@ def openapi(output):
 def main() -> None:
     load_dotenv(".env")  # explicit path: never search parent folders for someone else's .env
     add_plugin_commands_from_env()
-    cli(prog_name="hpe")
+    try:
+        cli(prog_name="hpe")
+    except sa_exc.OperationalError as exc:
+        # Operators get one line saying what is wrong, not a driver traceback.
+        click.echo(f"Error: cannot reach the database: {exc.orig or exc}".rstrip(), err=True)
+        sys.exit(1)
+    except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError) as exc:
+        click.echo(f"Error: HPE_DATABASE_URL is not a usable database URL: {exc}", err=True)
+        sys.exit(1)
 
 
 def add_plugin_commands_from_env() -> None:

@@ -21,11 +21,15 @@ def learn(config_id: str) -> dict:
     from rq import get_current_job
 
     job = get_current_job()
-    if job is not None:
-        # From now on a new closed decision needs a new job: this one may have read past it.
-        job.connection.delete(PENDING_KEY.format(config_id))
-    with job_session() as session:
-        report = learning.learn_all_closed(session, uuid.UUID(config_id))
+    try:
+        with job_session() as session:
+            report = learning.learn_all_closed(session, uuid.UUID(config_id))
+    finally:
+        # Cleared when done, not when started: while this job learns, sweeps must not queue
+        # more jobs that would only find the configuration busy. A window that closed after
+        # the job's last read is picked up by the next sweep; a crashed job's key expires.
+        if job is not None:
+            job.connection.delete(PENDING_KEY.format(config_id))
     return {
         "learned": report.learned,
         "skipped": report.skipped,

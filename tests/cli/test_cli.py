@@ -188,6 +188,20 @@ def test_db_upgrade_on_a_fresh_postgres(workdir, fresh_postgres_url):
         engine.dispose()
 
 
+def test_an_unreachable_database_is_one_line_not_a_traceback(workdir):
+    """A database that does not answer gives a one-line error and exit status 1."""
+    result = hpe(
+        workdir,
+        "db",
+        "upgrade",
+        database_url=f"postgresql://nobody@127.0.0.1:{_free_port()}/nothing",
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: cannot reach the database")
+    assert "Traceback" not in result.stderr
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

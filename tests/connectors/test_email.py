@@ -285,3 +285,24 @@ def test_tracked_outcomes_reach_the_learning_loop(email_app, smtp_server):
         assert decision.reward == pytest.approx(1.1)  # open 0.1 + click 1.0 (defaults)
     finally:
         session.close()
+
+
+def test_embedded_default_delivers_in_a_background_thread(sqlite_url, tmp_path, smtp_server):
+    """Without Redis (and not in test mode), a thread of the API process delivers."""
+    app = channel_app(sqlite_url, tmp_path, email=email_plugin_config(smtp_server.port))
+    app.config["INLINE_SWEEPER"] = True
+    from worker.queues import InlineBackend
+
+    app.extensions["hpe_jobs"] = InlineBackend(app.extensions["hpe_sessions"], background=True)
+    client = app.test_client()
+    tenant = new_tenant(app)
+    config_id = create_config(client, tenant, [EMAIL_ACTION])
+    response = decide(
+        client,
+        tenant,
+        config_id,
+        deliver={"to": {"email": "ada@example.org"}, "variables": {"first_name": "Ada"}},
+    )
+    assert response.status_code == 201
+    assert len(smtp_server.wait_for(1, timeout=10)) == 1
+    app.extensions["hpe_engine"].dispose()

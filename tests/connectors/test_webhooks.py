@@ -229,3 +229,22 @@ def test_ads_conversion_postback_by_user_and_config(sqlite_url, tmp_path):
     [outcome] = _rows(app, Outcome)
     assert (outcome.user_id, outcome.value, outcome.idempotency_key) == ("u9", 10, "k:ads:order-1")
     app.extensions["hpe_engine"].dispose()
+
+
+def test_old_receipts_are_purged(sqlite_app):
+    """Receipts older than twice the tolerance are deleted by later requests."""
+    import datetime as dt
+
+    from hpe_core import webhooks
+
+    app = sqlite_app
+    client, _tenant, _config, decision_id = _setup(app)
+    secret = webhook_secret(app)
+    body = {"events": [{"type": "open", "decision_id": decision_id}]}
+    assert post_webhook(client, "email", body, secret).status_code == 202
+    session = app.extensions["hpe_sessions"]()
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=11)
+    assert webhooks.purge_receipts(session, workspace_id="acme", older_than=later) == 1
+    session.commit()
+    session.close()
+    assert _count(app, WebhookReceipt) == 0
