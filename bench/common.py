@@ -83,8 +83,12 @@ def machine_info() -> dict:
     if dirty:
         import hashlib
 
-        diff = subprocess.run(["git", "-C", str(REPO), "diff", "HEAD"], capture_output=True)
-        dirty = f"diff sha256 {hashlib.sha256(diff.stdout).hexdigest()[:12]}"
+        # The product code only: editing a benchmark must not change the tree's identity.
+        diff = subprocess.run(
+            ["git", "-C", str(REPO), "diff", "HEAD", "--", ".", ":(exclude)bench"],
+            capture_output=True,
+        )
+        dirty = f"product diff sha256 {hashlib.sha256(diff.stdout).hexdigest()[:12]}"
     return {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "cpu": lscpu.get("Model name", platform.processor()),

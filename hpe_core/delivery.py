@@ -183,6 +183,25 @@ def request_delivery(
     return row
 
 
+def stranded(
+    session: Session, *, older_than_seconds: float, now: dt.datetime | None = None
+) -> list[uuid.UUID]:
+    """Deliveries stored but never attempted for a while: their job was lost (e.g. Redis
+    was down when the decision was made), so the sweeper enqueues them again."""
+    cutoff = (now or utcnow()) - dt.timedelta(seconds=older_than_seconds)
+    return list(
+        session.scalars(
+            select(DeliveryRow.id)
+            .where(
+                DeliveryRow.status == "pending",
+                DeliveryRow.attempts == 0,
+                DeliveryRow.created_at < cutoff,
+            )
+            .limit(1000)
+        )
+    )
+
+
 def load(session: Session, delivery_id: uuid.UUID) -> tuple[DeliveryRow, Delivery]:
     """The stored delivery and what its connector is given.
 

@@ -190,8 +190,9 @@ def hpe_on_outcomes(
 ) -> None:
     """Outcomes were stored (committed) for one configuration.
 
-    Called after inbound webhooks (``source`` ``webhook``) and tracking links (``tracking``)
-    stored outcomes. Replays and duplicates are included only once.
+    Called after the outcomes API (``source`` ``api``), inbound webhooks (``webhook``) and
+    tracking links (``tracking``) stored outcomes. Webhook replays are not included; an
+    API retry of the same idempotency key is reported again (the store counted it once).
 
     :param outcomes: the :class:`~hpe_core.outcomes.OutcomeEvent` list as stored
     :param source: where they came from

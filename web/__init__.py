@@ -131,7 +131,7 @@ def _start_learning_loop(app: Flask) -> None:
     # background. With Redis, `hpe worker` processes do both instead.
     if backend.name == "inline" and app.config["INLINE_SWEEPER"]:
         app.extensions["hpe_sweeper"] = Sweeper(
-            backend, sessions, interval=app.config["SWEEP_INTERVAL"]
+            backend, sessions, interval=app.config["SWEEP_INTERVAL"], app=app
         ).start()
 
 

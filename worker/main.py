@@ -39,9 +39,17 @@ def run(app: Flask, *, burst: bool = False, sweep: bool = True) -> bool:
         sweep_once(backend, app.extensions["hpe_sessions"])
     if sweep:
         sweeper = Sweeper(
-            backend, app.extensions["hpe_sessions"], interval=app.config["SWEEP_INTERVAL"]
+            backend,
+            app.extensions["hpe_sessions"],
+            interval=app.config["SWEEP_INTERVAL"],
+            app=app,
         ).start()
-    worker = SimpleWorker([backend.queue], connection=backend.redis, serializer=JSONSerializer)
+    # Deliveries first: a send never waits behind a long learn run.
+    worker = SimpleWorker(
+        [backend.delivery_queue, backend.queue],
+        connection=backend.redis,
+        serializer=JSONSerializer,
+    )
     try:
         return worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
     finally:

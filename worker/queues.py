@@ -19,6 +19,12 @@ from worker import jobs
 log = logging.getLogger(__name__)
 
 LEARN_QUEUE = "hpe-learn"
+#: Deliveries have their own queue, listed first by workers: a send never waits behind a
+#: long learn run.
+DELIVERY_QUEUE = "hpe-deliver"
+#: A delivery still pending (never attempted) this long after its decision lost its job
+#: (e.g. Redis was down when it was enqueued): the sweeper enqueues it again.
+STRANDED_DELIVERY_SECONDS = 300
 _PENDING_TTL = 60
 
 
@@ -163,6 +169,9 @@ class RQBackend:
 
         self.redis = Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2)
         self.queue = Queue(LEARN_QUEUE, connection=self.redis, serializer=JSONSerializer)
+        self.delivery_queue = Queue(
+            DELIVERY_QUEUE, connection=self.redis, serializer=JSONSerializer
+        )
 
     def enqueue_learn(self, config_id: uuid.UUID) -> bool:
         from worker.retry import for_learning
@@ -191,11 +200,11 @@ class RQBackend:
         # One job id per delivery: enqueuing the same delivery twice is harmless.
         job_id = f"hpe-deliver-{delivery_id}"
         if delay > 0:
-            self.queue.enqueue_in(
+            self.delivery_queue.enqueue_in(
                 timedelta(seconds=delay), jobs.deliver, str(delivery_id), job_id=job_id, **kwargs
             )
         else:
-            self.queue.enqueue(jobs.deliver, str(delivery_id), job_id=job_id, **kwargs)
+            self.delivery_queue.enqueue(jobs.deliver, str(delivery_id), job_id=job_id, **kwargs)
 
 
 def make_backend(redis_url: str | None, session_factory, *, background: bool = True):
@@ -216,15 +225,32 @@ def sweep(backend, session_factory) -> int:
     return sum(1 for config_id in config_ids if backend.enqueue_learn(config_id))
 
 
+def sweep_deliveries(backend, session_factory, app) -> int:
+    """Enqueue again deliveries that were stored but never got a job (Redis was down).
+
+    :returns: how many were enqueued
+    """
+    from hpe_core import delivery
+
+    with session_factory() as session:
+        stranded = delivery.stranded(session, older_than_seconds=STRANDED_DELIVERY_SECONDS)
+    for delivery_id in stranded:
+        backend.enqueue_delivery(delivery_id, app=app)
+    return len(stranded)
+
+
 class Sweeper:
-    """A daemon thread that calls :func:`sweep` every ``interval`` seconds.
+    """A daemon thread that calls :func:`sweep` every ``interval`` seconds (and, given the
+    app, :func:`sweep_deliveries` every minute).
 
     Errors (database or Redis down) are logged and retried on the next pass: outcomes are
     already safe in the database, so a pass missed only delays learning.
     """
 
-    def __init__(self, backend, session_factory, interval: float = 1.0):
+    def __init__(self, backend, session_factory, interval: float = 1.0, app=None):
         self.backend, self._sessions, self.interval = backend, session_factory, interval
+        self._app = app
+        self._next_delivery_sweep = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="hpe-sweeper")
 
@@ -240,5 +266,8 @@ class Sweeper:
         while not self._stop.wait(self.interval):
             try:
                 sweep(self.backend, self._sessions)
+                if self._app is not None and time.monotonic() >= self._next_delivery_sweep:
+                    self._next_delivery_sweep = time.monotonic() + 60
+                    sweep_deliveries(self.backend, self._sessions, self._app)
             except Exception as exc:  # noqa: BLE001 - keep sweeping whatever failed
                 log.warning("sweep failed (will retry): %s", exc)

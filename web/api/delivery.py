@@ -5,6 +5,7 @@ the plugin hooks around a decision (context enrichment, ``hpe_on_decision``)."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 from flask import current_app
 from flask_smorest import abort
@@ -15,6 +16,8 @@ from hpe_core.channels import notify
 from web.api.loop_schemas import DecisionRequestSchema, DecisionSchema
 from web.api.schemas import HpeSchema
 from web.auth import current_principal
+
+log = logging.getLogger(__name__)
 
 
 class RecipientSchema(HpeSchema):
@@ -118,7 +121,11 @@ def after_commit(config_id, data: dict, result: dict, delivery_id) -> None:
     """Enqueue the delivery job and tell event sinks about the decision."""
     app = current_app._get_current_object()
     if delivery_id is not None:
-        app.extensions["hpe_jobs"].enqueue_delivery(delivery_id, app=app)
+        try:
+            app.extensions["hpe_jobs"].enqueue_delivery(delivery_id, app=app)
+        except Exception as exc:  # noqa: BLE001 - e.g. Redis down: the decision is committed
+            # The delivery is stored as pending; the sweeper enqueues it again later.
+            log.warning("could not enqueue delivery %s (will be swept): %s", delivery_id, exc)
     notify(
         app.extensions["hpe_pm"].hook.hpe_on_decision,
         workspace_id=current_principal().workspace_id,

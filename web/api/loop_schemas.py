@@ -146,7 +146,7 @@ class ModelVersionSchema(Schema):
 
 
 class RollbackSchema(HpeSchema):
-    version = fields.Integer(required=True, validate=validate.Range(min=1))
+    version = fields.Integer(required=True, validate=validate.Range(min=1, max=2**31 - 1))
 
 
 class ImportResultSchema(Schema):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from hpe_core import outcomes
+from hpe_core.channels import notify
 from web.api import BASE
 from web.api.loop_schemas import OutcomesAcceptedSchema, OutcomesRequestSchema
 from web.api.schemas import PARSER
@@ -32,8 +34,15 @@ class Outcomes(MethodView):
         """
         items = data["outcomes"] if "outcomes" in data else [data]
         session = db_session()
-        results = outcomes.record(
-            session, current_principal(), config_id, outcomes.parse_events(items)
-        )
+        principal = current_principal()
+        events = outcomes.parse_events(items)
+        results = outcomes.record(session, principal, config_id, events)
         session.commit()
+        notify(
+            current_app.extensions["hpe_pm"].hook.hpe_on_outcomes,
+            workspace_id=principal.workspace_id,
+            config_id=config_id,
+            outcomes=events,
+            source="api",
+        )
         return {"accepted": len(results), "outcomes": results}
