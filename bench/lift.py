@@ -124,6 +124,57 @@ def logged_decisions(database_url: str, config_id: str) -> list[tuple]:
         ).fetchall()
 
 
+def _get(url: str, key: str, path: str, timeout: float):
+    """One GET with its own timeout and no retry: (status or None on timeout, body, s)."""
+    import http.client
+    import json
+    import urllib.parse
+
+    parsed = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=timeout)
+    t0 = time.perf_counter()
+    try:
+        conn.request("GET", path, headers={"Authorization": f"Bearer {key}"})
+        response = conn.getresponse()
+        body = json.loads(response.read() or b"null")
+        return response.status, body, time.perf_counter() - t0
+    except TimeoutError:
+        return None, None, time.perf_counter() - t0
+    finally:
+        conn.close()
+
+
+def metrics_with_analyze(dep: Deployment, config_id: str, timeout: float):
+    """GET /metrics as ``hpe simulate`` does; if it times out (PostgreSQL planning the
+    rollup on tables it has no statistics for), ANALYZE the two tables and try again.
+
+    :returns: (the metrics body or None, [{when, result, seconds}])
+    """
+    import psycopg
+
+    path = f"{API}/{config_id}/metrics"
+    steps = []
+    status, body, seconds = _get(dep.url, dep.key, path, timeout)
+    steps.append(
+        {"when": "as is", "result": status or f"timed out (> {timeout:.0f}s)", "seconds": seconds}
+    )
+    if status is None:
+        with psycopg.connect(dep.database_url, autocommit=True) as conn:
+            t0 = time.perf_counter()
+            conn.execute('ANALYZE "041_hyper_personalization_engine_decisions"')
+            conn.execute('ANALYZE "041_hyper_personalization_engine_outcomes"')
+            analyze = time.perf_counter() - t0
+        status, body, seconds = _get(dep.url, dep.key, path, timeout)
+        steps.append(
+            {
+                "when": f"after ANALYZE of decisions+outcomes ({analyze:.1f}s)",
+                "result": status or "timed out",
+                "seconds": seconds,
+            }
+        )
+    return body, steps
+
+
 _JOB_DONE = re.compile(
     r"Successfully completed worker\.jobs\.learn\(.*?\) job in "
     r"(\d+):(\d\d):(\d\d(?:\.\d+)?)s"
@@ -140,6 +191,12 @@ def main(argv=None) -> int:
     parser.add_argument("--server", default="2:2", help="gunicorn WORKERS:THREADS")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--raw-seeds", default="1,2,3")
+    parser.add_argument(
+        "--metrics-timeout",
+        type=float,
+        default=20.0,
+        help="seconds to wait for GET /metrics (one attempt)",
+    )
     parser.add_argument("--json")
     args = parser.parse_args(argv)
     workers, _, threads = args.server.partition(":")
@@ -187,7 +244,7 @@ def main(argv=None) -> int:
         )
         elapsed = time.perf_counter() - t0
         version = sim.wait_for_learning(client, config_id, timeout=5 * args.wait_seconds + 20)
-        _status, metrics = client.call("GET", f"{API}/{config_id}/metrics")
+        metrics, metrics_timing = metrics_with_analyze(dep, config_id, args.metrics_timeout)
         rows = logged_decisions(dep.database_url, config_id)
         worker_logs = "".join(p.read_text() for p in dep.log_dir.glob("worker-*.log"))
         jobs = [
@@ -218,6 +275,7 @@ def main(argv=None) -> int:
         "learn_jobs": len(jobs),
         "learn_job_seconds_mean": sum(jobs) / len(jobs) if jobs else None,
         "learn_job_seconds_max": max(jobs) if jobs else None,
+        "metrics_api": metrics_timing,
         "metrics_lift": (
             metrics.get("summary", {}).get("lift") if isinstance(metrics, dict) else None
         ),
@@ -246,6 +304,8 @@ def main(argv=None) -> int:
         + "  ".join(f"{x:.3%}" for x in http["treatment_expected_by_fifth"])
     )
     print(f"  metrics API lift: {http['metrics_lift']}")
+    for step in metrics_timing:
+        print(f"  GET /metrics {step['when']}: {step['result']} in {step['seconds']:.2f}s")
 
     print(f"\nraw VW loop (learn each reward at once), load {loadavg()}")
     raws = []

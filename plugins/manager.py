@@ -104,9 +104,20 @@ def build_channels(
     """
     channels = {}
     for name, cls in connectors(pm).items():
+        given = plugins_config.get(name)
         try:
-            config = cls.validate_plugin_config(plugins_config.get(name))
+            config = cls.validate_plugin_config(given)
         except InvalidInput as exc:
+            if given is None:
+                # Installed but not configured (e.g. a gateway URL is required): the channel
+                # is left out until it is configured, instead of stopping every command.
+                log.warning(
+                    "channel %s is not available: its plugin needs settings (PLUGINS[%r]): %s",
+                    name,
+                    name,
+                    json.dumps(exc.errors),
+                )
+                continue
             raise RuntimeError(f"{exc.message} {json.dumps(exc.errors)}") from exc
         channels[name] = cls(config, runtime)
     return channels

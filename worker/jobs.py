@@ -21,15 +21,14 @@ def learn(config_id: str) -> dict:
     from rq import get_current_job
 
     job = get_current_job()
-    try:
-        with job_session() as session:
-            report = learning.learn_all_closed(session, uuid.UUID(config_id))
-    finally:
-        # Cleared when done, not when started: while this job learns, sweeps must not queue
-        # more jobs that would only find the configuration busy. A window that closed after
-        # the job's last read is picked up by the next sweep; a crashed job's key expires.
-        if job is not None:
-            job.connection.delete(PENDING_KEY.format(config_id))
+    if job is not None:
+        # Cleared when the job starts, not when it ends: a worker killed mid-job (SIGKILL
+        # runs no cleanup) must not block the next sweep from enqueuing the work again.
+        # The price: sweeps during a long learn queue jobs that find the config busy and
+        # return at once (the advisory lock), which is cheap.
+        job.connection.delete(PENDING_KEY.format(config_id))
+    with job_session() as session:
+        report = learning.learn_all_closed(session, uuid.UUID(config_id))
     return {
         "learned": report.learned,
         "skipped": report.skipped,

@@ -50,13 +50,17 @@ def test_delivery_job_retries_on_rq_then_delivers(sqlite_url, tmp_path, redis_ur
         deliver={"to": {"email": "ada@example.org"}, "variables": {"first_name": "Ada"}},
     )
     assert response.status_code == 201
-    worker = SimpleWorker([backend.queue], connection=backend.redis, serializer=JSONSerializer)
+    worker = SimpleWorker(
+        [backend.delivery_queue, backend.queue],
+        connection=backend.redis,
+        serializer=JSONSerializer,
+    )
 
     assert worker.work(burst=True, max_jobs=1) is True
     session = app.extensions["hpe_sessions"]()
     [row] = session.scalars(sa.select(Delivery))
     assert (row.status, row.attempts) == ("retrying", 1)
-    assert len(backend.queue) == 1  # rq re-enqueued it
+    assert len(backend.delivery_queue) == 1  # rq re-enqueued it, on the delivery queue
 
     server = SmtpServer(port).start()
     try:

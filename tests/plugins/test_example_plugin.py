@@ -110,3 +110,23 @@ def test_example_plugin_passes_its_own_contract_tests(hpe_sms_installed):
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_unconfigured_plugin_is_left_out_and_misconfigured_fails_fast(
+    hpe_sms_installed, sqlite_url, tmp_path
+):
+    """Installed but unconfigured: the app starts without the channel; bad settings: it stops."""
+    from tests.conftest import BASE, make_test_app
+
+    app = make_test_app(sqlite_url, tmp_path, LOAD_PLUGINS=["email", "web", "ads", "sms"])
+    tenant = new_tenant(app)
+    channels = app.test_client().get(f"{BASE}/channels", headers=tenant.headers).get_json()
+    assert sorted(c["name"] for c in channels) == ["ads", "email", "web"]
+    app.extensions["hpe_engine"].dispose()
+    with pytest.raises(RuntimeError, match="gateway_url"):
+        make_test_app(
+            sqlite_url,
+            tmp_path,
+            LOAD_PLUGINS=["email", "web", "ads", "sms"],
+            PLUGINS={"sms": {"gateway_url": "not a url"}},
+        )
