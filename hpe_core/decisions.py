@@ -26,6 +26,7 @@ from hpe_core.policy.serving import ModelRegistry
 from hpe_core.workspaces import Principal
 
 _DECISIONS = Decision.__table__
+_INSERT_DECISION = insert(_DECISIONS)
 MAX_USER_ID_LENGTH = 256
 
 
@@ -168,8 +169,9 @@ class DecisionEngine:
 
         # 5. The durable log: one INSERT.
         decision_id = uuid.uuid4()
-        session.execute(
-            insert(_DECISIONS),
+        # Core insert on the session's connection: one row, no ORM bookkeeping.
+        session.connection().execute(
+            _INSERT_DECISION,
             [
                 {
                     "id": decision_id,

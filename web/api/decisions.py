@@ -20,7 +20,7 @@ blp.before_request(require_any_key)
 
 @blp.route("/<uuid:config_id>/decisions")
 class Decisions(MethodView):
-    @blp.arguments(DecisionDeliverRequestSchema)
+    @blp.arguments(DecisionDeliverRequestSchema())  # an instance: built once, not per request
     @blp.response(201, DecisionDeliveredSchema)
     @blp.alt_response(
         200, schema=DecisionDeliveredSchema, description="Nothing eligible (see `reason`)"
