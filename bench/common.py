@@ -19,6 +19,7 @@ import math
 import os
 import platform
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -340,6 +341,7 @@ class Deployment:
         self._logs.clear()
         self._release_redis()
         self._drop_database()
+        shutil.rmtree(self.instance, ignore_errors=True)
 
     def _create_database(self) -> None:
         import psycopg

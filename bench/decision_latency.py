@@ -523,6 +523,32 @@ def profile_parts(raw_path: str) -> dict:
 # --- main ----------------------------------------------------------------------------------
 
 
+def breakdown(raw_path: str, frame: str, limit: int = 25) -> None:
+    """Print what runs under ``frame`` in a py-spy raw profile: the share of that
+    frame's samples spent under each function it calls (inclusive), and leaf functions."""
+    inside: Counter = Counter()
+    leaves: Counter = Counter()
+    total = 0
+    with open(raw_path) as handle:
+        for line in handle:
+            stack, _, count = line.rstrip("\n").rpartition(" ")
+            frames = stack.split(";")
+            hits = [i for i, f in enumerate(frames) if f.startswith(frame)]
+            if not hits:
+                continue
+            n = int(count)
+            total += n
+            below = frames[hits[0] + 1 :]
+            for name in set(below):
+                inside[name] += n
+            leaves[frames[-1]] += n
+    print(f"{raw_path}: {total} samples under {frame!r}")
+    for name, n in inside.most_common(limit):
+        print(f"  {100 * n / max(total, 1):5.1f}% incl  {name}")
+    for name, n in leaves.most_common(10):
+        print(f"  {100 * n / max(total, 1):5.1f}% leaf  {name}")
+
+
 def parse_layout(text: str) -> tuple[int, int]:
     workers, _, threads = text.partition(":")
     return int(workers), int(threads or 1)
@@ -563,7 +589,16 @@ def main(argv=None) -> int:
         help="also measure a minimal Flask app with one INSERT on the same stack",
     )
     parser.add_argument("--json", help="write the results here too")
+    parser.add_argument(
+        "--breakdown",
+        nargs=2,
+        metavar=("PROFILE", "FRAME"),
+        help="only print what runs under FRAME (e.g. 'allowed (') in a --profile-dir file",
+    )
     args = parser.parse_args(argv)
+    if args.breakdown:
+        breakdown(*args.breakdown)
+        return 0
     layouts = args.server or [(2, 2)]
 
     info = print_header("decision latency and throughput (PostgreSQL + Redis)")
