@@ -13,11 +13,11 @@ from sqlalchemy.orm import Session
 
 from hpe_core import configs, rollups
 from hpe_core.errors import InvalidInput
+from hpe_core.rollups import COUNTERS
 from hpe_core.stats import lift, rate
 from hpe_core.workspaces import Principal
 
 VARIANTS = ("treatment", "holdout")
-COUNTERS = ("decisions", "engagements", "reward", "revenue", "cost")
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
 
@@ -85,6 +85,16 @@ def summarize(days: list[dict]) -> dict:
         "revenue": revenue,
         "cost": cost,
         "roi": (revenue - cost) / cost if cost else None,
+        # How often the model's top choice matched what the baseline served (apprentice
+        # mode: everyone gets the baseline in `manual`, and the holdout always does).
+        "apprentice": {
+            "baseline_decisions": int(t["baseline_decisions"] + h["baseline_decisions"]),
+            "model_agreements": int(t["model_agreements"] + h["model_agreements"]),
+            "agreement_rate": rate(
+                t["model_agreements"] + h["model_agreements"],
+                t["baseline_decisions"] + h["baseline_decisions"],
+            ),
+        },
     }
 
 

@@ -13,13 +13,23 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 
-from sqlalchemy import Date, case, cast, distinct, func, literal, select
+from sqlalchemy import Date, and_, case, cast, distinct, func, literal, select
 from sqlalchemy.orm import Session
 
 from hpe_core import rewards
 from hpe_core.models import Config, Decision, Outcome
 
-COUNTERS = ("decisions", "engagements", "reward", "revenue", "cost")
+COUNTERS = (
+    "decisions",
+    "engagements",
+    "reward",
+    "revenue",
+    "cost",
+    # Apprentice mode: decisions the baseline served, and those where the model's own top
+    # choice was the same action.
+    "baseline_decisions",
+    "model_agreements",
+)
 
 
 def _day_start(day: dt.date) -> dt.datetime:
@@ -63,6 +73,19 @@ def compute_days(session: Session, config: Config, date_from: dt.date, date_to: 
             # engaged, as learning counts it.
             func.sum(case((Decision.given_reward > 0, 1), else_=0)).label("engaged_by_reward"),
             func.coalesce(func.sum(Decision.reward), literal(0.0)).label("reward"),
+            func.sum(case((Decision.policy == "baseline", 1), else_=0)).label("baseline"),
+            func.sum(
+                case(
+                    (
+                        and_(
+                            Decision.policy == "baseline",
+                            Decision.model_action_id == Decision.action_id,
+                        ),
+                        1,
+                    ),
+                    else_=0,
+                )
+            ).label("agreements"),
         )
         .where(*in_range)
         .group_by(*keys[:1], *keys[1:])
@@ -105,6 +128,8 @@ def compute_days(session: Session, config: Config, date_from: dt.date, date_to: 
             "engagements": engaged + int(row.engaged_by_reward or 0),
             "reward": float(row.reward or 0.0),
             "revenue": revenue,
+            "baseline_decisions": int(row.baseline or 0),
+            "model_agreements": int(row.agreements or 0),
             "cost": costs.get(row.action_id, 0.0) * int(row.decisions),
         }
         document = days[date]

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 
 import pytest
+import sqlalchemy as sa
 
+from hpe_core.models import Decision
 from tests.api.conftest import assert_error
 from tests.conftest import BASE
 
@@ -166,3 +169,25 @@ def test_metrics_of_another_workspace_or_a_bad_range_are_rejected(
     empty = _metrics(client, tenant, config["id"])
     assert empty["summary"]["decisions"] == {"treatment": 0, "holdout": 0}
     assert empty["daily"] == []
+
+
+def test_apprentice_agreement_counts_baseline_decisions_the_model_agrees_with(
+    app, client, tenant, create_config
+):
+    """Manual mode: every decision is the baseline's; metrics say how often the model agreed."""
+    config = create_config(settings={**SETTINGS, "automation": "manual"})
+    sent = _live_traffic(client, tenant, config["id"])
+    with app.extensions["hpe_sessions"]() as session:
+        rows = session.execute(
+            sa.select(Decision.policy, Decision.action_id, Decision.model_action_id).where(
+                Decision.config_id == uuid.UUID(config["id"])
+            )
+        ).all()
+    assert {row.policy for row in rows} == {"baseline"}
+    agreed = sum(row.action_id == row.model_action_id for row in rows)
+    apprentice = _metrics(client, tenant, config["id"])["summary"]["apprentice"]
+    assert apprentice == {
+        "baseline_decisions": len(sent),
+        "model_agreements": agreed,
+        "agreement_rate": agreed / len(sent),
+    }

@@ -136,6 +136,16 @@ class _Lift(Schema):
     p_value = fields.Float(allow_none=True)
 
 
+class _Apprentice(Schema):
+    baseline_decisions = fields.Integer(
+        metadata={"description": "Live decisions the baseline served (holdout; everyone in manual)"}
+    )
+    model_agreements = fields.Integer(
+        metadata={"description": "Of those, how many the model would have chosen too"}
+    )
+    agreement_rate = fields.Float(allow_none=True)
+
+
 class _Summary(Schema):
     decisions = fields.Nested(_VariantCounts)
     engagements = fields.Nested(_VariantCounts)
@@ -145,6 +155,7 @@ class _Summary(Schema):
     revenue = fields.Float()
     cost = fields.Float()
     roi = fields.Float(allow_none=True)
+    apprentice = fields.Nested(_Apprentice)
 
 
 class _Day(Schema):
