@@ -19,6 +19,7 @@ import uuid
 from collections import defaultdict
 
 from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hpe_core import activities, rewards
@@ -136,24 +137,28 @@ def learn_closed(
     try:
         learned = learner.learn_batch(examples) if examples else 0
         model = learner.save()
-    except BaseException:
-        learner.close()
-        raise
-    version = store.save(
-        session, config_id, args=args, model=model, examples=learned, previous=previous
-    )
-    _mark_learned(session, marks, now)
-    activities.record(
-        session,
-        workspace_id=config.workspace_id,
-        config_id=config_id,
-        type=MODEL_UPDATED,
-        actor="engine",
-        data={"version": version.version, "examples": learned, "skipped": report.skipped},
-    )
-    store.prune(session, config_id)
-    try:
+        version = store.save(
+            session, config_id, args=args, model=model, examples=learned, previous=previous
+        )
+        _mark_learned(session, marks, now)
+        activities.record(
+            session,
+            workspace_id=config.workspace_id,
+            config_id=config_id,
+            type=MODEL_UPDATED,
+            actor="engine",
+            data={"version": version.version, "examples": learned, "skipped": report.skipped},
+        )
+        store.prune(session, config_id)
         session.commit()
+    except IntegrityError:
+        # Another learner saved this version number first: it learned this batch, ours is
+        # dropped. (The backstop where no advisory lock exists: SQLite with several
+        # `hpe serve` workers each sweeping.)
+        session.rollback()
+        learner.close()
+        report.busy = True
+        return report
     except BaseException:
         learner.close()  # its state includes a batch that was not committed
         raise

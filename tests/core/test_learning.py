@@ -229,3 +229,29 @@ def test_decisions_for_removed_actions_are_marked_but_not_learned(session, loop)
     assert row.learned_at is not None
     again = learning.learn_all_closed(session, config_id, now=T0 + dt.timedelta(days=2))
     assert (again.learned, again.skipped) == (0, 0)
+
+
+def test_losing_a_version_race_drops_the_batch_and_reports_busy(session, loop, monkeypatch):
+    """If another learner saved the same version number first, this run commits nothing."""
+    _principal, config_id, _engine = loop
+    for n in range(3):
+        _decide(session, loop, f"u{n}", {"segment": "x"})
+    session.commit()
+    later = T0 + dt.timedelta(days=1)
+    learning.learn_all_closed(session, config_id, now=later)
+    assert store.latest(session, config_id).version == 1
+    for n in range(3):
+        _decide(session, loop, f"v{n}", {"segment": "x"}, now=later)
+    session.commit()
+    # As if this learner had read the versions before the other one committed version 1.
+    monkeypatch.setattr(store, "latest", lambda *_args: None)
+    report = learning.learn_closed(session, config_id, now=later + dt.timedelta(days=1))
+    monkeypatch.undo()
+    assert (report.busy, report.learned) == (True, 0)
+    unlearned = session.scalar(
+        sa.select(sa.func.count()).where(
+            Decision.config_id == config_id, Decision.learned_at.is_(None)
+        )
+    )
+    assert unlearned == 3
+    assert store.latest(session, config_id).version == 1
