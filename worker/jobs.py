@@ -3,10 +3,17 @@ inline backend calls."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 
+from sqlalchemy.exc import InterfaceError, OperationalError
+
 from hpe_core import learning
+from hpe_core.errors import TransientError
+from worker import retry
 from worker.runtime import job_session
+
+log = logging.getLogger(__name__)
 
 #: While this key exists a learn job for the configuration is already queued.
 PENDING_KEY = "hpe:learn-pending:{}"
@@ -27,8 +34,14 @@ def learn(config_id: str) -> dict:
         # The price: sweeps during a long learn queue jobs that find the config busy and
         # return at once (the advisory lock), which is cheap.
         job.connection.delete(PENDING_KEY.format(config_id))
-    with job_session() as session:
-        report = learning.learn_all_closed(session, uuid.UUID(config_id))
+    try:
+        with job_session() as session:
+            report = learning.learn_all_closed(session, uuid.UUID(config_id))
+    except (OperationalError, InterfaceError, TransientError) as exc:
+        # Transient (the database is unreachable, a connection dropped): rq retries the job
+        # per worker/retry.py. Anything else is a bug and goes to the failed-job registry.
+        log.warning("learn job for %s hit a transient error, will retry: %s", config_id, exc)
+        return retry.for_learning()
     return {
         "learned": report.learned,
         "skipped": report.skipped,
@@ -45,7 +58,6 @@ def deliver(delivery_id: str):
     Idempotent: a delivery already sent or failed is skipped.
     """
     from hpe_core import delivery
-    from worker import retry
     from worker.runtime import current_app
 
     app = current_app()

@@ -174,15 +174,12 @@ class RQBackend:
         )
 
     def enqueue_learn(self, config_id: uuid.UUID) -> bool:
-        from worker.retry import for_learning
-
         # One queued learn job per configuration is enough: it learns everything closed.
         if not self.redis.set(jobs.PENDING_KEY.format(config_id), "1", nx=True, ex=_PENDING_TTL):
             return False
         self.queue.enqueue(
             jobs.learn,
             str(config_id),
-            retry=for_learning(),
             job_timeout=600,
             result_ttl=300,
             failure_ttl=7 * 86400,

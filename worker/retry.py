@@ -11,7 +11,8 @@ LEARN_INTERVALS = [5, 30, 120]
 
 
 def for_learning() -> Retry:
-    return Retry(max=LEARN_MAX, interval=LEARN_INTERVALS)
+    """The Retry a learn job returns after a transient failure (rq return-based retry)."""
+    return Retry(max=LEARN_MAX, interval=list(LEARN_INTERVALS))
 
 #: Delivery: a channel's transient failure (SMTP down, HTTP 429/5xx) is retried this many
 #: times, after these delays (or after the connector's ``retry_after``); then the

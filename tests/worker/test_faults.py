@@ -246,7 +246,7 @@ def test_transient_failure_is_retried_per_retry_policy(rq_app, redis_url, tmp_pa
         cut_off.extensions["hpe_engine"].dispose()
     job = Job.fetch(job_id, connection=backend.redis, serializer=JSONSerializer)
     assert job.get_status() == JobStatus.SCHEDULED
-    assert job.retries_left == retry.LEARN_MAX - 1
+    assert job.number_of_retries == 1  # the first of retry.LEARN_MAX
     registry = backend.queue.scheduled_job_registry
     due = registry.get_scheduled_time(job_id)
     delay = (due - failed_at).total_seconds()

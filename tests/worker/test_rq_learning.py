@@ -203,3 +203,18 @@ def test_stopping_the_worker_parent_stops_its_worker_processes(rq_app, pg_url, r
             return False
 
         wait_for(group_gone, 30, "every process of the worker to exit")
+
+
+def test_a_failing_learn_job_that_is_not_transient_goes_to_the_failed_registry(rq_app):
+    """A bug (here: a malformed config id) is not retried: the job fails at once."""
+    from rq.job import JobStatus
+
+    from worker import jobs
+
+    backend = rq_app.extensions["hpe_jobs"]
+    job = backend.queue.enqueue(jobs.learn, "not-a-uuid")
+    bind_app(rq_app)
+    assert _simple_worker(rq_app).work(burst=True) is True
+    assert job.get_status(refresh=True) == JobStatus.FAILED
+    assert job.id in backend.queue.failed_job_registry.get_job_ids()
+    assert len(backend.queue.scheduled_job_registry) == 0
