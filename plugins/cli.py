@@ -29,16 +29,22 @@ def add_plugin_commands(group: click.Group, pm) -> list[str]:
     return added
 
 
+def app_or_exit(**config):
+    """The app (``create_app(config)``), or a clean ``Error: ...`` exit if it cannot start
+    (e.g. the schema is not migrated)."""
+    from web import create_app
+
+    try:
+        return create_app(config or None)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 @contextmanager
 def app_session(**config):
     """``with app_session() as (app, session):`` the app and a session, committed at the
     end (rolled back on error; domain errors become a clean ``Error: ...``)."""
-    from web import create_app
-
-    try:
-        app = create_app(config or None)
-    except RuntimeError as exc:  # e.g. the schema is not migrated
-        raise click.ClickException(str(exc)) from exc
+    app = app_or_exit(**config)
     with app.app_context():
         session = app.extensions["hpe_sessions"]()
         try:

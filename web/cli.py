@@ -5,38 +5,17 @@ from __future__ import annotations
 import json
 import sys
 import time
-from contextlib import contextmanager
 
 import click
 from dotenv import load_dotenv
 from sqlalchemy import exc as sa_exc
 
 from hpe_core import __version__, workspaces
-from hpe_core.errors import HpeError
+from plugins.cli import app_or_exit, app_session
 
-
-@contextmanager
-def _session(**config):
-    app = _app_or_exit(**config)
-    with app.app_context():
-        session = app.extensions["hpe_sessions"]()
-        try:
-            yield app, session
-            session.commit()
-        except HpeError as exc:
-            session.rollback()
-            raise click.ClickException(exc.message) from exc
-        finally:
-            session.close()
-
-
-def _app_or_exit(**config):
-    from web import create_app
-
-    try:
-        return create_app(config or None)
-    except RuntimeError as exc:  # e.g. schema not migrated
-        raise click.ClickException(str(exc)) from exc
+# One implementation for core and plugin commands (plugins/cli.py).
+_session = app_session
+_app_or_exit = app_or_exit
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
