@@ -157,9 +157,8 @@ class DecisionEngine:
         # 4. Policy: the model scores every decision (apprentice mode reports agreement);
         # it serves treatment unless the automation level is manual.
         model = self.models.get(snap.id, snap.vw_args)
-        scores = model.learner.predict(
-            decision_features(request.channel, request.context), snap.catalog.lines(eligible)
-        )
+        features = decision_features(request.channel, request.context)
+        scores = model.learner.predict(features, snap.catalog.lines(eligible))
         model_action = eligible[max(range(len(eligible)), key=scores.__getitem__)]
         if variant == "treatment" and settings["automation"] != "manual":
             policy, probabilities = "model", scores
@@ -180,6 +179,7 @@ class DecisionEngine:
                     "user_id": request.user_id,
                     "channel": request.channel,
                     "context": dict(request.context),
+                    "features": features,
                     "eligible": eligible,
                     "probabilities": probabilities,
                     "action_id": eligible[index],

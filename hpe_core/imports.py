@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from hpe_core import activities, configs
 from hpe_core.errors import InvalidInput
+from hpe_core.features import decision_features
 from hpe_core.models import Decision, Outcome, utcnow
 from hpe_core.settings import check_json_document
 from hpe_core.workspaces import Principal
@@ -183,6 +184,7 @@ def import_lines(
                 "user_id": parsed["user_id"],
                 "channel": parsed["channel"],
                 "context": parsed["context"],
+                "features": decision_features(parsed["channel"], parsed["context"]),
                 "eligible": parsed["eligible"],
                 # The logging policy's full distribution is unknown; only the chosen
                 # action's propensity is, which is all that learning and IPS need.

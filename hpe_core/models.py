@@ -147,9 +147,7 @@ class Activity(Base):
     data: Mapped[dict] = mapped_column(JsonDocument, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    __table_args__ = (
-        Index("ix_041_hpe_activities_config_created", "config_id", "created_at"),
-    )
+    __table_args__ = (Index("ix_041_hpe_activities_config_created", "config_id", "created_at"),)
 
 
 class MetricsDay(Base):
@@ -204,6 +202,9 @@ class Decision(Base):
     engaged: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     #: A reward given with an imported decision (instead of outcome events).
     given_reward: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: The shared feature line the model scored (``hpe_core.features.decision_features``),
+    #: kept so learning replays exactly what was predicted without re-featurizing.
+    features: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (
         CheckConstraint("variant IN ('treatment', 'holdout')", name="variant"),
@@ -308,9 +309,7 @@ class Delivery(Base):
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     __table_args__ = (
-        CheckConstraint(
-            "status IN ('pending', 'retrying', 'sent', 'failed')", name="status"
-        ),
+        CheckConstraint("status IN ('pending', 'retrying', 'sent', 'failed')", name="status"),
         # Audiences: one configuration's sent deliveries of a channel, per action, recent.
         Index("ix_041_hpe_deliveries_audience", "config_id", "channel", "action_id", "sent_at"),
     )

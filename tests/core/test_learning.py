@@ -255,3 +255,23 @@ def test_losing_a_version_race_drops_the_batch_and_reports_busy(session, loop, m
     )
     assert unlearned == 3
     assert store.latest(session, config_id).version == 1
+
+
+def test_learning_replays_the_stored_feature_line_or_rebuilds_it(session, loop):
+    """Decisions keep the line the model scored; rows without one are featurized again."""
+    _principal, config_id, _engine = loop
+    first = _decide(session, loop, "u1", {"segment": "x", "hour": 9})
+    _decide(session, loop, "u2", {"segment": "y"})
+    session.commit()
+    row = session.get(Decision, uuid.UUID(str(first["decision_id"])))
+    # The same features (JSONB may reorder an object's keys; VW reads a set of features).
+    assert sorted(row.features.split()) == sorted(
+        decision_features(row.channel, row.context).split()
+    )
+    assert row.features == decision_features("email", {"segment": "x", "hour": 9})
+    session.execute(
+        sa.update(Decision).where(Decision.id == row.id).values(features=None)
+    )  # as if logged before the column existed
+    session.commit()
+    report = learning.learn_all_closed(session, config_id, now=T0 + dt.timedelta(days=1))
+    assert (report.learned, report.skipped) == (2, 0)
