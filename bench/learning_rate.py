@@ -46,7 +46,7 @@ from bench.common import (  # noqa: E402
     shared_line,
 )
 from hpe_core import rewards, simulation  # noqa: E402
-from hpe_core.features import ActionCatalog  # noqa: E402
+from hpe_core.features import ActionCatalog, decision_features  # noqa: E402
 
 _SIM_RNG = "hpe-bench-learning"
 
@@ -76,6 +76,8 @@ def build_rows(config, settings, count: int, seed: int):
                 "user_id": touch.user.user_id,
                 "channel": touch.channel,
                 "context": touch.context,
+                # What decide() stores since migration 0004: the line it predicted with.
+                "features": decision_features(touch.channel, touch.context),
                 "eligible": actions,
                 "probabilities": [probability] * len(actions),
                 "action_id": actions[index],
