@@ -168,21 +168,27 @@ class Tenant:
 @pytest.fixture
 def make_tenant(app):
     """Create workspaces with keys: ``make_tenant("acme")`` -> Tenant."""
-    from hpe_core import workspaces
 
     def make(workspace_id: str | None = None, kind: str = "secret") -> Tenant:
-        workspace_id = workspace_id or f"ws-{uuid.uuid4().hex[:8]}"
-        session = app.extensions["hpe_sessions"]()
-        try:
-            if session.get(workspaces.Workspace, workspace_id) is None:
-                workspaces.create_workspace(session, workspace_id)
-            _row, key = workspaces.create_key(session, workspace_id, kind=kind)
-            session.commit()
-        finally:
-            session.close()
-        return Tenant(workspace_id, key)
+        return create_tenant(app, workspace_id, kind)
 
     return make
+
+
+def create_tenant(app, workspace_id: str | None = None, kind: str = "secret") -> Tenant:
+    """A workspace (created unless it exists) and a new key of ``kind`` on ``app``'s database."""
+    from hpe_core import workspaces
+
+    workspace_id = workspace_id or f"ws-{uuid.uuid4().hex[:8]}"
+    session = app.extensions["hpe_sessions"]()
+    try:
+        if session.get(workspaces.Workspace, workspace_id) is None:
+            workspaces.create_workspace(session, workspace_id)
+        _row, key = workspaces.create_key(session, workspace_id, kind=kind)
+        session.commit()
+    finally:
+        session.close()
+    return Tenant(workspace_id, key)
 
 
 @pytest.fixture

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 import sqlalchemy as sa
 
 from hpe_core.models import Activity, ApiKey, Config, MetricsDay, Workspace
-from tests.conftest import BASE, Tenant
+from tests.conftest import BASE, Tenant, create_tenant
 
 #: Settings with the only required block; everything else is filled in with defaults.
 MINIMAL_SETTINGS = {"actions": [{"id": "spring-sale"}, {"id": "new-arrivals"}]}
@@ -34,18 +32,7 @@ def make_tenant_on():
     """Create a workspace and key on a given app (for apps other than ``app``)."""
 
     def make(app, workspace_id: str | None = None, kind: str = "secret") -> Tenant:
-        from hpe_core import workspaces
-
-        workspace_id = workspace_id or f"ws-{uuid.uuid4().hex[:8]}"
-        session = app.extensions["hpe_sessions"]()
-        try:
-            if session.get(Workspace, workspace_id) is None:
-                workspaces.create_workspace(session, workspace_id)
-            _row, key = workspaces.create_key(session, workspace_id, kind=kind)
-            session.commit()
-        finally:
-            session.close()
-        return Tenant(workspace_id, key)
+        return create_tenant(app, workspace_id, kind)
 
     return make
 

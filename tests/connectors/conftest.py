@@ -13,8 +13,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from hpe_core import webhooks, workspaces
-from tests.conftest import BASE, Tenant, make_test_app
+from hpe_core import webhooks
+from tests.conftest import BASE, Tenant, create_tenant, make_test_app
 
 EMAIL_ACTION = {
     "id": "spring-sale",
@@ -161,15 +161,7 @@ def channel_app(database_url, tmp_path, **plugins):
 
 
 def new_tenant(app, workspace_id: str = "acme", kind: str = "secret") -> Tenant:
-    session = app.extensions["hpe_sessions"]()
-    try:
-        if session.get(workspaces.Workspace, workspace_id) is None:
-            workspaces.create_workspace(session, workspace_id)
-        _row, key = workspaces.create_key(session, workspace_id, kind=kind)
-        session.commit()
-    finally:
-        session.close()
-    return Tenant(workspace_id, key)
+    return create_tenant(app, workspace_id, kind)
 
 
 def create_config(client, tenant, actions, channels=("email",), **settings) -> str:
