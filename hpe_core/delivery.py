@@ -94,8 +94,6 @@ class AttemptReport:
 
 # --- Tracking links --------------------------------------------------------------------
 
-TRACKING_KINDS = ("click", "open", "unsubscribe")
-
 
 class TrackingLinks:
     """Signed tracking URLs: ``/t/c/<token>`` (click), ``/t/o/<token>.gif`` (open pixel),

@@ -6,8 +6,6 @@ import datetime as dt
 from collections.abc import Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-RULE_OPERATORS = ("in", "not_in", "gte", "lte", "exists")
-
 
 def lookup(context: Mapping, dotted_key: str) -> object:
     """Read ``a.b.c`` from a nested context; None when any part is missing."""

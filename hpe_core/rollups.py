@@ -88,7 +88,7 @@ def compute_days(session: Session, config: Config, date_from: dt.date, date_to: 
             ).label("agreements"),
         )
         .where(*in_range)
-        .group_by(*keys[:1], *keys[1:])
+        .group_by(*keys)
     ).all()
     outcome_rows = session.execute(
         select(
@@ -111,7 +111,7 @@ def compute_days(session: Session, config: Config, date_from: dt.date, date_to: 
         # No filter on Outcome.config_id: the decisions' filter implies it, and leaving it
         # out lets the join probe outcomes by decision_id (an index) for each decision.
         .where(*in_range)
-        .group_by(*keys[:1], *keys[1:])
+        .group_by(*keys)
     ).all()
     from_outcomes = {
         tuple(row[:5]): (int(row.engaged or 0), float(row.revenue or 0.0)) for row in outcome_rows

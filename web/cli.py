@@ -13,10 +13,6 @@ from sqlalchemy import exc as sa_exc
 from hpe_core import __version__, workspaces
 from plugins.cli import app_or_exit, app_session
 
-# One implementation for core and plugin commands (plugins/cli.py).
-_session = app_session
-_app_or_exit = app_or_exit
-
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="hpe")
@@ -50,7 +46,7 @@ def serve(host, port, workers, threads, timeout, access_log):
 
     # Migrate (embedded default) or check the schema once, before forking; this app only
     # checks, so it starts no background threads and its connections are closed before fork.
-    _app_or_exit(INLINE_SWEEPER=False).extensions["hpe_engine"].dispose()
+    app_or_exit(INLINE_SWEEPER=False).extensions["hpe_engine"].dispose()
 
     class _Server(BaseApplication):
         def load_config(self):
@@ -90,7 +86,7 @@ def worker(processes, burst):
     from worker import main as worker_main
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    app = _app_or_exit()
+    app = app_or_exit()
     if app.extensions["hpe_jobs"].name != "rq":
         raise click.ClickException(
             "HPE_REDIS_URL is not set: without Redis, learning runs inside `hpe serve`."
@@ -125,7 +121,7 @@ def simulate(url, key, decisions, clients, holdout, wait_seconds, algorithm, see
 
     stop = None
     if url is None:
-        app = _app_or_exit()
+        app = app_or_exit()
         with app.app_context():
             session = app.extensions["hpe_sessions"]()
             workspace_id = f"simulator-{uuid.uuid4().hex[:6]}"
@@ -204,7 +200,7 @@ def db_upgrade(revision):
     """Migrate the database to the newest schema (or --revision)."""
     from hpe_core import db as hpe_db
 
-    app = _app_or_exit(AUTO_MIGRATE=False, SCHEMA_CHECK=False)
+    app = app_or_exit(AUTO_MIGRATE=False, SCHEMA_CHECK=False)
     engine = app.extensions["hpe_engine"]
     hpe_db.upgrade(engine, revision)
     click.echo(f"Database at revision {hpe_db.current_revision(engine)}.")
@@ -216,7 +212,7 @@ def db_downgrade(revision):
     """Migrate the database down to REVISION ('base' empties it)."""
     from hpe_core import db as hpe_db
 
-    app = _app_or_exit(AUTO_MIGRATE=False, SCHEMA_CHECK=False)
+    app = app_or_exit(AUTO_MIGRATE=False, SCHEMA_CHECK=False)
     engine = app.extensions["hpe_engine"]
     hpe_db.downgrade(engine, revision)
     click.echo(f"Database at revision {hpe_db.current_revision(engine) or 'base'}.")
@@ -227,7 +223,7 @@ def db_current():
     """Show the database's schema revision and the newest one."""
     from hpe_core import db as hpe_db
 
-    app = _app_or_exit(AUTO_MIGRATE=False, SCHEMA_CHECK=False)
+    app = app_or_exit(AUTO_MIGRATE=False, SCHEMA_CHECK=False)
     engine = app.extensions["hpe_engine"]
     click.echo(f"current: {hpe_db.current_revision(engine) or 'none'}")
     click.echo(f"head:    {hpe_db.head_revision()}")
@@ -246,7 +242,7 @@ def workspace():
 @click.option("--name", help="Display name (default: the id).")
 def workspace_create(workspace_id, name):
     """Create a workspace and print its first secret API key (the last line)."""
-    with _session() as (_app, session):
+    with app_session() as (_app, session):
         workspaces.create_workspace(session, workspace_id, name)
         row, key = workspaces.create_key(session, workspace_id, name="initial")
     click.echo(f"Created workspace {workspace_id}. Its API key (shown only once):", err=True)
@@ -256,7 +252,7 @@ def workspace_create(workspace_id, name):
 @workspace.command("list")
 def workspace_list():
     """List workspaces."""
-    with _session() as (_app, session):
+    with app_session() as (_app, session):
         for ws in workspaces.list_workspaces(session):
             click.echo(f"{ws.id}\t{ws.name}\t{ws.created_at:%Y-%m-%d %H:%M}")
 
@@ -278,7 +274,7 @@ def keys():
 )
 def keys_create(workspace_id, name, kind):
     """Create a key for WORKSPACE_ID and print it (the last line)."""
-    with _session() as (_app, session):
+    with app_session() as (_app, session):
         _row, key = workspaces.create_key(session, workspace_id, name=name, kind=kind)
     click.echo(f"New {kind} key for {workspace_id} (shown only once):", err=True)
     click.echo(key)
@@ -288,7 +284,7 @@ def keys_create(workspace_id, name, kind):
 @click.option("--workspace", "workspace_id", help="Only this workspace's keys.")
 def keys_list(workspace_id):
     """List keys: prefix, workspace, kind, name, created, revoked. Never the secrets."""
-    with _session() as (_app, session):
+    with app_session() as (_app, session):
         rows = workspaces.list_keys(session, workspace_id)
         click.echo("prefix\tworkspace\tkind\tname\tcreated\trevoked")
         for row in rows:
@@ -303,7 +299,7 @@ def keys_list(workspace_id):
 @click.argument("prefix")
 def keys_revoke(prefix):
     """Revoke the key that starts with PREFIX (as shown by `hpe keys list`)."""
-    with _session() as (_app, session):
+    with app_session() as (_app, session):
         row = workspaces.revoke_key(session, prefix)
         click.echo(f"Revoked {row.prefix} ({row.workspace_id}).")
 
@@ -314,24 +310,19 @@ def keys_revoke(prefix):
 @cli.command()
 def plugins():
     """List loaded plugins with their versions and hooks."""
-    from importlib import metadata
+    from plugins.manager import describe_plugins
 
-    app = _app_or_exit()
-    pm = app.extensions["hpe_pm"]
-    dists = {plugin: dist for plugin, dist in pm.list_plugin_distinfo()}
-    for name, plugin in sorted(pm.list_name_plugin(), key=lambda item: item[0]):
-        dist = dists.get(plugin)
-        version = f"{dist.project_name} {dist.version}" if dist else f"hpe {__version__}"
-        hooks = ", ".join(sorted(h.name for h in pm.get_hookcallers(plugin) or []))
-        click.echo(f"{name}\t{version}\t{hooks}")
-    del metadata
+    for row in describe_plugins(app_or_exit().extensions["hpe_pm"]):
+        click.echo(
+            f"{row['name']}\t{row['distribution']} {row['version']}\t{', '.join(row['hooks'])}"
+        )
 
 
 @cli.command()
 @click.option("--output", "-o", type=click.File("w"), default="-", help="File (default stdout).")
 def openapi(output):
     """Print the OpenAPI document."""
-    app = _app_or_exit()
+    app = app_or_exit()
     json.dump(app.extensions["hpe_api"].spec.to_dict(), output, indent=2, sort_keys=True)
     output.write("\n")
 

@@ -186,9 +186,6 @@ class RQBackend:
         )
         return True
 
-    def clear_pending(self, config_id: str) -> None:
-        self.redis.delete(jobs.PENDING_KEY.format(config_id))
-
     def enqueue_delivery(self, delivery_id: uuid.UUID, *, app=None, delay: float = 0.0) -> None:
         """Queue one delivery job (retried by rq when it returns a Retry)."""
         from datetime import timedelta
