@@ -186,3 +186,8 @@ def _set_status(session: Session, principal: Principal, config: Config, status: 
         data={"from": config.status, "to": status},
     )
     config.status = status
+
+
+def measured_ids(session: Session) -> list[uuid.UUID]:
+    """Configurations the measurement pass covers: every one not INACTIVE."""
+    return list(session.scalars(select(Config.id).where(Config.status != "INACTIVE")))

@@ -246,10 +246,101 @@ class Outcome(Base):
     idempotency_key: Mapped[str] = mapped_column(String(256))
     late: Mapped[bool] = mapped_column(Boolean, default=False)
     source: Mapped[str] = mapped_column(String(16), default="api")
+    #: For user-level outcomes (no ``decision_id``): when attribution last credited it to
+    #: the user's decisions (``..._attributions``); NULL while it waits for attribution.
+    attributed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     __table_args__ = (
         UniqueConstraint("config_id", "idempotency_key"),
         Index("ix_041_hpe_outcomes_user", "config_id", "user_id", "occurred_at"),
+        # The attribution job's scan: user-level outcomes not attributed yet.
+        Index(
+            "ix_041_hpe_outcomes_unattributed",
+            "config_id",
+            "received_at",
+            postgresql_where=text("decision_id IS NULL AND attributed_at IS NULL"),
+            sqlite_where=text("decision_id IS NULL AND attributed_at IS NULL"),
+        ),
+    )
+
+
+class Attribution(Base):
+    """One decision's share of a user-level outcome's credit (migration 0005).
+
+    An outcome that came with a ``user_id`` but no ``decision_id`` is split over that
+    user's decisions inside the attribution window by the configured model; ``credit``
+    values of one outcome sum to 1. Re-attributing an outcome replaces its rows in one
+    transaction, so credit is never counted twice.
+    """
+
+    __tablename__ = PREFIX + "attributions"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    workspace_id: Mapped[str] = mapped_column(String(64))
+    config_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(Config.id))
+    outcome_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(Outcome.id))
+    decision_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(Decision.id), index=True)
+    model: Mapped[str] = mapped_column(String(64))
+    credit: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("outcome_id", "decision_id"),)
+
+
+class StaleMetricsDay(Base):
+    """A day whose stored rollup no longer matches the decision log (migration 0005).
+
+    Marked when something changes an already rolled-up day (an import, a late outcome,
+    learning, attribution); the next rollup pass recomputes it and clears the mark, and
+    until then ``GET /metrics`` computes that day live.
+    """
+
+    __tablename__ = PREFIX + "metrics_stale"
+
+    config_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(Config.id), primary_key=True)
+    date: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    marked_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+RECOMMENDATION_STATUSES = ("open", "applied", "dismissed", "resolved")
+RECOMMENDATION_SEVERITIES = ("info", "warning", "critical")
+
+
+class Recommendation(Base):
+    """One optimization recommendation for a configuration (migration 0005).
+
+    Raised by the measurement pass with its evidence and a settings patch; one row per
+    ``(config_id, kind, subject)`` (e.g. ``retire_action`` / ``offer-7``), refreshed while
+    the condition holds, ``resolved`` when it no longer does, ``applied`` once its patch
+    was applied (by a person, or by the engine in ``autonomous`` mode).
+    """
+
+    __tablename__ = PREFIX + "recommendations"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    workspace_id: Mapped[str] = mapped_column(String(64))
+    config_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(Config.id))
+    kind: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(256), default="")
+    severity: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(Text)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    evidence: Mapped[dict] = mapped_column(JsonDocument, default=dict)
+    #: A JSON merge patch of the settings, or NULL when there is nothing to apply (an
+    #: alarm a person must investigate).
+    patch: Mapped[dict | None] = mapped_column(JsonDocument, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    applied_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    applied_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("config_id", "kind", "subject"),
+        CheckConstraint(
+            "status IN ('open', 'applied', 'dismissed', 'resolved')", name="status"
+        ),
+        CheckConstraint("severity IN ('info', 'warning', 'critical')", name="severity"),
     )
 
 

@@ -88,6 +88,7 @@ def _start_channels(app: Flask, pm) -> None:
     """Channel connectors (configured from ``PLUGINS``) and the settings catalog."""
     from hpe_core.channels import ChannelRuntime
     from hpe_core.delivery import TrackingLinks
+    from hpe_core.measurement import MeasurementPlugins
     from plugins.manager import PluginCatalog, attribution_models, build_channels
 
     public_url = app.config.get("PUBLIC_URL")
@@ -99,6 +100,13 @@ def _start_channels(app: Flask, pm) -> None:
     models = sorted(attribution_models(pm)) or list(ATTRIBUTION_MODELS)
     app.extensions["hpe_catalog"] = PluginCatalog(
         {name: type(connector) for name, connector in channels.items()}, models
+    )
+    app.extensions["hpe_measurement"] = MeasurementPlugins(
+        attribution_models=attribution_models(pm),
+        channel_costs={
+            name: float(getattr(connector, "cost_per_decision", lambda: 0.0)())
+            for name, connector in channels.items()
+        },
     )
 
 
@@ -124,14 +132,21 @@ def _start_learning_loop(app: Flask) -> None:
     sessions = app.extensions["hpe_sessions"]
     app.extensions["hpe_decisions"] = DecisionEngine(sessions)
     backend = make_backend(
-        app.config["REDIS_URL"], sessions, background=app.config["INLINE_SWEEPER"]
+        app.config["REDIS_URL"],
+        sessions,
+        background=app.config["INLINE_SWEEPER"],
+        plugins=app.extensions["hpe_measurement"],
     )
     app.extensions["hpe_jobs"] = backend
     # Embedded default: this process also closes reward windows and learns, in the
     # background. With Redis, `hpe worker` processes do both instead.
     if backend.name == "inline" and app.config["INLINE_SWEEPER"]:
         app.extensions["hpe_sweeper"] = Sweeper(
-            backend, sessions, interval=app.config["SWEEP_INTERVAL"], app=app
+            backend,
+            sessions,
+            interval=app.config["SWEEP_INTERVAL"],
+            app=app,
+            measure_interval=app.config["MEASURE_INTERVAL"],
         ).start()
 
 

@@ -21,6 +21,9 @@ class DefaultConfig:
     INLINE_SWEEPER = True
     #: Seconds between sweeps for closed reward windows (inline and in `hpe worker`).
     SWEEP_INTERVAL = 1.0
+    #: Seconds between measurement passes per configuration (daily rollups, circuit
+    #: breaker, recommendations; inline and in `hpe worker`).
+    MEASURE_INTERVAL = 300.0
     #: Signs tracking links and sessions; set it in production.
     SECRET_KEY = "dev-only-change-me"
     #: None = load every installed plugin; a list = only these entry-point names.

@@ -3,6 +3,7 @@ inline backend calls."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 
@@ -17,6 +18,62 @@ log = logging.getLogger(__name__)
 
 #: While this key exists a learn job for the configuration is already queued.
 PENDING_KEY = "hpe:learn-pending:{}"
+ATTRIBUTE_PENDING_KEY = "hpe:attribute-pending:{}"
+MEASURE_PENDING_KEY = "hpe:measure-pending:{}"
+
+
+def run_for_config(kind: str, session, config_id: uuid.UUID, plugins) -> object:
+    """Run one per-configuration job's service (the inline backend and the RQ jobs
+    below share it): ``learn``, ``attribute`` or ``measure``."""
+    if kind == "learn":
+        return learning.learn_all_closed(session, config_id)
+    if kind == "attribute":
+        from hpe_core import attribution
+
+        return attribution.attribute_pending(session, config_id, plugins.attribution_models)
+    if kind == "measure":
+        from hpe_core import measurement
+
+        return measurement.run(session, config_id, plugins)
+    raise ValueError(f"unknown job kind {kind!r}")
+
+
+def _clear_pending(key_format: str, config_id: str) -> None:
+    from rq import get_current_job
+
+    job = get_current_job()
+    if job is not None:
+        job.connection.delete(key_format.format(config_id))
+
+
+def attribute(config_id: str) -> dict:
+    """Attribute one configuration's waiting user-level outcomes to decisions."""
+    from worker.runtime import current_app
+
+    _clear_pending(ATTRIBUTE_PENDING_KEY, config_id)
+    plugins = current_app().extensions["hpe_measurement"]
+    try:
+        with job_session() as session:
+            report = run_for_config("attribute", session, uuid.UUID(config_id), plugins)
+    except (OperationalError, InterfaceError, TransientError) as exc:
+        log.warning("attribution job for %s hit a transient error, will retry: %s", config_id, exc)
+        return retry.for_learning()
+    return dataclasses.asdict(report)
+
+
+def measure(config_id: str) -> dict:
+    """One configuration's measurement pass (rollups, circuit breaker, recommendations)."""
+    from worker.runtime import current_app
+
+    _clear_pending(MEASURE_PENDING_KEY, config_id)
+    plugins = current_app().extensions["hpe_measurement"]
+    try:
+        with job_session() as session:
+            report = run_for_config("measure", session, uuid.UUID(config_id), plugins)
+    except (OperationalError, InterfaceError, TransientError) as exc:
+        log.warning("measurement job for %s hit a transient error, will retry: %s", config_id, exc)
+        return retry.for_learning()
+    return dataclasses.asdict(report)
 
 
 def learn(config_id: str) -> dict:

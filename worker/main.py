@@ -43,10 +43,11 @@ def run(app: Flask, *, burst: bool = False, sweep: bool = True) -> bool:
             app.extensions["hpe_sessions"],
             interval=app.config["SWEEP_INTERVAL"],
             app=app,
+            measure_interval=app.config["MEASURE_INTERVAL"],
         ).start()
     # Deliveries first: a send never waits behind a long learn run.
     worker = SimpleWorker(
-        [backend.delivery_queue, backend.queue],
+        [backend.delivery_queue, backend.queue, backend.measure_queue],
         connection=backend.redis,
         serializer=JSONSerializer,
     )

@@ -1,7 +1,8 @@
 """The queue seam: inline (no Redis: a thread in the API process) or RQ (HPE_REDIS_URL).
 
-Both run the same job functions on the same services. Callers use ``enqueue_learn`` and
-``sweep`` and never know which backend is behind them.
+Both run the same job functions on the same services. Callers use ``enqueue_learn``,
+``enqueue_attribution``, ``enqueue_measure`` and ``sweep`` and never know which backend
+is behind them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from worker import jobs
 log = logging.getLogger(__name__)
 
 LEARN_QUEUE = "hpe-learn"
+#: Measurement passes (rollups, recommendations) can take seconds on a big day: their own
+#: queue, listed last, so they never hold up learning or a send.
+MEASURE_QUEUE = "hpe-measure"
 #: Deliveries have their own queue, listed first by workers: a send never waits behind a
 #: long learn run.
 DELIVERY_QUEUE = "hpe-deliver"
@@ -36,9 +40,10 @@ class InlineBackend:
 
     name = "inline"
 
-    def __init__(self, session_factory, *, background: bool = True):
+    def __init__(self, session_factory, *, background: bool = True, plugins=None):
         self._sessions = session_factory
         self._background = background
+        self._plugins = plugins
         self._jobs: queue_module.Queue = queue_module.Queue()
         self._pending: set[str] = set()
         self._lock = threading.Lock()
@@ -49,7 +54,16 @@ class InlineBackend:
         self._delivery_thread: threading.Thread | None = None
 
     def enqueue_learn(self, config_id: uuid.UUID) -> bool:
-        key = str(config_id)
+        return self._enqueue("learn", config_id)
+
+    def enqueue_attribution(self, config_id: uuid.UUID) -> bool:
+        return self._enqueue("attribute", config_id)
+
+    def enqueue_measure(self, config_id: uuid.UUID) -> bool:
+        return self._enqueue("measure", config_id)
+
+    def _enqueue(self, kind: str, config_id: uuid.UUID) -> bool:
+        key = f"{kind}:{config_id}"
         with self._lock:
             if key in self._pending:
                 return False
@@ -81,11 +95,12 @@ class InlineBackend:
     def _run(self, key: str) -> None:
         with self._lock:
             self._pending.discard(key)
+        kind, config_id = key.split(":", 1)
         try:
             with self._sessions() as session:
-                learning.learn_all_closed(session, uuid.UUID(key))
+                jobs.run_for_config(kind, session, uuid.UUID(config_id), self._plugins)
         except Exception:  # the sweeper will enqueue the configuration again
-            log.exception("inline learn job for %s failed", key)
+            log.exception("inline %s job for %s failed", kind, config_id)
 
     # --- deliveries (inline): a second thread, so a slow SMTP server never delays learning
 
@@ -162,7 +177,7 @@ class RQBackend:
 
     name = "rq"
 
-    def __init__(self, redis_url: str):
+    def __init__(self, redis_url: str, plugins=None):
         from redis import Redis
         from rq import Queue
         from rq.serializers import JSONSerializer
@@ -172,6 +187,7 @@ class RQBackend:
         self.delivery_queue = Queue(
             DELIVERY_QUEUE, connection=self.redis, serializer=JSONSerializer
         )
+        self.measure_queue = Queue(MEASURE_QUEUE, connection=self.redis, serializer=JSONSerializer)
 
     def enqueue_learn(self, config_id: uuid.UUID) -> bool:
         # One queued learn job per configuration is enough: it learns everything closed.
@@ -183,6 +199,25 @@ class RQBackend:
             job_timeout=600,
             result_ttl=300,
             failure_ttl=7 * 86400,
+        )
+        return True
+
+    def enqueue_attribution(self, config_id: uuid.UUID) -> bool:
+        # On the learn queue: attribution credit must reach decisions before they are
+        # learned, and these jobs are short.
+        return self._enqueue_once(self.queue, jobs.attribute, jobs.ATTRIBUTE_PENDING_KEY, config_id)
+
+    def enqueue_measure(self, config_id: uuid.UUID) -> bool:
+        return self._enqueue_once(
+            self.measure_queue, jobs.measure, jobs.MEASURE_PENDING_KEY, config_id
+        )
+
+    def _enqueue_once(self, queue, function, pending_key: str, config_id: uuid.UUID) -> bool:
+        # The job clears its key when it starts, like learn jobs (see jobs.learn).
+        if not self.redis.set(pending_key.format(config_id), "1", nx=True, ex=_PENDING_TTL):
+            return False
+        queue.enqueue(
+            function, str(config_id), job_timeout=600, result_ttl=300, failure_ttl=7 * 86400
         )
         return True
 
@@ -201,22 +236,45 @@ class RQBackend:
             self.delivery_queue.enqueue(jobs.deliver, str(delivery_id), job_id=job_id, **kwargs)
 
 
-def make_backend(redis_url: str | None, session_factory, *, background: bool = True):
+def make_backend(
+    redis_url: str | None, session_factory, *, background: bool = True, plugins=None
+):
     """RQ when a Redis URL is configured, else inline (jobs in a thread of this process;
-    with ``background=False`` they wait for :meth:`InlineBackend.run_pending`)."""
+    with ``background=False`` they wait for :meth:`InlineBackend.run_pending`).
+
+    :param plugins: the :class:`hpe_core.measurement.MeasurementPlugins` inline jobs use
+        (RQ jobs take them from the worker's app)
+    """
     if redis_url:
-        return RQBackend(redis_url)
-    return InlineBackend(session_factory, background=background)
+        return RQBackend(redis_url, plugins)
+    return InlineBackend(session_factory, background=background, plugins=plugins)
 
 
 def sweep(backend, session_factory) -> int:
-    """Enqueue a learn job for every configuration with closed, unlearned decisions.
+    """Enqueue attribution for configurations with user-level outcomes waiting, then a
+    learn job for every configuration with closed, unlearned decisions.
 
     :returns: how many jobs were enqueued
     """
+    from hpe_core import attribution
+
     with session_factory() as session:
+        waiting = attribution.configs_with_pending(session)
         config_ids = learning.configs_with_closed_windows(session)
-    return sum(1 for config_id in config_ids if backend.enqueue_learn(config_id))
+    enqueued = sum(1 for config_id in waiting if backend.enqueue_attribution(config_id))
+    return enqueued + sum(1 for config_id in config_ids if backend.enqueue_learn(config_id))
+
+
+def sweep_measurements(backend, session_factory) -> int:
+    """Enqueue a measurement pass for every configuration that is not INACTIVE.
+
+    :returns: how many jobs were enqueued
+    """
+    from hpe_core import configs
+
+    with session_factory() as session:
+        config_ids = configs.measured_ids(session)
+    return sum(1 for config_id in config_ids if backend.enqueue_measure(config_id))
 
 
 def sweep_deliveries(backend, session_factory, app) -> int:
@@ -235,16 +293,26 @@ def sweep_deliveries(backend, session_factory, app) -> int:
 
 class Sweeper:
     """A daemon thread that calls :func:`sweep` every ``interval`` seconds (and, given the
-    app, :func:`sweep_deliveries` every minute).
+    app, :func:`sweep_deliveries` every minute; :func:`sweep_measurements` every
+    ``measure_interval`` seconds, when given).
 
     Errors (database or Redis down) are logged and retried on the next pass: outcomes are
     already safe in the database, so a pass missed only delays learning.
     """
 
-    def __init__(self, backend, session_factory, interval: float = 1.0, app=None):
+    def __init__(
+        self,
+        backend,
+        session_factory,
+        interval: float = 1.0,
+        app=None,
+        measure_interval: float | None = None,
+    ):
         self.backend, self._sessions, self.interval = backend, session_factory, interval
         self._app = app
+        self._measure_interval = measure_interval
         self._next_delivery_sweep = 0.0
+        self._next_measure_sweep = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="hpe-sweeper")
 
@@ -263,5 +331,8 @@ class Sweeper:
                 if self._app is not None and time.monotonic() >= self._next_delivery_sweep:
                     self._next_delivery_sweep = time.monotonic() + 60
                     sweep_deliveries(self.backend, self._sessions, self._app)
+                if self._measure_interval and time.monotonic() >= self._next_measure_sweep:
+                    self._next_measure_sweep = time.monotonic() + self._measure_interval
+                    sweep_measurements(self.backend, self._sessions)
             except Exception as exc:  # noqa: BLE001 - keep sweeping whatever failed
                 log.warning("sweep failed (will retry): %s", exc)
