@@ -119,7 +119,7 @@ def simulate(url, key, decisions, clients, holdout, wait_seconds, algorithm, see
 
     from web import simulate as sim
 
-    stop = None
+    stop = app = None
     if url is None:
         app = app_or_exit()
         with app.app_context():
@@ -177,13 +177,68 @@ def simulate(url, key, decisions, clients, holdout, wait_seconds, algorithm, see
         f"({tally.decisions['treatment']} decisions), holdout {tally.rate('holdout'):.2%} "
         f"({tally.decisions['holdout']} decisions)."
     )
-    summary = metrics["summary"]["lift"] if isinstance(metrics, dict) else {}
-    ci = ""
-    if summary.get("ci_low") is not None:
-        ci = f" (95% CI {summary['ci_low']:+.0%} to {summary['ci_high']:+.0%}, metrics API)"
-    click.echo("Lift: " + (f"{lift:+.0%}" if lift is not None else "n/a") + ci)
+    summary = metrics["summary"] if isinstance(metrics, dict) else {}
+    _echo_lift(lift, tally.true_lift(), summary.get("lift") or {})
+    if app is not None:
+        # The embedded server's measurement pass runs every few minutes: run one now so
+        # this printout shows recommendations for the run just made.
+        from worker import jobs
+
+        with app.app_context():
+            session = app.extensions["hpe_sessions"]()
+            try:
+                jobs.run_for_config(
+                    "measure", session, uuid.UUID(config_id), app.extensions["hpe_measurement"]
+                )
+            finally:
+                session.close()
+    _echo_measurement(client, config_id, summary)
     if stop:
         stop()
+
+
+def _echo_lift(measured: float | None, truth: float | None, lift: dict) -> None:
+    line = "Lift: " + (f"{measured:+.1%}" if measured is not None else "n/a")
+    if lift.get("ci_low") is not None:
+        line += f" (95% CI {lift['ci_low']:+.1%} to {lift['ci_high']:+.1%}, metrics API)"
+    click.echo(line)
+    if truth is not None:
+        covered = ""
+        if lift.get("ci_low") is not None:
+            inside = lift["ci_low"] <= truth <= lift["ci_high"]
+            covered = ", inside the interval" if inside else ", OUTSIDE the interval"
+        click.echo(f"True lift of this run (simulator's probabilities): {truth:+.1%}{covered}.")
+
+
+def _echo_measurement(client, config_id: str, summary: dict) -> None:
+    """ROI, off-policy estimates and recommendations, as the API reports them."""
+    base = f"/api/v1/041-hyper-personalization-engine/{config_id}"
+    if summary.get("roi") is not None:
+        roi = summary.get("roi_interval") or {}
+        click.echo(
+            f"ROI: {summary['roi']:+.0%} on cost {summary.get('cost', 0):.2f}, incremental "
+            f"revenue {roi.get('incremental_revenue') or 0:.2f}"
+            + (
+                f" (95% CI {roi['ci_low']:.2f} to {roi['ci_high']:.2f})"
+                if roi.get("ci_low") is not None
+                else ""
+            )
+        )
+    status, evaluation = client.call("GET", f"{base}/evaluation")
+    if status == 200:
+        for name, estimate in evaluation["policies"].items():
+            if estimate.get("dr") is not None:
+                click.echo(
+                    f"Off-policy ({name}): DR {estimate['dr']:.4f} "
+                    f"[{estimate['ci_low']:.4f}, {estimate['ci_high']:.4f}], "
+                    f"IPS {estimate['ips']:.4f}, SNIPS {estimate['snips']:.4f}, n {estimate['n']}"
+                )
+    status, answer = client.call("GET", f"{base}/recommendations")
+    if status == 200:
+        found = answer["recommendations"]
+        click.echo(f"Recommendations: {len(found)} open.")
+        for item in found:
+            click.echo(f"  [{item['severity']}] {item['title']} (id {item['id']})")
 
 
 # --- db --------------------------------------------------------------------------------

@@ -25,6 +25,9 @@ BASE = "/api/v1/041-hyper-personalization-engine"
 class Tally:
     decisions: dict = dataclasses.field(default_factory=lambda: {"treatment": 0, "holdout": 0})
     engaged: dict = dataclasses.field(default_factory=lambda: {"treatment": 0, "holdout": 0})
+    #: The simulator's true click probability of every served offer, summed per variant:
+    #: the ground truth the measured lift (and its interval) should recover.
+    expected: dict = dataclasses.field(default_factory=lambda: {"treatment": 0.0, "holdout": 0.0})
     nothing: int = 0
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
@@ -36,14 +39,35 @@ class Tally:
         holdout = self.rate("holdout")
         return self.rate("treatment") / holdout - 1 if holdout else None
 
+    def true_rate(self, variant: str) -> float:
+        n = self.decisions[variant]
+        return self.expected[variant] / n if n else 0.0
+
+    def true_lift(self) -> float | None:
+        """Lift from the simulator's own probabilities of what each arm served (no
+        Bernoulli noise): the value a sound interval on the measured lift should cover."""
+        holdout = self.true_rate("holdout")
+        return self.true_rate("treatment") / holdout - 1 if holdout else None
+
+
+#: What one simulated decision costs (e.g. the send, the placement), for ROI.
+SIMULATED_ACTION_COST = 0.02
+
 
 def simulation_settings(*, holdout: float, wait_seconds: int, algorithm: str | None) -> dict:
-    """A configuration for the simulated offers; engagement = a click."""
+    """A configuration for the simulated offers; engagement = a click.
+
+    Conversions weigh 0 in the reward (the model optimizes clicks) but are value events,
+    so their order values are the revenue that ROI is computed from.
+    """
+    actions = [
+        {**action, "cost": SIMULATED_ACTION_COST} for action in simulation.settings_actions()
+    ]
     settings = {
-        "actions": simulation.settings_actions(),
+        "actions": actions,
         "reward": {
             "events": {"open": 0.0, "click": 1.0, "conversion": 0.0, "unsubscribe": -1.0},
-            "value_events": [],
+            "value_events": ["conversion"],
             "wait_seconds": wait_seconds,
         },
         "holdout": {"percent": holdout},
@@ -141,9 +165,11 @@ def run(
                 if status != 202:
                     raise RuntimeError(f"outcome failed: {status} {answer}")
             clicked = any(event["type"] == "click" for event in events)
+            truth = simulation.engagement_probability(touch.user, offer, touch.channel)
             with tally.lock:
                 tally.decisions[body["variant"]] += 1
                 tally.engaged[body["variant"]] += clicked
+                tally.expected[body["variant"]] += truth
                 done[0] += 1
                 count = done[0]
             if progress and count % progress_every == 0:
