@@ -163,7 +163,8 @@ class DecisionEngine:
         if variant == "treatment" and settings["automation"] != "manual":
             policy, probabilities = "model", scores
         else:
-            policy, probabilities = "baseline", _baseline(settings["holdout"]["baseline"], eligible)
+            baseline = settings["holdout"]["baseline"]
+            policy, probabilities = "baseline", baseline_probabilities(baseline, eligible)
         index = self._sample(probabilities)
 
         # 5. The durable log: one INSERT.
@@ -249,7 +250,13 @@ def _check_request(snap: ConfigSnapshot, request: DecisionRequest) -> None:
         raise InvalidInput("Invalid decision request.", errors)
 
 
-def _baseline(baseline: object, eligible: list[str]) -> list[float]:
+def baseline_probabilities(baseline: object, eligible: list[str]) -> list[float]:
+    """The holdout baseline's distribution over the eligible actions (also evaluated offline).
+
+    :param baseline: the settings' ``holdout.baseline``: ``"random"`` or ``{"action_id"}``
+    :param eligible: the eligible action ids, at least one
+    :returns: one probability per eligible action, in their order
+    """
     if isinstance(baseline, dict) and baseline["action_id"] in eligible:
         return [1.0 if a == baseline["action_id"] else 0.0 for a in eligible]
     # Random baseline (or the fixed action is not eligible here): uniform, so its
