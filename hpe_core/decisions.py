@@ -138,6 +138,10 @@ class DecisionEngine:
             return _nothing("campaign_not_running")
         if eligibility.in_quiet_hours(settings["schedule"], request.context, now):
             return _nothing("quiet_hours")
+        # .get: configurations stored before channel exclusions existed lack the key.
+        exclusions = settings["guardrails"].get("channel_exclusions")
+        if exclusions and eligibility.excluded(exclusions, request.channel, request.context):
+            return _nothing("excluded")
         # An unsubscribe, bounce or complaint stops the channel for this user (one lookup).
         if not consent.allowed(session, snap.workspace_id, request.channel, request.user_id):
             return _nothing("no_consent")

@@ -65,6 +65,29 @@ def eligible_actions(
     return result
 
 
+def excluded(exclusions: list[Mapping], channel: str, context: Mapping) -> bool:
+    """Whether a channel exclusion guardrail (``guardrails.channel_exclusions``) forbids
+    deciding on ``channel`` for this context: its value at ``key`` is among ``in``.
+
+    Values also match by their text, because reports (and the exclusions recommended from
+    them) name segments as text: ``{"segment": 3}`` is excluded by ``"in": ["3"]``.
+    """
+    for rule in exclusions:
+        if rule["channel"] != channel:
+            continue
+        value = lookup(context, rule["key"])
+        if value is None or isinstance(value, Mapping | list):
+            continue
+        if value in rule["in"] or _as_text(value) in rule["in"]:
+            return True
+    return False
+
+
+def _as_text(value: object) -> str:
+    # JSON spelling: true/false, not Python's True/False.
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
 def in_quiet_hours(schedule: Mapping, context: Mapping, now: dt.datetime) -> bool:
     """Whether ``now``, in the user's time zone (from the context), is in quiet hours.
 

@@ -270,8 +270,10 @@ class _Baseline(fields.Field):
     def _deserialize(self, value, attr, data, **kwargs):
         if value == "random":
             return value
-        if isinstance(value, dict) and set(value) == {"action_id"} and isinstance(
-            value["action_id"], str
+        if (
+            isinstance(value, dict)
+            and set(value) == {"action_id"}
+            and isinstance(value["action_id"], str)
         ):
             return {"action_id": value["action_id"]}
         raise ValidationError('Use "random" or {"action_id": "<an action id>"}.')
@@ -299,6 +301,50 @@ class BudgetSchema(_Strict):
     period = fields.String(load_default="day", validate=validate.OneOf(("day", "month", "total")))
 
 
+class CircuitBreakerSchema(_Strict):
+    """When treatment is significantly worse than holdout, revert everyone to the baseline."""
+
+    enabled = fields.Boolean(load_default=True)
+    # The p-value below which "worse" counts as significant (the 95% lift interval must
+    # also lie below zero). 0.01, not 0.05: a false trip stops the model for everyone.
+    alpha = fields.Float(
+        load_default=0.01,
+        allow_nan=False,
+        validate=validate.Range(0, 0.5, min_inclusive=False, error="Must be above 0, at most 0.5."),
+    )
+    # Per variant, in the window: too few decisions and one bad afternoon could trip it.
+    min_decisions = fields.Integer(load_default=1000, validate=validate.Range(1, 10**9))
+    window_days = fields.Integer(load_default=7, validate=validate.Range(1, 90))
+
+
+class _ExclusionValue(fields.Field):
+    """A context value to exclude: a string, a number or a boolean (never null or nested)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str):
+            if len(value) > 256:
+                raise ValidationError("At most 256 characters.")
+            return value
+        if isinstance(value, bool | int | float):
+            return value
+        raise ValidationError("Must be a string, a number or a boolean.")
+
+
+class ChannelExclusionSchema(_Strict):
+    """``{"channel": "email", "key": "segment", "in": ["bargain"]}``: no decision on that
+    channel for a context whose ``key`` has one of these values (reason ``excluded``)."""
+
+    channel = fields.String(required=True)
+    key = fields.String(required=True, validate=validate.Length(1, 200))
+    in_ = fields.List(
+        _ExclusionValue(),
+        data_key="in",
+        attribute="in",
+        required=True,
+        validate=validate.Length(1, 1000),
+    )
+
+
 class GuardrailsSchema(_Strict):
     frequency_caps = fields.List(
         fields.Nested(FrequencyCapSchema), load_default=list, validate=validate.Length(max=50)
@@ -309,6 +355,12 @@ class GuardrailsSchema(_Strict):
         validate=validate.Range(0, 1, min_inclusive=False),
     )
     budget = fields.Nested(BudgetSchema, load_default=None, allow_none=True)
+    circuit_breaker = fields.Nested(
+        CircuitBreakerSchema, load_default=lambda: CircuitBreakerSchema().load({})
+    )
+    channel_exclusions = fields.List(
+        fields.Nested(ChannelExclusionSchema), load_default=list, validate=validate.Length(max=200)
+    )
 
 
 class AttributionSchema(_Strict):
@@ -320,6 +372,9 @@ class AttributionSchema(_Strict):
 class GoalsSchema(_Strict):
     kpi = fields.String(load_default="engagement_rate", validate=validate.OneOf(KPIS))
     target_lift = fields.Float(load_default=0.5, validate=validate.Range(min=0, max=100))
+    # The context key whose value is the user's segment: reports break results down by it
+    # and channel exclusions recommended for a segment match on it.
+    segment_key = fields.String(load_default="segment", validate=validate.Length(1, 200))
 
 
 class CampaignSchema(_Strict):
@@ -410,6 +465,14 @@ class SettingsSchema(_Strict):
         }
         if cap_errors:
             errors["guardrails"] = {"frequency_caps": cap_errors}
+        exclusions = data.get("guardrails", {}).get("channel_exclusions", [])
+        exclusion_errors = {
+            i: {"channel": [f"Not among the configuration's channels: {rule['channel']}."]}
+            for i, rule in enumerate(exclusions)
+            if rule["channel"] not in channels
+        }
+        if exclusion_errors:
+            errors.setdefault("guardrails", {})["channel_exclusions"] = exclusion_errors
         model = data.get("attribution", {}).get("model")
         if model is not None and model not in self.attribution_models:
             errors["attribution"] = {

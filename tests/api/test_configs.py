@@ -66,7 +66,11 @@ class TestCreate:
         assert settings["automation"] == "assisted"
         assert settings["attribution"]["model"] == "last_touch"
         assert settings["attribution"]["window_hours"] == 168.0
-        assert settings["goals"] == {"kpi": "engagement_rate", "target_lift": 0.5}
+        assert settings["goals"] == {
+            "kpi": "engagement_rate",
+            "target_lift": 0.5,
+            "segment_key": "segment",
+        }
         assert settings["campaign"]["external_id"] is None
         assert settings["schedule"] == {"quiet_hours": None}
 

@@ -85,11 +85,26 @@ def test_every_block_gets_its_defaults():
     assert result["exploration"]["algorithm"] == "squarecb"
     assert result["exploration"]["epsilon"] == 0.05
     assert result["holdout"] == {"percent": 10.0, "baseline": "random"}
-    assert result["guardrails"] == {"frequency_caps": [], "max_action_share": None, "budget": None}
+    assert result["guardrails"] == {
+        "frequency_caps": [],
+        "max_action_share": None,
+        "budget": None,
+        "circuit_breaker": {
+            "enabled": True,
+            "alpha": 0.01,
+            "min_decisions": 1000,
+            "window_days": 7,
+        },
+        "channel_exclusions": [],
+    }
     assert result["automation"] == "assisted"
     assert result["attribution"]["model"] == "last_touch"
     assert result["attribution"]["window_hours"] == 168.0
-    assert result["goals"] == {"kpi": "engagement_rate", "target_lift": 0.5}
+    assert result["goals"] == {
+        "kpi": "engagement_rate",
+        "target_lift": 0.5,
+        "segment_key": "segment",
+    }
     assert result["campaign"] == {
         "external_id": None,
         "source": None,
