@@ -68,6 +68,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         channels,
         configs,
         decisions,
+        evaluation,
         health,
         imports,
         metrics,
@@ -75,7 +76,17 @@ def create_app(test_config: dict | None = None) -> Flask:
         outcomes,
     )
 
-    for module in (channels, configs, decisions, outcomes, activities, metrics, models, imports):
+    for module in (
+        channels,
+        configs,
+        decisions,
+        outcomes,
+        activities,
+        metrics,
+        evaluation,
+        models,
+        imports,
+    ):
         api.register_blueprint(module.blp)
     api.register_blueprint(health.blp)
     _register_plugin_blueprints(app, api, pm)
