@@ -77,11 +77,20 @@ def hpe_register_commands() -> list:
 @hookspec
 def hpe_register_attribution_models() -> list:
     """Return attribution models: objects with ``name``, ``description`` and
-    ``credit(touches, conversion_at) -> list[float]`` (one share per touch, summing to 1;
-    ``touches`` are ``(decision_id, created_at)`` pairs, oldest first).
+    ``credit(touches, conversion_at, options) -> list[float]``.
 
-    Called once when the app starts; the names become valid values of a configuration's
-    ``attribution.model``. HPE's own five models come from ``plugins.attribution``.
+    ``touches`` are :class:`hpe_core.attribution.Touch` named tuples ``(decision_id,
+    decided_at, channel)``: the user's decisions in the configuration during the
+    ``attribution.window_hours`` before the conversion, on every channel, oldest first,
+    never empty. ``conversion_at`` is when the outcome occurred; ``options`` is the
+    configuration's ``attribution`` settings block (e.g. ``half_life_hours``). Return one
+    share per touch, same order, each >= 0, summing to 1 (within 1e-6). A wrong answer
+    (or an exception) is logged and that outcome waits: no credit is ever written from it.
+
+    Called once when the app or a worker starts; the names become valid values of a
+    configuration's ``attribution.model``. Choose a name no other plugin uses: of two
+    models with one name, only one is kept.
+    HPE's own five models come from ``plugins.attribution``.
 
     :returns: a list of attribution models (e.g. ``plugins.attribution.AttributionModel``)
     """

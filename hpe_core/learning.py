@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from hpe_core import activities, rewards
 from hpe_core.features import ActionCatalog, decision_features
-from hpe_core.models import Config, Decision, Outcome, utcnow
+from hpe_core.models import Attribution, Config, Decision, Outcome, utcnow
 from hpe_core.policy import store
 from hpe_core.policy.exploration import vw_arguments
 from hpe_core.policy.learner import Learner
@@ -119,7 +119,7 @@ def learn_closed(
             engaged = reward > 0
         elif types_values:
             reward = rewards.combine(reward_settings, types_values)
-            engaged = rewards.is_engaged(reward_settings, (t for t, _ in types_values))
+            engaged = rewards.is_engaged(reward_settings, types_values)
         else:
             reward, engaged = reward_settings["default"], False
         marks.append((decision.id, reward, engaged))
@@ -256,15 +256,35 @@ def _mark_learned(session: Session, marks: list[tuple], now: dt.datetime) -> Non
 
 
 def _outcomes_by_decision(session: Session, ids: list[uuid.UUID]) -> dict:
-    found: dict[uuid.UUID, list[tuple[str, float | None]]] = defaultdict(list)
+    """Decision id -> its on-time outcomes as ``(type, value, credit)`` for
+    :func:`rewards.combine`: outcomes tied to it (credit 1.0, not ``late``) and the
+    user-level outcomes attribution credited to it that occurred before its window closed.
+
+    Attribution written after a decision was learned never changes its reward (learning
+    happens once); it still counts in metrics.
+    """
+    found: dict[uuid.UUID, list[tuple[str, float | None, float]]] = defaultdict(list)
     for start in range(0, len(ids), 1000):  # keep IN lists a reasonable size
+        chunk = ids[start : start + 1000]
         rows = session.execute(
             select(Outcome.decision_id, Outcome.type, Outcome.value)
-            .where(Outcome.decision_id.in_(ids[start : start + 1000]), Outcome.late.is_(False))
+            .where(Outcome.decision_id.in_(chunk), Outcome.late.is_(False))
             .order_by(Outcome.occurred_at)
         )
         for decision_id, event_type, value in rows:
-            found[decision_id].append((event_type, value))
+            found[decision_id].append((event_type, value, 1.0))
+        attributed = session.execute(
+            select(Attribution.decision_id, Outcome.type, Outcome.value, Attribution.credit)
+            .join(Outcome, Outcome.id == Attribution.outcome_id)
+            .join(Decision, Decision.id == Attribution.decision_id)
+            .where(
+                Attribution.decision_id.in_(chunk),
+                Outcome.occurred_at <= Decision.window_closes_at,
+            )
+            .order_by(Outcome.occurred_at)
+        )
+        for decision_id, event_type, value, credit in attributed:
+            found[decision_id].append((event_type, value, credit))
     return found
 
 

@@ -177,9 +177,9 @@ def test_hook_hpe_register_commands(hpe_pm, register_plugin):
 
 def test_hook_hpe_register_attribution_models(kit_app):
     """A registered model becomes a valid attribution.model; built-ins split credit to 1."""
-    from plugins.attribution import MODELS, AttributionModel
+    from plugins.attribution import MODELS, AttributionModel, Touch
 
-    def u_shaped(touches, conversion_at):
+    def u_shaped(touches, conversion_at, options):
         return [1.0 / len(touches)] * len(touches)
 
     class Plugin:
@@ -194,11 +194,12 @@ def test_hook_hpe_register_attribution_models(kit_app):
     )
     assert response.status_code == 201, response.get_json()
     now = dt.datetime(2026, 1, 10, tzinfo=dt.UTC)
-    touches = [(i, now - dt.timedelta(days=5 - i)) for i in range(4)]
+    touches = [Touch(i, now - dt.timedelta(days=5 - i), "email") for i in range(4)]
+    options = {"half_life_hours": 24.0}
     for model in MODELS:
-        shares = model.credit(touches, now)
+        shares = model.credit(touches, now, options)
         assert len(shares) == 4 and abs(sum(shares) - 1) < 1e-9, model.name
-        assert model.credit([], now) == []
+        assert model.credit([], now, options) == []
     bad = {"actions": [{"id": "a"}], "attribution": {"model": "nope"}}
     assert (
         client.post(
