@@ -74,6 +74,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         metrics,
         models,
         outcomes,
+        recommendations,
     )
 
     for module in (
@@ -84,6 +85,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         activities,
         metrics,
         evaluation,
+        recommendations,
         models,
         imports,
     ):
