@@ -15,6 +15,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import math
 import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, ClassVar
@@ -186,6 +187,26 @@ class Connector:
     def enrich_context(self, user_id: str, context: Mapping) -> Mapping | None:
         """Extra context keys for a decision on this channel (the caller's keys win)."""
         return None
+
+    def cost_per_decision(self) -> float:
+        """What one decision on this channel costs (a send, a placement), for ROI.
+
+        Added to the action's own ``cost``. Operators set it per plugin, e.g.
+        ``HPE_PLUGINS='{"email": {"cost_per_decision": 0.002}}'``; a connector whose
+        ``config_schema`` rejects unknown keys declares the field (the built-ins do).
+
+        :raises ValueError: if the setting is not a finite number >= 0 (at app start)
+        """
+        value = self.plugin_config.get("cost_per_decision", 0.0)
+        try:
+            cost = float(value if value is not None else 0.0)
+        except (TypeError, ValueError):
+            cost = math.nan
+        if isinstance(value, bool) or not math.isfinite(cost) or cost < 0:
+            raise ValueError(
+                f"PLUGINS[{self.name!r}].cost_per_decision must be a number >= 0, not {value!r}"
+            )
+        return cost
 
     # --- helpers ------------------------------------------------------------------------
 

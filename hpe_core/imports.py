@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from hpe_core import activities, configs
+from hpe_core import activities, configs, rollups
 from hpe_core.errors import InvalidInput
 from hpe_core.features import decision_features
 from hpe_core.models import Decision, Outcome, utcnow
@@ -223,6 +223,8 @@ def import_lines(
         session.execute(insert(Decision.__table__), decisions[start : start + _CHUNK])
     for start in range(0, len(outcomes), _CHUNK):
         session.execute(insert(Outcome.__table__), outcomes[start : start + _CHUNK])
+    # Imported history lands on past days, possibly already rolled up.
+    rollups.mark_stale(session, config.id, {d["created_at"].date() for d in decisions})
     activities.record(
         session,
         workspace_id=config.workspace_id,

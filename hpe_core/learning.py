@@ -22,7 +22,7 @@ from sqlalchemy import bindparam, case, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from hpe_core import activities, rewards
+from hpe_core import activities, rewards, rollups
 from hpe_core.features import ActionCatalog, decision_features
 from hpe_core.models import Attribution, Config, Decision, Outcome, utcnow
 from hpe_core.policy import store
@@ -144,6 +144,8 @@ def learn_closed(
             session, config_id, args=args, model=model, examples=learned, previous=previous
         )
         _mark_learned(session, marks, now)
+        # Rewards changed on these decisions' days: a rolled-up day must be recomputed.
+        rollups.mark_stale_decisions(session, config_id, [mark[0] for mark in marks], now=now)
         activities.record(
             session,
             workspace_id=config.workspace_id,

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from hpe_core import configs
+from hpe_core import configs, rewards, rollups
 from hpe_core.errors import InvalidInput, NotFound
 from hpe_core.models import Decision, Outcome, utcnow
 from hpe_core.workspaces import Principal
@@ -94,7 +94,9 @@ def record(
     decisions = {}
     if decision_ids:
         rows = session.execute(
-            select(Decision.id, Decision.user_id, Decision.window_closes_at).where(
+            select(
+                Decision.id, Decision.user_id, Decision.window_closes_at, Decision.created_at
+            ).where(
                 Decision.config_id == config.id, Decision.id.in_(decision_ids)
             )
         ).all()
@@ -139,6 +141,7 @@ def record(
             }
         )
     _insert_ignoring_duplicates(session, rows)
+    _mark_old_days_stale(session, config, events, decisions, now)
     stored = dict(
         session.execute(
             select(Outcome.idempotency_key, Outcome.late).where(
@@ -151,6 +154,27 @@ def record(
     for result in results:
         result["late"] = bool(stored.get(result["idempotency_key"], False))
     return results
+
+
+def _mark_old_days_stale(session: Session, config, events, decisions: dict, now) -> None:
+    """Outcomes that change an already rolled-up day (their decision is older than
+    yesterday) mark it stale. Recent days are recomputed by every rollup pass anyway, so
+    the usual request adds no statement; an event type that counts for nothing (weight 0,
+    not a value event) changes no day either."""
+    reward_settings = config.settings["reward"]
+    counted = set(rewards.positive_types(reward_settings)) | set(
+        reward_settings["value_events"]
+    )
+    cutoff = rollups.recent_cutoff(now)
+    days = {
+        decisions[event.decision_id].created_at.astimezone(dt.UTC).date()
+        for event in events
+        if event.decision_id is not None
+        and event.type in counted
+        and decisions[event.decision_id].created_at < cutoff
+    }
+    if days:
+        rollups.mark_stale(session, config.id, days)
 
 
 def _insert_ignoring_duplicates(session: Session, rows: list[dict]) -> None:

@@ -1,147 +1,276 @@
-"""Daily metrics documents computed from the decision log and its outcomes.
+"""Daily rollups: one stored metrics document per configuration and UTC date, kept exact.
 
-One aggregate query groups a date range's decisions by day, variant, channel, action and
-source, joined with a per-decision digest of outcomes (engaged? revenue?). The result is
-the per-day document that the seed's metrics table stores:
-``{"variants": {...}, "channels": {...}, "actions": {...}, "sources": {...}}``, each
-leaf ``{decisions, engagements, reward, revenue, cost}``. Only ``live`` decisions count in
-``variants`` (the experiment); imported ones appear under ``sources.import``.
+:func:`refresh` (the measurement pass) recomputes today and yesterday, every day marked
+stale and every stored day computed with other settings, and upserts them into the seed's
+metrics table. Whatever changes an already rolled-up day calls :func:`mark_stale`: an
+import, an outcome for an old decision, learning (rewards), attribution (credit).
+
+:func:`read_days` is what ``GET /metrics`` reads: a stored row where it is complete and
+clean (rolled up after its day ended, not marked stale, same settings), and the other
+days (today, not yet rolled up, stale) computed live in one set of queries. The answer is
+the same either way; in steady state almost every day comes from storage.
+
+The documents themselves are :mod:`hpe_core.day_documents`; ``compute_days`` and
+``COUNTERS`` are re-exported here, the names the other services use.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
+import uuid
+from collections.abc import Iterable, Mapping
 
-from sqlalchemy import Date, and_, case, cast, distinct, func, literal, select
+from sqlalchemy import bindparam, delete, insert, or_, select
 from sqlalchemy.orm import Session
 
-from hpe_core import rewards
-from hpe_core.models import Config, Decision, Outcome
-
-COUNTERS = (
-    "decisions",
-    "engagements",
-    "reward",
-    "revenue",
-    "cost",
-    # Apprentice mode: decisions the baseline served, and those where the model's own top
-    # choice was the same action.
-    "baseline_decisions",
-    "model_agreements",
+from hpe_core.day_documents import (
+    COUNTERS,
+    compute_days,
+    compute_runs,
+    day_end,
+    day_start,
+    inputs_digest,
 )
+from hpe_core.models import Config, Decision, MetricsDay, StaleMetricsDay, utcnow
+
+__all__ = [
+    "COUNTERS",
+    "MAX_REFRESH_DAYS",
+    "compute_days",
+    "mark_stale",
+    "mark_stale_decisions",
+    "read_days",
+    "refresh",
+]
+
+#: Stale or outdated past days one refresh recomputes at most (newest first), so a big
+#: import or a settings change is caught up over a few passes, not in one long
+#: transaction. Until then reads compute those days live: answers stay exact.
+MAX_REFRESH_DAYS = 62
+_CHUNK = 1000
 
 
-def _day_start(day: dt.date) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+def _dialect_insert(session: Session, table):
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    else:  # pragma: no cover - only the two supported backends
+        dialect_insert = insert
+    return dialect_insert(table)
 
 
-def compute_days(session: Session, config: Config, date_from: dt.date, date_to: dt.date) -> dict:
-    """``{date: document}`` for every day in the range that has decisions."""
-    reward_settings = config.settings["reward"]
-    positive = rewards.positive_types(reward_settings) or ["__none__"]
-    value_events = reward_settings["value_events"] or ["__none__"]
-    costs = {a["id"]: float(a.get("cost") or 0.0) for a in config.settings["actions"]}
+# --- Stale marks ------------------------------------------------------------------------
 
-    if session.get_bind().dialect.name == "sqlite":
-        day = func.date(Decision.created_at)  # stored as naive UTC text
-    else:
-        day = cast(func.timezone("UTC", Decision.created_at), Date)
-    keys = (
-        day.label("day"),
-        Decision.variant,
-        Decision.channel,
-        Decision.action_id,
-        Decision.source,
+
+def mark_stale(session: Session, config_id: uuid.UUID, dates: Iterable[dt.date]) -> None:
+    """Mark days whose inputs changed after they were rolled up (commit with the caller).
+
+    One upsert; a day already marked gets a fresh ``marked_at``, which tells a refresh
+    running concurrently that this mark came after what it computed (it keeps it).
+    """
+    days = sorted(set(dates))  # a fixed order: concurrent markers lock rows alike
+    if not days:
+        return
+    now = utcnow()
+    statement = _dialect_insert(session, StaleMetricsDay.__table__)
+    statement = statement.on_conflict_do_update(
+        index_elements=["config_id", "date"], set_={"marked_at": statement.excluded.marked_at}
     )
-    in_range = [
-        Decision.config_id == config.id,
-        Decision.created_at >= _day_start(date_from),
-        # The day after 9999-12-31 does not exist: that range is open-ended.
-        Decision.created_at < _day_start(date_to + dt.timedelta(days=1))
-        if date_to < dt.date.max
-        else literal(True),
-    ]
-    # Two flat aggregates merged here, rather than one join with a grouped outcome
-    # subquery: without planner statistics PostgreSQL ran that as a nested loop over
-    # decisions × outcomes (seconds at 10k decisions); these stay index lookups.
-    decided = session.execute(
-        select(
-            *keys,
-            func.count().label("decisions"),
-            # An imported decision may carry a reward instead of events: positive =
-            # engaged, as learning counts it.
-            func.sum(case((Decision.given_reward > 0, 1), else_=0)).label("engaged_by_reward"),
-            func.coalesce(func.sum(Decision.reward), literal(0.0)).label("reward"),
-            func.sum(case((Decision.policy == "baseline", 1), else_=0)).label("baseline"),
-            func.sum(
-                case(
-                    (
-                        and_(
-                            Decision.policy == "baseline",
-                            Decision.model_action_id == Decision.action_id,
-                        ),
-                        1,
-                    ),
-                    else_=0,
-                )
-            ).label("agreements"),
+    session.execute(
+        statement, [{"config_id": config_id, "date": day, "marked_at": now} for day in days]
+    )
+
+
+def recent_cutoff(now: dt.datetime) -> dt.datetime:
+    """The start of yesterday (UTC): every refresh recomputes yesterday and today, so
+    changes to decisions made since then need no mark."""
+    return day_start(now.astimezone(dt.UTC).date() - dt.timedelta(days=1))
+
+
+def mark_stale_decisions(
+    session: Session, config_id: uuid.UUID, decision_ids: list, *, now: dt.datetime
+) -> None:
+    """Mark the days of these decisions that are older than yesterday (learning set their
+    rewards). One SELECT, plus one upsert when an old day is among them."""
+    cutoff = recent_cutoff(now)
+    days: set[dt.date] = set()
+    for start in range(0, len(decision_ids), _CHUNK):
+        created = session.scalars(
+            select(Decision.created_at).where(
+                Decision.id.in_(decision_ids[start : start + _CHUNK]),
+                Decision.created_at < cutoff,
+            )
         )
-        .where(*in_range)
-        .group_by(*keys)
-    ).all()
-    outcome_rows = session.execute(
-        select(
-            *keys,
-            func.count(
-                distinct(case((Outcome.type.in_(positive), Outcome.decision_id), else_=None))
-            ).label("engaged"),
-            func.coalesce(
-                func.sum(
-                    case(
-                        (Outcome.type.in_(value_events), func.coalesce(Outcome.value, 0.0)),
-                        else_=0.0,
-                    )
-                ),
-                literal(0.0),
-            ).label("revenue"),
+        days.update(moment.astimezone(dt.UTC).date() for moment in created)
+    mark_stale(session, config_id, days)
+
+
+def _clear_marks(session: Session, config_id: uuid.UUID, marks: Mapping) -> None:
+    """Delete the marks a refresh consumed, unless marked again since it read them."""
+    if not marks:
+        return
+    table = StaleMetricsDay.__table__
+    session.execute(
+        delete(table).where(
+            table.c.config_id == config_id,
+            table.c.date == bindparam("day"),
+            table.c.marked_at <= bindparam("seen"),
+        ),
+        [{"day": day, "seen": seen} for day, seen in sorted(marks.items())],
+    )
+
+
+# --- Refresh --------------------------------------------------------------------------------
+
+
+def refresh(
+    session: Session,
+    config: Config,
+    *,
+    channel_costs: Mapping[str, float],
+    now: dt.datetime | None = None,
+    max_days: int = MAX_REFRESH_DAYS,
+) -> list[dt.date]:
+    """Recompute and store today, yesterday and the days that went stale (no commit).
+
+    Stale = marked (:func:`mark_stale`) or stored with other settings (reward weights,
+    costs, segment key). Idempotent: recomputing a day stores the same document. A day
+    left without decisions loses its row.
+
+    :param channel_costs: channel -> cost per decision (the connectors' settings)
+    :returns: the dates recomputed, oldest first
+    """
+    now = now or utcnow()
+    today = now.astimezone(dt.UTC).date()
+    # Marks first, computation after: on PostgreSQL (read committed) every change behind
+    # a mark read here is committed before the queries below take their snapshots.
+    marks = dict(
+        session.execute(
+            select(StaleMetricsDay.date, StaleMetricsDay.marked_at).where(
+                StaleMetricsDay.config_id == config.id
+            )
+        ).all()
+    )
+    digest = inputs_digest(config, channel_costs)
+    outdated = session.scalars(
+        select(MetricsDay.date).where(
+            MetricsDay.config_id == config.id,
+            or_(
+                MetricsDay.metrics["inputs_digest"].as_string().is_(None),
+                MetricsDay.metrics["inputs_digest"].as_string() != digest,
+            ),
         )
-        .select_from(Outcome)
-        .join(Decision, Decision.id == Outcome.decision_id)
-        # No filter on Outcome.config_id: the decisions' filter implies it, and leaving it
-        # out lets the join probe outcomes by decision_id (an index) for each decision.
-        .where(*in_range)
-        .group_by(*keys)
     ).all()
-    from_outcomes = {
-        tuple(row[:5]): (int(row.engaged or 0), float(row.revenue or 0.0)) for row in outcome_rows
+    recent = {today, today - dt.timedelta(days=1)} if today > dt.date.min else {today}
+    extra = sorted((set(marks) | set(outdated)) - recent, reverse=True)[: max(0, max_days)]
+    dates = sorted(recent | set(extra))
+    documents = compute_runs(session, config, _runs(dates), channel_costs=channel_costs)
+
+    if documents:
+        statement = _dialect_insert(session, MetricsDay.__table__)
+        statement = statement.on_conflict_do_update(
+            index_elements=["config_id", "date"],
+            set_={
+                "metrics": statement.excluded.metrics,
+                "updated_at": statement.excluded.updated_at,
+            },
+        )
+        session.execute(
+            statement,
+            [
+                {
+                    "id": uuid.uuid4(),
+                    "workspace_id": config.workspace_id,
+                    "config_id": config.id,
+                    "date": date,
+                    "metrics": document,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for date, document in documents.items()
+            ],
+        )
+    empty = [date for date in dates if date not in documents]
+    if empty:
+        session.execute(
+            delete(MetricsDay).where(MetricsDay.config_id == config.id, MetricsDay.date.in_(empty))
+        )
+    _clear_marks(session, config.id, {day: marks[day] for day in dates if day in marks})
+    return dates
+
+
+def _runs(dates: Iterable[dt.date]) -> list[tuple[dt.date, dt.date]]:
+    """Consecutive dates as inclusive ``(first, last)`` ranges."""
+    runs: list[list[dt.date]] = []
+    for date in sorted(set(dates)):
+        if runs and (date - runs[-1][1]).days == 1:
+            runs[-1][1] = date
+        else:
+            runs.append([date, date])
+    return [(first, last) for first, last in runs]
+
+
+# --- Reading --------------------------------------------------------------------------------
+
+
+def read_days(
+    session: Session,
+    config: Config,
+    date_from: dt.date,
+    date_to: dt.date,
+    *,
+    channel_costs: Mapping[str, float],
+) -> list[dict]:
+    """Every day of the range that has decisions: ``{date, metrics, rolled_up_at}``.
+
+    A stored row is used when it is complete and clean: rolled up after its day ended,
+    not marked stale since, with the current settings' digest. Every other day is
+    computed live (``rolled_up_at`` None), all of them in one set of queries.
+    """
+    digest = inputs_digest(config, channel_costs)
+    stored = session.execute(
+        select(MetricsDay.date, MetricsDay.metrics, MetricsDay.updated_at).where(
+            MetricsDay.config_id == config.id,
+            MetricsDay.date >= date_from,
+            MetricsDay.date <= date_to,
+        )
+    ).all()
+    stale = set(
+        session.scalars(
+            select(StaleMetricsDay.date).where(
+                StaleMetricsDay.config_id == config.id,
+                StaleMetricsDay.date >= date_from,
+                StaleMetricsDay.date <= date_to,
+            )
+        )
+    )
+    usable = {
+        row.date: row
+        for row in stored
+        if row.date not in stale
+        and day_end(row.date) is not None
+        and row.updated_at >= day_end(row.date)
+        and (row.metrics or {}).get("inputs_digest") == digest
     }
-
-    days: dict[dt.date, dict] = defaultdict(
-        lambda: {"variants": {}, "channels": {}, "actions": {}, "sources": {}}
-    )
-    for row in decided:
-        date = row.day if isinstance(row.day, dt.date) else dt.date.fromisoformat(row.day)
-        engaged, revenue = from_outcomes.get(tuple(row[:5]), (0, 0.0))
-        counts = {
-            "decisions": int(row.decisions),
-            "engagements": engaged + int(row.engaged_by_reward or 0),
-            "reward": float(row.reward or 0.0),
-            "revenue": revenue,
-            "baseline_decisions": int(row.baseline or 0),
-            "model_agreements": int(row.agreements or 0),
-            "cost": costs.get(row.action_id, 0.0) * int(row.decisions),
-        }
-        document = days[date]
-        if row.source == "live":
-            _add(document["variants"], row.variant, counts)
-            _add(document["channels"], row.channel, counts)
-            _add(document["actions"], row.action_id, counts)
-        _add(document["sources"], row.source, counts)
-    return dict(sorted(days.items()))
+    missing = [day for day in _dates(date_from, date_to) if day not in usable]
+    live = compute_runs(session, config, _runs(missing), channel_costs=channel_costs)
+    days = [
+        {"date": date, "metrics": row.metrics, "rolled_up_at": row.updated_at}
+        for date, row in usable.items()
+    ]
+    days += [
+        {"date": date, "metrics": document, "rolled_up_at": None} for date, document in live.items()
+    ]
+    return sorted(days, key=lambda day: day["date"])
 
 
-def _add(block: dict, key: str, counts: dict) -> None:
-    total = block.setdefault(key, dict.fromkeys(COUNTERS, 0))
-    for name in COUNTERS:
-        total[name] += counts[name]
+def _dates(date_from: dt.date, date_to: dt.date) -> list[dt.date]:
+    days, day = [], date_from
+    while day <= date_to:
+        days.append(day)
+        if day == dt.date.max:
+            break
+        day += dt.timedelta(days=1)
+    return days

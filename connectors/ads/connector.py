@@ -37,6 +37,12 @@ class AdsConfigSchema(Schema):
         load_default=None, allow_none=True, validate=validate.Regexp(r"^\d{1,3}\Z")
     )
     timeout = fields.Float(load_default=30.0, validate=validate.Range(0.1, 600))
+    cost_per_decision = fields.Float(
+        load_default=0.0,
+        allow_nan=False,
+        validate=validate.Range(min=0),
+        metadata={"description": "Cost of one decision on this channel, for ROI"},
+    )
 
 
 class AdsContentSchema(Schema):

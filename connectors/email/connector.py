@@ -44,6 +44,12 @@ class EmailConfigSchema(Schema):
     from_name = fields.String(load_default="")
     track_opens = fields.Boolean(load_default=True)
     track_clicks = fields.Boolean(load_default=True)
+    cost_per_decision = fields.Float(
+        load_default=0.0,
+        allow_nan=False,
+        validate=validate.Range(min=0),
+        metadata={"description": "Cost of one decision on this channel, for ROI"},
+    )
 
 
 def _template(html_mode: bool = False):

@@ -31,7 +31,15 @@ def _metrics(client, tenant, config_id) -> dict:
 
 
 def _total(daily: list[dict], block: str, key: str, counter: str) -> float:
-    return sum(day["metrics"].get(block, {}).get(key, {}).get(counter, 0) for day in daily)
+    """A counter summed over days; channels and actions are split by variant: both added."""
+    total = 0
+    for day in daily:
+        found = day["metrics"].get(block, {}).get(key, {})
+        if block in ("channels", "actions"):
+            total += sum(found.get(v, {}).get(counter, 0) for v in ("treatment", "holdout"))
+        else:
+            total += found.get(counter, 0)
+    return total
 
 
 def _live_traffic(client, tenant, config_id) -> list[dict]:
@@ -90,7 +98,19 @@ def test_summary_counts_decisions_and_engagements_per_variant(client, tenant, cr
     assert summary["revenue"] == pytest.approx(30.0)
     cost = sum(0.5 if s["action_id"] == "a" else 0.25 for s in sent)
     assert summary["cost"] == pytest.approx(cost)
-    assert summary["roi"] == pytest.approx((30.0 - cost) / cost)
+    # ROI is incremental: revenue per decision above the holdout's, times treatment
+    # decisions, less the treatment decisions' cost, over that cost.
+    n = {v: sum(s["variant"] == v for s in sent) for v in ("treatment", "holdout")}
+    revenue = {v: sum(s["revenue"] for s in sent if s["variant"] == v) for v in n}
+    cost_t = sum(
+        0.5 if s["action_id"] == "a" else 0.25 for s in sent if s["variant"] == "treatment"
+    )
+    incremental = (revenue["treatment"] / n["treatment"] - revenue["holdout"] / n["holdout"]) * n[
+        "treatment"
+    ]
+    assert summary["roi_interval"]["incremental_revenue"] == pytest.approx(incremental)
+    assert summary["roi_interval"]["cost"] == pytest.approx(cost_t)
+    assert summary["roi"] == pytest.approx((incremental - cost_t) / cost_t)
 
 
 def test_daily_entries_break_down_by_variant_channel_and_action(client, tenant, create_config):
@@ -98,7 +118,7 @@ def test_daily_entries_break_down_by_variant_channel_and_action(client, tenant, 
     config = create_config(settings=SETTINGS)
     sent = _live_traffic(client, tenant, config["id"])
     daily = _metrics(client, tenant, config["id"])["daily"]
-    assert daily and all(set(day) == {"date", "metrics"} for day in daily)
+    assert daily and all(set(day) == {"date", "metrics", "rolled_up_at"} for day in daily)
     assert [day["date"] for day in daily] == sorted(day["date"] for day in daily)
     for block, field in (
         ("variants", "variant"),

@@ -54,6 +54,7 @@ def test_lift_without_holdout_decisions_is_undefined():
             "ci_low": None,
             "ci_high": None,
             "p_value": None,
+            "method": "katz-log-rr",
         }
 
 

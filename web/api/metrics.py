@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -23,9 +24,12 @@ class Metrics(MethodView):
         """Get performance metrics
 
         Treatment vs holdout decisions, engagements, engagement rates and lift (with a
-        95% interval and p-value), reward, revenue, cost and ROI over `from`..`to`
-        (inclusive, UTC dates; default the last 30 days, at most 366), plus one entry per
-        day with data.
+        95% interval and p-value), reward, revenue, cost, incremental revenue and ROI
+        (with 95% intervals), the sample-ratio check and the power planner, per channel,
+        action and segment too, over `from`..`to` (inclusive, UTC dates; default the last
+        30 days, at most 366), plus one entry per day with data. Past days come from the
+        daily rollups (`rolled_up_at`); today and days not rolled up yet are computed
+        live, so the numbers are the same either way.
         """
         return metrics.read(
             db_session(),
@@ -33,4 +37,5 @@ class Metrics(MethodView):
             config_id,
             date_from=args.get("from_"),
             date_to=args.get("to"),
+            channel_costs=current_app.extensions["hpe_measurement"].channel_costs,
         )

@@ -129,11 +129,18 @@ class _VariantCounts(Schema):
     holdout = fields.Integer()
 
 
+def _nullable(description: str, field=fields.Float):
+    return field(allow_none=True, metadata={"description": description})
+
+
 class _Lift(Schema):
-    estimate = fields.Float(allow_none=True)
-    ci_low = fields.Float(allow_none=True)
-    ci_high = fields.Float(allow_none=True)
-    p_value = fields.Float(allow_none=True)
+    estimate = _nullable("Treatment rate / holdout rate - 1 (null without holdout engagement)")
+    ci_low = _nullable("Lower bound of the 95% interval of the lift")
+    ci_high = _nullable("Upper bound of the 95% interval of the lift")
+    p_value = _nullable("Two-sided pooled two-proportion z-test p-value")
+    method = fields.String(
+        metadata={"description": "Interval method: `katz-log-rr` (Katz log risk ratio)"}
+    )
 
 
 class _Apprentice(Schema):
@@ -146,21 +153,120 @@ class _Apprentice(Schema):
     agreement_rate = fields.Float(allow_none=True)
 
 
+class _RoiInterval(Schema):
+    incremental_revenue = _nullable(
+        "Revenue above the holdout's: (treatment revenue per decision - holdout revenue per "
+        "decision) x treatment decisions"
+    )
+    incremental_revenue_ci_low = _nullable("95% interval of the incremental revenue, low")
+    incremental_revenue_ci_high = _nullable("95% interval of the incremental revenue, high")
+    cost = fields.Float(metadata={"description": "Cost of the treatment decisions (ROI's base)"})
+    ci_low = _nullable("95% interval of the ROI, low")
+    ci_high = _nullable("95% interval of the ROI, high")
+
+
+class _Srm(Schema):
+    expected_holdout_share = fields.Float(
+        metadata={"description": "The configured holdout.percent / 100 (current setting)"}
+    )
+    observed_holdout_share = _nullable("Holdout decisions / live decisions")
+    chi_square = _nullable("Chi-square statistic of the split, 1 degree of freedom")
+    p_value = _nullable("Probability of a split this uneven by chance")
+    alarm = fields.Boolean(
+        metadata={"description": "Sample ratio mismatch: p < 0.001, lift is not trustworthy"}
+    )
+
+
+class _Power(Schema):
+    target_lift = fields.Float(metadata={"description": "goals.target_lift"})
+    baseline_rate = _nullable("Holdout engagement rate")
+    alpha = fields.Float(metadata={"description": "Two-sided significance level (0.05)"})
+    power = fields.Float(metadata={"description": "Power the plan aims for (0.8)"})
+    decisions_per_day = _nullable("Live decisions per day over the range's last 7 full days")
+    holdout_decisions_per_day = _nullable("Holdout decisions per day, same days")
+    required_holdout_decisions = _nullable(
+        "Holdout decisions needed to detect target_lift", fields.Integer
+    )
+    holdout_decisions = fields.Integer(metadata={"description": "Holdout decisions so far"})
+    days_more = _nullable(
+        "Days until enough holdout decisions at the recent pace (0: enough already)",
+        fields.Integer,
+    )
+    detectable_lift = _nullable("Smallest lift detectable with the decisions so far")
+
+
+class _Slice(Schema):
+    decisions = fields.Nested(_VariantCounts)
+    engagements = fields.Nested(_VariantCounts)
+    engagement_rate = fields.Nested(_Variants)
+    lift = fields.Nested(_Lift)
+    revenue = fields.Float(metadata={"description": "Revenue of treatment and holdout"})
+    cost = fields.Float(metadata={"description": "Cost of treatment and holdout decisions"})
+    treatment_cost = fields.Float(metadata={"description": "Cost of treatment decisions"})
+    incremental_revenue = _nullable("Incremental revenue over the counterfactual holdout")
+    incremental_revenue_ci_low = _nullable("95% interval of the incremental revenue, low")
+    incremental_revenue_ci_high = _nullable("95% interval of the incremental revenue, high")
+    roi = _nullable("(incremental revenue - treatment cost) / treatment cost")
+    roi_ci_low = _nullable("95% interval of the ROI, low")
+    roi_ci_high = _nullable("95% interval of the ROI, high")
+
+
+class _SegmentSlice(Schema):
+    decisions = fields.Nested(_VariantCounts)
+    engagements = fields.Nested(_VariantCounts)
+    engagement_rate = fields.Nested(_Variants)
+    lift = fields.Nested(_Lift)
+
+
 class _Summary(Schema):
     decisions = fields.Nested(_VariantCounts)
     engagements = fields.Nested(_VariantCounts)
     engagement_rate = fields.Nested(_Variants)
     lift = fields.Nested(_Lift)
     reward = fields.Float()
-    revenue = fields.Float()
-    cost = fields.Float()
-    roi = fields.Float(allow_none=True)
+    revenue = fields.Float(metadata={"description": "Revenue of live decisions"})
+    cost = fields.Float(metadata={"description": "Cost of live decisions (treatment + holdout)"})
+    roi = _nullable(
+        "Incremental ROI: (incremental revenue - treatment cost) / treatment cost; null "
+        "without holdout decisions or cost"
+    )
+    roi_interval = fields.Nested(_RoiInterval)
+    srm = fields.Nested(_Srm, metadata={"description": "Sample-ratio-mismatch check"})
+    power = fields.Nested(_Power, metadata={"description": "Power planner for goals.target_lift"})
+    channels = fields.Dict(
+        keys=fields.String(),
+        values=fields.Nested(_Slice),
+        metadata={"description": "Per channel, against that channel's holdout"},
+    )
+    actions = fields.Dict(
+        keys=fields.String(),
+        values=fields.Nested(_Slice),
+        metadata={"description": "Per action, against the whole holdout"},
+    )
+    segments = fields.Dict(
+        keys=fields.String(),
+        values=fields.Dict(keys=fields.String(), values=fields.Nested(_SegmentSlice)),
+        metadata={
+            "description": "Per value of the context key goals.segment_key (`(none)` when "
+            "absent, `(other)` beyond the 50 largest), then per channel"
+        },
+    )
     apprentice = fields.Nested(_Apprentice)
 
 
 class _Day(Schema):
     date = fields.Date()
-    metrics = fields.Dict()
+    metrics = fields.Dict(
+        metadata={
+            "description": "The day's document: variants, channels, actions, segments and "
+            "sources, each counting decisions, engagements, reward, revenue, revenue_sq, "
+            "cost, baseline_decisions, model_agreements (see docs/measurement.md)"
+        }
+    )
+    rolled_up_at = fields.DateTime(
+        allow_none=True,
+        metadata={"description": "When the stored rollup was computed; null: computed live"},
+    )
 
 
 class MetricsSchema(Schema):
