@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import operator
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
@@ -88,6 +89,7 @@ class RewardModel:
         self._pair_means = {
             (a, c): (s + k * self.action_means[a]) / (n + k) for (a, c), (s, n) in per_pair.items()
         }
+        self._vectors: dict[tuple[str, tuple[str, ...]], tuple[float, ...]] = {}
 
     def predict(self, action_id: str, channel: str) -> float:
         """rhat(action, channel), falling back to rhat(action), then to the global mean."""
@@ -95,6 +97,14 @@ class RewardModel:
         if found is not None:
             return found
         return self.action_means.get(action_id, self.global_mean)
+
+    def vector(self, channel: str, eligible: tuple[str, ...]) -> tuple[float, ...]:
+        """rhat of every eligible action on a channel (cached: eligible sets repeat)."""
+        key = (channel, eligible)
+        found = self._vectors.get(key)
+        if found is None:
+            found = self._vectors[key] = tuple(self.predict(a, channel) for a in eligible)
+        return found
 
     def describe(self) -> dict:
         """The model's parameters and per-action means, for the API response."""
@@ -132,16 +142,16 @@ def estimate(
         raise ValueError("One distribution per logged decision is needed.")
     weights, ips_terms, dr_terms, dm_terms = [], [], [], []
     for row, distribution in zip(rows, distributions, strict=True):
-        predicted = reward_model.predict(row.action_id, row.channel)
+        chosen = row.chosen
+        rhat = reward_model.vector(row.channel, row.eligible)
+        predicted = rhat[chosen]
         if distribution is None:
             weight, direct = 1.0, predicted
         else:
-            weight = distribution[row.chosen] / row.propensity
-            direct = _sum(
-                p * reward_model.predict(a, row.channel)
-                for a, p in zip(row.eligible, distribution, strict=True)
-                if p
-            )
+            if len(distribution) != len(rhat):
+                raise ValueError("A distribution needs one probability per eligible action.")
+            weight = distribution[chosen] / row.propensity
+            direct = _sum(map(operator.mul, distribution, rhat))
         weights.append(weight)
         ips_terms.append(weight * row.reward)
         dr_terms.append(direct + weight * (row.reward - predicted))
