@@ -168,6 +168,74 @@ def test_a_conversion_is_split_across_the_users_touchpoints(app, client, tenant,
         session.close()
 
 
+def test_metrics_count_attributed_revenue_once_after_reattribution(app, client, tenant):
+    """GET /metrics: a purchase of 100 credited by last touch is 100 of revenue on ads; after
+    switching to linear and re-attributing, still 100 in total, a third per channel, and
+    every touch engaged."""
+    settings = {"actions": [{"id": "a"}], "attribution": {"model": "last_touch"}}
+    response = client.post(
+        f"{BASE}/", json={"name": "m", "settings": settings}, headers=tenant.headers
+    )
+    config_id = response.get_json()["id"]
+    for channel in ("email", "web", "ads"):
+        response = client.post(
+            f"{BASE}/{config_id}/decisions",
+            json={"user_id": "alice", "channel": channel, "context": {}},
+            headers=tenant.headers,
+        )
+        assert response.status_code == 201, response.get_json()
+    response = client.post(
+        f"{BASE}/{config_id}/outcomes",
+        json={"user_id": "alice", "type": "conversion", "value": 100},
+        headers=tenant.headers,
+    )
+    assert response.status_code == 202
+    jobs = app.extensions["hpe_jobs"]
+
+    def attribute_and_measure() -> dict:
+        jobs.enqueue_attribution(uuid.UUID(config_id))
+        jobs.enqueue_measure(uuid.UUID(config_id))  # stores the rollups it can
+        jobs.run_pending()
+        today = dt.datetime.now(dt.UTC).date()
+        query = f"from={today - dt.timedelta(days=1)}&to={today + dt.timedelta(days=1)}"
+        response = client.get(f"{BASE}/{config_id}/metrics?{query}", headers=tenant.headers)
+        assert response.status_code == 200, response.get_json()
+        return response.get_json()
+
+    def by_channel(body: dict, counter: str) -> dict:
+        totals: dict = {}
+        for day in body["daily"]:
+            for channel, split in day["metrics"]["channels"].items():
+                for counts in split.values():
+                    totals[channel] = totals.get(channel, 0) + counts[counter]
+        return totals
+
+    body = attribute_and_measure()
+    assert body["summary"]["revenue"] == pytest.approx(100.0)
+    assert by_channel(body, "revenue") == pytest.approx({"email": 0, "web": 0, "ads": 100})
+
+    response = client.patch(
+        f"{BASE}/{config_id}",
+        json={"settings": {"attribution": {"model": "linear"}}},
+        headers=tenant.headers,
+    )
+    assert response.status_code == 200, response.get_json()
+    session = app.extensions["hpe_sessions"]()
+    try:
+        since = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+        assert attribution.reattribute(session, uuid.UUID(config_id), since=since) == 1
+        session.commit()
+    finally:
+        session.close()
+    body = attribute_and_measure()
+    assert body["summary"]["revenue"] == pytest.approx(100.0)
+    third = 100 / 3
+    assert by_channel(body, "revenue") == pytest.approx(
+        {"email": third, "web": third, "ads": third}
+    )
+    assert by_channel(body, "engagements") == {"email": 1, "web": 1, "ads": 1}
+
+
 def test_touches_outside_the_window_or_after_the_conversion_get_nothing(shop):
     """window_hours 24: a decision exactly 24 h before counts, one a second earlier and one
     a second after the conversion do not."""
@@ -295,10 +363,11 @@ def test_time_decay_uses_the_configured_half_life(shop):
 
 
 def test_batches_cover_every_waiting_outcome(shop):
-    """Seven outcomes in batches of two: every one is attributed, each to its own user."""
+    """Seven outcomes in batches of two, received in ties of three (the cursor breaks ties
+    by id): every one is attributed, each to its own user."""
     decisions = {f"u{n}": shop.decide(f"u{n}", T0) for n in range(7)}
     for n in range(7):
-        shop.convert(f"u{n}", T0 + HOUR, received=T0 + HOUR + n * dt.timedelta(seconds=1))
+        shop.convert(f"u{n}", T0 + HOUR, received=T0 + HOUR + (n // 3) * dt.timedelta(seconds=1))
     report = shop.attribute(batch_size=2)
     assert (report.outcomes, report.credited_decisions) == (7, 7)
     assert shop.credit() == {decision_id: 1.0 for decision_id in decisions.values()}
