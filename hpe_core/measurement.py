@@ -95,20 +95,20 @@ def run(
     today = now.astimezone(dt.UTC).date()
     since = today - dt.timedelta(days=LOOKBACK_DAYS - 1)
     summary = metrics.summary_for(
-        session, config, since, today, channel_costs=plugins.channel_costs
+        session, config, since, today, channel_costs=plugins.channel_costs, today=today
     )
     evaluated, evaluation_error = _evaluate(session, config, since, today)
 
     catalog = recommendations.engine_catalog(
         config, plugins.channel_costs.keys(), plugins.attribution_models.keys()
     )
-    tripped = False
     first, last = circuit_breaker.window(session, config, now=now)
+    window_summary = None  # an empty window (automation changed today) judges nothing
     if first <= last:
         window_summary = metrics.summary_for(
-            session, config, first, last, channel_costs=plugins.channel_costs
+            session, config, first, last, channel_costs=plugins.channel_costs, today=today
         )
-        tripped = circuit_breaker.check(session, config, window_summary, now=now, catalog=catalog)
+    tripped = circuit_breaker.check(session, config, window_summary, now=now, catalog=catalog)
 
     proposals = recommendations.propose(
         config.settings,
