@@ -159,8 +159,11 @@ def test_degenerate_inputs_give_none_not_nan_or_errors():
 
 
 def test_one_distribution_per_row_is_required():
+    """A missing row's distribution, or one of the wrong length, is a programming error."""
     with pytest.raises(ValueError):
         estimate(SIX, ALWAYS_A[:5], RewardModel(SIX))
+    with pytest.raises(ValueError):
+        estimate(SIX[:1], [[1.0, 0.0, 0.0]], RewardModel(SIX))
 
 
 @settings(max_examples=60, deadline=None, derandomize=True)
