@@ -120,6 +120,13 @@ def run(
     applied = []
     if config.settings.get("automation") == "autonomous":
         applied = recommendations.apply_automatic(session, config, catalog, now=now)
+    if applied or tripped:
+        # The settings changed (costs, actions, reward inputs): roll up again so this pass
+        # leaves the stored days current, and the next pass has nothing left to do.
+        days = sorted(
+            set(days)
+            | set(rollups.refresh(session, config, channel_costs=plugins.channel_costs, now=now))
+        )
     session.commit()
     engine = Principal(config.workspace_id, recommendations.ENGINE_ACTOR)
     open_rows = recommendations.list_for(session, engine, config.id, status="open")

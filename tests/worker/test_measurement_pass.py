@@ -1,0 +1,157 @@
+"""The measurement pass (hpe_core.measurement.run): end to end on RQ with a burst worker,
+idempotent on both databases, skipping what it must, and going on when the off-policy
+evaluation fails."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+import pytest
+from rq import SimpleWorker
+from rq.job import Job
+from rq.registry import FinishedJobRegistry
+from rq.serializers import JSONSerializer
+from sqlalchemy import func, select
+
+from hpe_core import configs, measurement
+from hpe_core.models import Activity, Config, MetricsDay, ModelVersion, Recommendation
+from hpe_core.policy.exploration import vw_arguments
+from hpe_core.workspaces import Principal
+from tests.conftest import create_tenant
+from tests.core.test_circuit_breaker import seed
+from worker.queues import sweep_measurements
+from worker.runtime import bind_app
+
+SETTINGS = {"actions": [{"id": "a"}, {"id": "b"}, {"id": "c"}], "holdout": {"percent": 10}}
+
+
+def _config(app, settings: dict = SETTINGS, name: str = "Spring") -> Config:
+    """A configuration whose action "a" engages 4% of treatment against 30% for b and c."""
+    session = app.extensions["hpe_sessions"]()
+    try:
+        principal = Principal(create_tenant(app).id, "hpe_sk_test")
+        config = configs.create(session, principal, configs.Catalog(), name=name, settings=settings)
+        session.commit()
+        seed(session, config, variant="treatment", count=400, engaged=16, action_id="a")
+        for action in ("b", "c"):
+            seed(session, config, variant="treatment", count=400, engaged=120, action_id=action)
+        seed(session, config, variant="holdout", count=133, engaged=40, action_id="b")
+        return config
+    finally:
+        session.close()
+
+
+def _pass(app, config_id, **kwargs) -> measurement.MeasurementReport:
+    with app.extensions["hpe_sessions"]() as session:
+        return measurement.run(session, config_id, app.extensions["hpe_measurement"], **kwargs)
+
+
+def _state(app, config_id) -> dict:
+    """Everything a pass may write, except the rollups' updated_at."""
+    with app.extensions["hpe_sessions"]() as session:
+        config = session.get(Config, config_id)
+        rows = session.scalars(
+            select(Recommendation)
+            .where(Recommendation.config_id == config_id)
+            .order_by(Recommendation.kind, Recommendation.subject)
+        ).all()
+        return {
+            "settings": config.settings,
+            "recommendations": [
+                (r.id, r.kind, r.subject, r.status, r.evidence, r.patch, r.title, r.updated_at)
+                for r in rows
+            ],
+            "activities": session.scalar(
+                select(func.count()).where(Activity.config_id == config_id)
+            ),
+            "metrics": [
+                (m.date, m.metrics)
+                for m in session.scalars(
+                    select(MetricsDay)
+                    .where(MetricsDay.config_id == config_id)
+                    .order_by(MetricsDay.date)
+                )
+            ],
+        }
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_measure_job_runs_end_to_end_on_rq(rq_app):
+    """The sweep enqueues one measure job per configuration; a burst worker runs it; its
+    report comes back as a dict and the recommendation is stored."""
+    config = _config(rq_app)
+    backend = rq_app.extensions["hpe_jobs"]
+    sessions = rq_app.extensions["hpe_sessions"]
+    assert sweep_measurements(backend, sessions) == 1
+    assert sweep_measurements(backend, sessions) == 0  # one pending job is enough
+    assert len(backend.measure_queue) == 1
+
+    bind_app(rq_app)
+    worker = SimpleWorker(
+        [backend.measure_queue], connection=backend.redis, serializer=JSONSerializer
+    )
+    assert worker.work(burst=True) is True
+
+    [job_id] = FinishedJobRegistry(queue=backend.measure_queue).get_job_ids()
+    report = Job.fetch(job_id, connection=backend.redis, serializer=JSONSerializer).return_value()
+    assert report["config_id"] == str(config.id) and report["skipped"] is None
+    assert report["days_refreshed"] >= 1 and report["tripped"] is False
+    assert "retire_action:a" in report["open_recommendations"]
+    assert report["evaluation_error"] is None
+    with sessions() as session:
+        row = session.scalar(select(Recommendation).where(Recommendation.kind == "retire_action"))
+        assert (row.config_id, row.subject, row.status) == (config.id, "a", "open")
+        assert session.scalar(select(func.count()).where(MetricsDay.config_id == config.id)) >= 1
+    # Done and not pending any more: the next sweep enqueues it again.
+    assert sweep_measurements(backend, sessions) == 1
+
+
+@pytest.mark.parametrize("automation", ["assisted", "autonomous"])
+def test_two_passes_in_a_row_change_nothing_the_second_time(app, automation):
+    config = _config(app, SETTINGS | {"automation": automation})
+    first = _pass(app, config.id)
+    assert "retire_action:a" in first.open_recommendations or first.applied == ["retire_action:a"]
+    after_first = _state(app, config.id)
+    second = _pass(app, config.id)
+    assert second.applied == [] and second.tripped is False
+    assert _state(app, config.id) == after_first
+    assert second.open_recommendations == [
+        name for name in first.open_recommendations if name not in first.applied
+    ]
+
+
+def test_inactive_and_missing_configurations_are_skipped(app):
+    config = _config(app)
+    with app.extensions["hpe_sessions"]() as session:
+        principal = Principal(config.workspace_id, "hpe_sk_test")
+        configs.deactivate(session, principal, config.id)
+        session.commit()
+    report = _pass(app, config.id)
+    assert report.skipped == "inactive" and report.open_recommendations == []
+    assert _state(app, config.id)["recommendations"] == []
+    assert _pass(app, uuid.uuid4()).skipped == "missing"
+
+
+def test_a_failing_evaluation_is_reported_and_the_pass_goes_on(app):
+    """A corrupt stored model makes the off-policy evaluation fail: the pass still rolls up
+    and raises the summary's recommendations, and says why evaluation is missing."""
+    config = _config(app)
+    junk = b"not a vw model" * 8
+    with app.extensions["hpe_sessions"]() as session:
+        session.add(
+            ModelVersion(
+                config_id=config.id,
+                version=1,
+                vw_args=vw_arguments(config.settings["exploration"]),
+                vw_version="9.10.0",
+                checksum=hashlib.sha256(junk).hexdigest(),
+                model=junk,
+            )
+        )
+        session.commit()
+    report = _pass(app, config.id)
+    assert report.evaluation_error and "RuntimeError" in report.evaluation_error
+    assert "retire_action:a" in report.open_recommendations
+    assert _state(app, config.id)["metrics"]
