@@ -360,6 +360,7 @@ def test_fixed_baseline_and_limit_and_range(session, evaluated):
 
 
 def test_bad_policies_and_limits_are_invalid_input(session, evaluated):
+    """Unknown or empty policy names and limits outside 1..MAX_LIMIT raise InvalidInput."""
     with pytest.raises(InvalidInput) as error:
         _run(session, evaluated, policies=("model", "best"))
     assert "policies" in error.value.errors
