@@ -59,7 +59,7 @@ class DecisionDeliveredSchema(DecisionSchema):
     reason = fields.String(
         metadata={
             "description": "Why nothing was chosen: no_eligible_action, frequency_cap, "
-            "quiet_hours, campaign_not_running, no_consent"
+            "quiet_hours, campaign_not_running, no_consent, excluded (a channel exclusion)"
         }
     )
     delivery = fields.Nested(

@@ -79,7 +79,7 @@ class DecisionSchema(Schema):
     reason = fields.String(
         metadata={
             "description": "Why nothing was chosen: no_eligible_action, frequency_cap, "
-            "quiet_hours, campaign_not_running"
+            "quiet_hours, campaign_not_running, excluded (guardrails.channel_exclusions)"
         }
     )
 
