@@ -252,3 +252,26 @@ def test_channel_exclusion_on_an_unused_channel_is_422(client, tenant, create_co
     assert (
         "ads" in body["errors"]["settings"]["guardrails"]["channel_exclusions"]["0"]["channel"][0]
     )
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_the_endpoints_are_documented_in_openapi(client):
+    """List, apply and dismiss are in the OpenAPI document with their responses."""
+    document = client.get("/api/v1/openapi.json").get_json()
+    paths = document["paths"]
+    listing = paths[f"{BASE}/{{config_id}}/recommendations"]["get"]
+    assert listing["summary"] == "List recommendations"
+    assert {p["name"] for p in listing["parameters"] if p["in"] == "query"} == {"status"}
+    schema = listing["responses"]["200"]["content"]["application/json"]["schema"]
+    name = schema["$ref"].rsplit("/", 1)[-1]
+    assert set(document["components"]["schemas"][name]["properties"]) == {
+        "config_id",
+        "recommendations",
+    }
+    for action, summary, codes in (
+        ("apply", "Apply a recommendation", {"200", "404", "409"}),
+        ("dismiss", "Dismiss a recommendation", {"200", "404", "409"}),
+    ):
+        operation = paths[f"{BASE}/{{config_id}}/recommendations/{{recommendation_id}}/{action}"]
+        assert operation["post"]["summary"] == summary
+        assert codes <= set(operation["post"]["responses"])
