@@ -99,6 +99,9 @@ def run(
     )
     evaluated, evaluation_error = _evaluate(session, config, since, today)
 
+    # From here on the pass may change the settings: lock and re-read the configuration
+    # (PostgreSQL), so a person's PATCH committed meanwhile is kept, not overwritten.
+    session.refresh(config, with_for_update=True)
     catalog = recommendations.engine_catalog(
         config, plugins.channel_costs.keys(), plugins.attribution_models.keys()
     )

@@ -266,6 +266,9 @@ def apply(
     """
     now = now or utcnow()
     config = configs.get(session, principal, config_id)
+    # Lock and re-read the configuration (PostgreSQL): a change committed since it was
+    # loaded must be what the patch is applied to, not overwritten by a stale copy.
+    session.refresh(config, with_for_update=True)
     row = _get(session, config, recommendation_id)
     if row.patch is None:
         raise Conflict(
