@@ -570,7 +570,9 @@ def _powering_percent(power: Mapping, current: float, holdout_decisions: int) ->
     target = 0.0
     if required is not None and per_day:
         missing = max(required - holdout_decisions, 0.0)
-        target = float(math.ceil(100 * missing / (per_day * TARGET_DAYS)))
+        share = 100 * missing / (per_day * TARGET_DAYS)
+        # A vanishing daily volume makes the share overflow: that is "as much as allowed".
+        target = float(math.ceil(share)) if share < MAX_HOLDOUT_PERCENT else MAX_HOLDOUT_PERCENT
     if target <= current:
         target = current * 2
     return float(min(MAX_HOLDOUT_PERCENT, target))

@@ -5,14 +5,20 @@ and the new settings they rely on (channel exclusions, segment key)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from hpe_core import activities, configs, recommendations
 from hpe_core.eligibility import excluded
 from hpe_core.errors import Conflict, InvalidInput, NotFound
+from hpe_core.merge_patch import apply_merge_patch
 from hpe_core.models import Activity, Recommendation
 from hpe_core.recommendation_rules import (
+    AUTO_APPLY_KINDS,
     BAG_SIZE_MAX,
     EPSILON_MAX,
     RETIRE_ALPHA,
@@ -341,6 +347,118 @@ def test_model_worse_threshold(n, ci_high, automation):
     """Needs 500 decisions, an interval wholly below the baseline, and a serving model."""
     evaluation = _evaluation(n=n, ess=n, ci_high=ci_high, baseline_dr=0.15)
     assert propose(_settings(automation=automation), {}, evaluation) == []
+
+
+# --- property: every patch is valid settings ----------------------------------------------
+
+_count = st.integers(0, 3000)
+
+
+@st.composite
+def _numbers(draw):
+    """Random settings, a summary and an evaluation in the shapes the services return."""
+    ids = draw(st.lists(st.sampled_from("abcdefg"), min_size=2, max_size=6, unique=True))
+    algorithm = draw(st.sampled_from(["epsilon", "squarecb", "bag", "cover"]))
+    settings = validate_settings(
+        {
+            "actions": [{"id": i} for i in ids],
+            "automation": draw(st.sampled_from(["manual", "assisted", "autonomous"])),
+            "exploration": {
+                "algorithm": algorithm,
+                "epsilon": draw(st.floats(0, 1)),
+                "gamma_scale": draw(st.floats(0.001, 100)),
+                "bag_size": draw(st.integers(2, 50)),
+                "cover_size": draw(st.integers(1, 50)),
+            },
+            "holdout": {
+                "percent": draw(st.floats(0.5, 50)),
+                "baseline": draw(
+                    st.just("random") | st.sampled_from(ids).map(lambda a: {"action_id": a})
+                ),
+            },
+        }
+    )
+
+    def block():
+        t = draw(_count)
+        h = draw(_count)
+        return _slice(t, draw(st.integers(0, t)), h, draw(st.integers(0, h)))
+
+    channels = st.sampled_from(["email", "web", "ads"])
+    summary = {
+        **block(),
+        "lift": {
+            "estimate": draw(st.floats(-1, 5)),
+            "ci_low": draw(st.none() | st.floats(-1, 5)),
+            "ci_high": draw(st.none() | st.floats(-1, 5)),
+            "p_value": draw(st.none() | st.floats(0, 1)),
+        },
+        "srm": {"alarm": draw(st.booleans()), "p_value": draw(st.floats(0, 1))},
+        "power": {
+            "days_more": draw(st.none() | st.integers(0, 1000)),
+            "required_holdout_decisions": draw(st.none() | st.integers(0, 10**7)),
+            "decisions_per_day": draw(st.none() | st.floats(0, 10**6)),
+            "target_lift": 0.5,
+        },
+        "actions": {a: block() for a in draw(st.lists(st.sampled_from("abcdefgz"), unique=True))},
+        "segments": {
+            seg: {c: block() for c in draw(st.lists(channels, unique=True))}
+            for seg in draw(
+                st.lists(st.sampled_from(["s1", "s2", "(none)", "(other)"]), unique=True)
+            )
+        },
+    }
+    n = draw(st.integers(0, 5000))
+    evaluation = draw(
+        st.none()
+        | st.just(
+            {
+                "n": n,
+                "policies": {
+                    "model": {
+                        "n": n,
+                        "ess": draw(st.floats(0, max(n, 1))),
+                        "dr": 0.1,
+                        "ci_low": 0.0,
+                        "ci_high": draw(st.floats(0, 1)),
+                    },
+                    "baseline": {"n": n, "dr": draw(st.floats(0, 1))},
+                },
+            }
+        )
+    )
+    return settings, summary, evaluation, draw(st.integers(0, 60))
+
+
+@hypothesis_settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(numbers=_numbers())
+def test_every_proposed_patch_is_valid_settings(numbers):
+    """Whatever the numbers, proposals are unique per kind and subject, their patches
+    give valid settings, retiring keeps two actions and the fixed baseline, and only the
+    kinds the engine may apply are marked auto_apply."""
+    settings, summary, evaluation, days = numbers
+    proposals = propose(settings, summary, evaluation, days_observed=days)
+    keys = [(p.kind, p.subject) for p in proposals]
+    assert len(keys) == len(set(keys))
+    retired = set()
+    for proposal in proposals:
+        assert proposal.severity in ("info", "warning", "critical")
+        assert proposal.title and proposal.detail
+        json.dumps(proposal.evidence, allow_nan=False)
+        assert proposal.auto_apply == (
+            proposal.kind in AUTO_APPLY_KINDS and proposal.patch is not None
+        )
+        if proposal.patch is None:
+            continue
+        patched = validate_settings(apply_merge_patch(settings, proposal.patch))
+        assert patched != settings, proposal
+        if proposal.kind == "retire_action":
+            retired.add(proposal.subject)
+            assert len(patched["actions"]) >= 2
+    assert len(settings["actions"]) - len(retired) >= 2
+    baseline = settings["holdout"]["baseline"]
+    if isinstance(baseline, dict):
+        assert baseline["action_id"] not in retired
 
 
 # --- new settings: channel exclusions and the segment key ---------------------------------
