@@ -25,6 +25,9 @@ RETIRE_ALPHA = 0.01
 RETIRE_MIN_DECISIONS = 200
 #: Retiring never leaves fewer actions than this: a bandit needs a choice.
 MIN_ACTIONS = 2
+#: At most this many retirements are proposed at once (the clearest first): each carries
+#: the whole remaining action list, and a handful is what a person can review.
+MAX_RETIREMENTS = 5
 
 #: change_exploration: the model's effective sample size over the decisions evaluated.
 #: Below LOW_ESS_RATIO the logged data barely covers what the model would do (explore
@@ -282,9 +285,8 @@ def _retire_actions(settings: Mapping, summary: Mapping) -> list[Proposal]:
             worse.append((p_value, action_id, engagements, decisions, rest_e, rest_d))
     worse.sort()  # the clearest cases first; never retire so many that too few remain
     proposals = []
-    for p_value, action_id, engagements, decisions, rest_e, rest_d in worse[
-        : len(actions) - MIN_ACTIONS
-    ]:
+    kept = worse[: min(len(actions) - MIN_ACTIONS, MAX_RETIREMENTS)]
+    for p_value, action_id, engagements, decisions, rest_e, rest_d in kept:
         rate, rest_rate = engagements / decisions, rest_e / rest_d
         proposals.append(
             _proposal(

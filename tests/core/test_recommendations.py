@@ -125,6 +125,16 @@ def test_retire_never_leaves_fewer_than_two_actions():
     assert proposal.subject == "a"
 
 
+def test_at_most_five_retirements_at_once():
+    """Eight bad actions among ten: the five clearest are proposed."""
+    ids = [f"x{n}" for n in range(8)] + ["good1", "good2"]
+    settings = validate_settings({"actions": [{"id": i} for i in ids]})
+    summary = {"actions": {f"x{n}": _slice(1000, 10 + n) for n in range(8)}}
+    summary["actions"] |= {"good1": _slice(4000, 1200), "good2": _slice(4000, 1200)}
+    subjects = [p.subject for p in propose(settings, summary, None)]
+    assert subjects == ["x0", "x1", "x2", "x3", "x4"]
+
+
 def test_retire_never_touches_the_fixed_baseline_or_a_removed_action():
     """The holdout's fixed baseline action and actions no longer configured are skipped."""
     fixed = _settings(holdout={"baseline": {"action_id": "a"}})
