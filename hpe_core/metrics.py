@@ -301,10 +301,10 @@ def _recent_volume(
 ) -> tuple[float | None, float | None]:
     """Live and holdout decisions per day over the range's last complete days (at most
     :data:`RECENT_DAYS`, ending yesterday at the latest: today is not over)."""
-    last = min(date_to, today - dt.timedelta(days=1)) if today > dt.date.min else date_to
+    last = min(date_to, _shift(today, -dt.timedelta(days=1)))
     if last < date_from:
         return None, None
-    first = max(date_from, last - dt.timedelta(days=RECENT_DAYS - 1))
+    first = max(date_from, _shift(last, -dt.timedelta(days=RECENT_DAYS - 1)))
     span = (last - first).days + 1
     live = holdout = 0
     for day in days:

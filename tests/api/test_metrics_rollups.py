@@ -245,3 +245,21 @@ def test_the_openapi_document_describes_the_new_summary_fields(sqlite_app):
     )
     days = [s for s in schemas.values() if "rolled_up_at" in s.get("properties", {})]
     assert days and days[0]["properties"]["rolled_up_at"].get("nullable") is True
+
+
+@pytest.mark.parametrize(
+    "query", ["from=0001-01-01&to=0001-01-03", "from=9999-12-25&to=9999-12-31", "to=0001-01-01"]
+)
+def test_ranges_at_the_calendars_edges_answer(sqlite_app, query):
+    """Days next to 0001-01-01 or 9999-12-31 answer 200 with empty metrics, never a 5xx."""
+    tenant = create_tenant(sqlite_app)
+    client = sqlite_app.test_client()
+    created = client.post(
+        f"{BASE}/", json={"name": "c", "settings": SETTINGS}, headers=tenant.headers
+    )
+    response = client.get(
+        f"{BASE}/{created.get_json()['id']}/metrics?{query}", headers=tenant.headers
+    )
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert body["daily"] == [] and body["summary"]["power"]["days_more"] is None
