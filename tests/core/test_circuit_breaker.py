@@ -41,15 +41,19 @@ def seed(
     context: dict | None = None,
     created_at: dt.datetime | None = None,
     policy: str | None = None,
+    probabilities: list[float] | None = None,
+    learned: bool = False,
 ) -> list[uuid.UUID]:
     """Log ``count`` live decisions of one variant, the first ``engaged`` with a click.
 
     The rows carry what ``DecisionEngine.decide`` writes; treatment is served by the
-    model, holdout by the baseline (unless ``policy`` says otherwise). Commits.
+    model, holdout by the baseline (unless ``policy`` says otherwise), with uniform
+    propensities unless ``probabilities`` (over the actions, in settings order) are given.
+    ``learned`` also sets what learning writes (reward 1 for a click, else 0). Commits.
     """
     created_at = created_at or utcnow() - dt.timedelta(minutes=30)
     eligible = [a["id"] for a in config.settings["actions"]]
-    probabilities = [1 / len(eligible)] * len(eligible)
+    probabilities = probabilities or [1 / len(eligible)] * len(eligible)
     decisions, outcomes = [], []
     for n in range(count):
         decision_id = uuid.uuid4()
@@ -75,6 +79,12 @@ def seed(
                 "window_closes_at": created_at + dt.timedelta(days=1),
             }
         )
+        if learned:
+            decisions[-1] |= {
+                "learned_at": created_at,
+                "reward": 1.0 if n < engaged else 0.0,
+                "engaged": n < engaged,
+            }
         if n < engaged:
             outcomes.append(
                 {

@@ -155,3 +155,32 @@ def test_a_failing_evaluation_is_reported_and_the_pass_goes_on(app):
     assert report.evaluation_error and "RuntimeError" in report.evaluation_error
     assert "retire_action:a" in report.open_recommendations
     assert _state(app, config.id)["metrics"]
+
+
+def test_thin_logged_support_for_the_model_widens_exploration(app):
+    """Off-policy evaluation drives a rule end to end: the logging policy almost never
+    chose "b" (propensity 0.01) while the model would choose it half the time, so the
+    model's effective sample size is a few percent of n: widen exploration (epsilon)."""
+    settings = {
+        "actions": [{"id": "a"}, {"id": "b"}],
+        "exploration": {"algorithm": "epsilon", "epsilon": 0.05},
+        "holdout": {"percent": 10},
+    }
+    with app.extensions["hpe_sessions"]() as session:
+        principal = Principal(create_tenant(app).id, "hpe_sk_test")
+        config = configs.create(session, principal, configs.Catalog(), name="S", settings=settings)
+        session.commit()
+        skewed = [0.99, 0.01]
+        seed(session, config, variant="treatment", count=590, engaged=100, action_id="a",
+             probabilities=skewed, learned=True)  # fmt: skip
+        seed(session, config, variant="treatment", count=10, engaged=2, action_id="b",
+             probabilities=skewed, learned=True)  # fmt: skip
+    report = _pass(app, config.id)
+    assert report.evaluation_error is None
+    assert "change_exploration:exploration" in report.open_recommendations
+    with app.extensions["hpe_sessions"]() as session:
+        row = session.scalar(
+            select(Recommendation).where(Recommendation.kind == "change_exploration")
+        )
+        assert row.patch == {"exploration": {"epsilon": 0.1}}
+        assert row.evidence["n"] == 600 and row.evidence["ess_ratio"] < 0.1
