@@ -159,7 +159,35 @@ def compute_runs(
     # without planner statistics PostgreSQL ran that as a nested loop over decisions ×
     # outcomes (seconds at 10k decisions); these stay index lookups.
     connection = session.connection()
-    decided = connection.execute(
+    decided = _decided(connection, keys, in_range)
+    from_outcomes = _from_outcomes(connection, keys, in_range, positive, value_events)
+
+    groups = []
+    for row in decided:
+        key = tuple(row[:6])
+        engaged, revenues, squares = from_outcomes.get(key, (0, (), ()))
+        decisions = int(row.decisions)
+        unit_cost = action_costs.get(row.action_id, 0.0) + float(
+            channel_costs.get(row.channel, 0.0)
+        )
+        counts = {
+            "decisions": decisions,
+            "engagements": engaged + int(row.engaged_by_reward or 0),
+            "reward": float(row.reward or 0.0),
+            # fsum: exact whatever the rows' order, so a recomputed day is identical.
+            "revenue": math.fsum(revenues),
+            "revenue_sq": math.fsum(squares),
+            "cost": unit_cost * decisions,
+            "baseline_decisions": int(row.baseline or 0),
+            "model_agreements": int(row.agreements or 0),
+        }
+        groups.append((_as_date(row.day), row, counts))
+    return _documents(groups, inputs_digest(config, channel_costs))
+
+
+def _decided(connection, keys, in_range) -> list:
+    """Decisions grouped by day, variant, channel, action, source and segment."""
+    return connection.execute(
         select(
             *keys,
             func.count().label("decisions"),
@@ -185,6 +213,10 @@ def compute_runs(
         .group_by(*keys)
     ).all()
 
+
+def _from_outcomes(connection, keys, in_range, positive, value_events) -> dict:
+    """``{group key: [engaged decisions, [revenue per decision], [its square]]}`` for the
+    decisions with outcomes or attributed credit."""
     # Per decision with outcomes: engaged? revenue? Direct outcomes and attributed credit
     # are two queries, merged per decision below (a decision can have both).
     per_decision: dict = {}
@@ -244,28 +276,7 @@ def compute_runs(
         total[0] += engaged
         total[1].append(revenue)
         total[2].append(revenue * revenue)
-
-    groups = []
-    for row in decided:
-        key = tuple(row[:6])
-        engaged, revenues, squares = from_outcomes.get(key, (0, (), ()))
-        decisions = int(row.decisions)
-        unit_cost = action_costs.get(row.action_id, 0.0) + float(
-            channel_costs.get(row.channel, 0.0)
-        )
-        counts = {
-            "decisions": decisions,
-            "engagements": engaged + int(row.engaged_by_reward or 0),
-            "reward": float(row.reward or 0.0),
-            # fsum: exact whatever the rows' order, so a recomputed day is identical.
-            "revenue": math.fsum(revenues),
-            "revenue_sq": math.fsum(squares),
-            "cost": unit_cost * decisions,
-            "baseline_decisions": int(row.baseline or 0),
-            "model_agreements": int(row.agreements or 0),
-        }
-        groups.append((_as_date(row.day), row, counts))
-    return _documents(groups, inputs_digest(config, channel_costs))
+    return from_outcomes
 
 
 def _between(date_from: dt.date, date_to: dt.date):
