@@ -184,3 +184,37 @@ def test_thin_logged_support_for_the_model_widens_exploration(app):
         )
         assert row.patch == {"exploration": {"epsilon": 0.1}}
         assert row.evidence["n"] == 600 and row.evidence["ess_ratio"] < 0.1
+
+
+def test_autonomous_engine_steps_a_model_worse_than_the_baseline_back(app):
+    """The baseline always shows "a" (engages 80%); the untrained model spreads over the bad
+    "b" too. Off-policy evaluation puts the model's whole interval below the baseline, and
+    in autonomous mode the engine switches to manual itself, logged as the engine."""
+    settings = {
+        "actions": [{"id": "b"}, {"id": "a"}],
+        "holdout": {"percent": 10, "baseline": {"action_id": "a"}},
+        "automation": "autonomous",
+    }
+    with app.extensions["hpe_sessions"]() as session:
+        principal = Principal(create_tenant(app).id, "hpe_sk_test")
+        config = configs.create(session, principal, configs.Catalog(), name="S", settings=settings)
+        session.commit()
+        seed(session, config, variant="treatment", count=300, engaged=240, action_id="a",
+             learned=True)  # fmt: skip
+        seed(session, config, variant="treatment", count=300, engaged=0, action_id="b",
+             learned=True)  # fmt: skip
+    report = _pass(app, config.id)
+    assert report.evaluation_error is None
+    assert report.applied == ["model_worse_than_baseline:"]
+    with app.extensions["hpe_sessions"]() as session:
+        assert session.get(Config, config.id).settings["automation"] == "manual"
+        row = session.scalar(
+            select(Recommendation).where(Recommendation.kind == "model_worse_than_baseline")
+        )
+        assert (row.status, row.applied_by) == ("applied", "engine")
+        assert row.evidence["model_ci_high"] < row.evidence["baseline_dr"]
+        assert row.evidence["n"] == 600
+        logged = session.scalars(
+            select(Activity.type).where(Activity.config_id == config.id, Activity.actor == "engine")
+        ).all()
+        assert sorted(logged) == ["config.updated", "recommendation.applied"]
