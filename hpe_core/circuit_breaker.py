@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from hpe_core import activities, configs, recommendations
 from hpe_core.configs import Catalog
 from hpe_core.models import Config, Recommendation
-from hpe_core.recommendation_rules import Proposal
+from hpe_core.proposals import Proposal
 from hpe_core.workspaces import Principal
 
 log = logging.getLogger(__name__)

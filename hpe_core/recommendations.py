@@ -33,22 +33,17 @@ from hpe_core.configs import Catalog
 from hpe_core.errors import Conflict, InvalidInput, NotFound
 from hpe_core.merge_patch import apply_merge_patch
 from hpe_core.models import Config, Recommendation, utcnow
-from hpe_core.recommendation_rules import KINDS, MIN_ACTIONS, Proposal, auto_apply, propose
+
+# Proposal and propose are re-exported: recommendations.propose is the rules' entry point.
+from hpe_core.recommendation_rules import (  # noqa: F401
+    KINDS,
+    MIN_ACTIONS,
+    Proposal,
+    auto_apply,
+    propose,
+)
 from hpe_core.settings import ATTRIBUTION_MODELS
 from hpe_core.workspaces import Principal
-
-__all__ = [
-    "Proposal",
-    "apply",
-    "apply_automatic",
-    "as_dict",
-    "dismiss",
-    "engine_catalog",
-    "list_for",
-    "propose",
-    "refresh",
-    "upsert",
-]
 
 log = logging.getLogger(__name__)
 

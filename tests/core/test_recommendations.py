@@ -16,17 +16,13 @@ from hpe_core import activities, configs, recommendations
 from hpe_core.eligibility import excluded
 from hpe_core.errors import Conflict, InvalidInput, NotFound
 from hpe_core.merge_patch import apply_merge_patch
+from hpe_core.model_rules import BAG_SIZE_MAX, EPSILON_MAX
 from hpe_core.models import Activity, Recommendation
-from hpe_core.recommendation_rules import (
-    AUTO_APPLY_KINDS,
-    BAG_SIZE_MAX,
-    EPSILON_MAX,
-    RETIRE_ALPHA,
-    Proposal,
-    propose,
-)
+from hpe_core.proposals import AUTO_APPLY_KINDS, Proposal
+from hpe_core.recommendation_rules import propose
 from hpe_core.settings import validate_settings
 from hpe_core.stats import lift
+from hpe_core.targeting_rules import RETIRE_ALPHA
 from hpe_core.workspaces import Principal
 from tests.conftest import create_tenant
 
