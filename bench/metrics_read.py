@@ -8,7 +8,8 @@ One run, on a fresh PostgreSQL database created for it and dropped at the end:
    one statement per day, every column filled as the product fills it), outcomes for
    ~5% of decisions (clicks; a fifth of them also a conversion with a value), and
    user-level conversions attributed to ~0.5% of decisions (the attributions table);
-   today gets ``--today`` decisions between midnight and now; then ``ANALYZE``;
+   today gets ``--today`` decisions between midnight and now; then ``ANALYZE`` (unless
+   ``--no-analyze``: this machine runs PostgreSQL with autovacuum off);
 2. backfills the rollups exactly as the measurement pass does: every seeded day is
    marked stale and ``rollups.refresh`` runs (and commits) until no mark is left;
 3. times ``GET /{id}/metrics?from=<days ago>&to=<yesterday>`` through the real Flask app
@@ -126,7 +127,9 @@ def _stats(samples: list[float]) -> dict:
     }
 
 
-def _seed(engine, workspace_id: str, config_id: uuid.UUID, days, per_day, today_count, now):
+def _seed(
+    engine, workspace_id: str, config_id: uuid.UUID, days, per_day, today_count, now, analyze
+):
     """Insert the decision log, outcomes and attributions; returns timings."""
     import psycopg
 
@@ -156,7 +159,8 @@ def _seed(engine, workspace_id: str, config_id: uuid.UUID, days, per_day, today_
                 elapsed = time.perf_counter() - started
                 print(f"  seeded {n}/{len(day_list)} days in {elapsed:.0f} s", flush=True)
         seeded = time.perf_counter() - started
-        conn.execute("ANALYZE")
+        if analyze:
+            conn.execute("ANALYZE")
         counts = {
             name: conn.execute(
                 f'SELECT count(*) FROM "041_hyper_personalization_engine_{name}"'
@@ -180,6 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--today", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=30)
     parser.add_argument("--keep", action="store_true", help="do not drop the database")
+    parser.add_argument(
+        "--no-analyze",
+        action="store_true",
+        help="leave the tables without planner statistics (autovacuum off, fresh tables)",
+    )
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
     info = print_header("metrics read over daily rollups", argv)
@@ -239,7 +248,9 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"seeding {args.days} days x {args.per_day} decisions + {args.today} today", flush=True
         )
-        results["seed"] = _seed(engine, "bench", config_id, days, args.per_day, args.today, now)
+        results["seed"] = _seed(
+            engine, "bench", config_id, days, args.per_day, args.today, now, not args.no_analyze
+        )
         print(f"  {results['seed']}", flush=True)
 
         # Backfill, as the measurement pass would after an import of this history.
