@@ -96,9 +96,7 @@ def record(
         rows = session.execute(
             select(
                 Decision.id, Decision.user_id, Decision.window_closes_at, Decision.created_at
-            ).where(
-                Decision.config_id == config.id, Decision.id.in_(decision_ids)
-            )
+            ).where(Decision.config_id == config.id, Decision.id.in_(decision_ids))
         ).all()
         decisions = {row.id: row for row in rows}
         missing = decision_ids - decisions.keys()
@@ -162,9 +160,7 @@ def _mark_old_days_stale(session: Session, config, events, decisions: dict, now)
     the usual request adds no statement; an event type that counts for nothing (weight 0,
     not a value event) changes no day either."""
     reward_settings = config.settings["reward"]
-    counted = set(rewards.positive_types(reward_settings)) | set(
-        reward_settings["value_events"]
-    )
+    counted = set(rewards.positive_types(reward_settings)) | set(reward_settings["value_events"])
     cutoff = rollups.recent_cutoff(now)
     days = {
         decisions[event.decision_id].created_at.astimezone(dt.UTC).date()
