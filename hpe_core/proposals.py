@@ -25,7 +25,9 @@ AUTO_APPLY_KINDS = frozenset(
     {
         "retire_action",
         "change_exploration",
-        "channel_segment_underperforms",
+        # Not channel_segment_underperforms: channels differ in base rates for everyone
+        # (an email click is not a web click), so cutting a channel's reach for a segment
+        # is a person's call, not the engine's.
         "model_worse_than_baseline",
     }
 )

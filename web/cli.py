@@ -215,15 +215,17 @@ def _echo_measurement(client, config_id: str, summary: dict) -> None:
     base = f"/api/v1/041-hyper-personalization-engine/{config_id}"
     if summary.get("roi") is not None:
         roi = summary.get("roi_interval") or {}
-        click.echo(
-            f"ROI: {summary['roi']:+.0%} on cost {summary.get('cost', 0):.2f}, incremental "
-            f"revenue {roi.get('incremental_revenue') or 0:.2f}"
-            + (
-                f" (95% CI {roi['ci_low']:.2f} to {roi['ci_high']:.2f})"
-                if roi.get("ci_low") is not None
-                else ""
+        line = f"ROI: {summary['roi']:+.0%}"
+        if roi.get("ci_low") is not None:
+            line += f" (95% CI {roi['ci_low']:+.0%} to {roi['ci_high']:+.0%})"
+        line += f" on treatment cost {roi.get('cost') or 0:.2f}; incremental revenue "
+        line += f"{roi.get('incremental_revenue') or 0:.2f}"
+        if roi.get("incremental_revenue_ci_low") is not None:
+            line += (
+                f" (95% CI {roi['incremental_revenue_ci_low']:.2f} to "
+                f"{roi['incremental_revenue_ci_high']:.2f})"
             )
-        )
+        click.echo(line + ".")
     status, evaluation = client.call("GET", f"{base}/evaluation")
     if status == 200:
         for name, estimate in evaluation["policies"].items():

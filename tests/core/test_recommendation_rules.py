@@ -303,7 +303,8 @@ def test_underperforming_channel_for_a_segment_is_excluded():
     assert proposal.subject == "email:bargain"
     rule = {"channel": "email", "key": "segment", "in": ["bargain"]}
     assert proposal.patch == {"guardrails": {"channel_exclusions": [existing, rule]}}
-    assert proposal.auto_apply is True
+    # A person decides: the engine never cuts a channel's reach by itself.
+    assert proposal.auto_apply is False
     assert proposal.evidence["best_channel"] == "web"
     # The patch is valid settings.
     validate_settings(settings | {"guardrails": proposal.patch["guardrails"]})
