@@ -22,6 +22,7 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from hpe_core import activities, configs, rollups
+from hpe_core.day_documents import CLOCK_SKEW
 from hpe_core.errors import InvalidInput
 from hpe_core.features import decision_features
 from hpe_core.models import Decision, Outcome, utcnow
@@ -173,6 +174,11 @@ def import_lines(
             continue
         except LineError as exc:
             rejected.append({"line": number, "error": str(exc)})
+            continue
+        # History cannot be in the future (beyond clock skew); daily metrics rely on a
+        # decision's outcomes being received no earlier than CLOCK_SKEW before it.
+        if parsed["timestamp"] > now + CLOCK_SKEW:
+            rejected.append({"line": number, "error": "timestamp is in the future"})
             continue
         decision_id = uuid.uuid4()
         n = len(parsed["eligible"])

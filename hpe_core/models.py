@@ -253,6 +253,9 @@ class Outcome(Base):
     __table_args__ = (
         UniqueConstraint("config_id", "idempotency_key"),
         Index("ix_041_hpe_outcomes_user", "config_id", "user_id", "occurred_at"),
+        # Metrics computed live (today): the outcomes received since the first live day
+        # began, not all of them (migration 0006).
+        Index("ix_041_hpe_outcomes_received", "config_id", "received_at"),
         # The attribution job's scan: user-level outcomes not attributed yet.
         Index(
             "ix_041_hpe_outcomes_unattributed",
@@ -284,7 +287,12 @@ class Attribution(Base):
     credit: Mapped[float] = mapped_column(Float)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    __table_args__ = (UniqueConstraint("outcome_id", "decision_id"),)
+    __table_args__ = (
+        UniqueConstraint("outcome_id", "decision_id"),
+        # Metrics computed live (today): credit given since the first live day began
+        # (migration 0006).
+        Index("ix_041_hpe_attributions_created", "config_id", "created_at"),
+    )
 
 
 class StaleMetricsDay(Base):
@@ -337,9 +345,7 @@ class Recommendation(Base):
 
     __table_args__ = (
         UniqueConstraint("config_id", "kind", "subject"),
-        CheckConstraint(
-            "status IN ('open', 'applied', 'dismissed', 'resolved')", name="status"
-        ),
+        CheckConstraint("status IN ('open', 'applied', 'dismissed', 'resolved')", name="status"),
         CheckConstraint("severity IN ('info', 'warning', 'critical')", name="severity"),
     )
 

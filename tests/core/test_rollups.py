@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from hpe_core import configs, imports, learning, outcomes, rollups, workspaces
-from hpe_core.day_documents import MAX_SEGMENTS, OTHER_SEGMENTS, inputs_digest
+from hpe_core.day_documents import CLOCK_SKEW, MAX_SEGMENTS, OTHER_SEGMENTS, inputs_digest
 from hpe_core.models import Attribution, Decision, MetricsDay, Outcome, StaleMetricsDay
 from hpe_core.workspaces import Principal
 
@@ -69,7 +69,9 @@ def _decision(session, config, at, **fields) -> uuid.UUID:
     return row.id
 
 
-def _outcome(session, config, decision_id, type_, value=None, user_id="u") -> uuid.UUID:
+def _outcome(
+    session, config, decision_id, type_, value=None, user_id="u", received_at=NOW
+) -> uuid.UUID:
     row = Outcome(
         id=uuid.uuid4(),
         workspace_id=config.workspace_id,
@@ -79,7 +81,7 @@ def _outcome(session, config, decision_id, type_, value=None, user_id="u") -> uu
         type=type_,
         value=value,
         occurred_at=NOW,
-        received_at=NOW,
+        received_at=received_at,
         idempotency_key=uuid.uuid4().hex,
     )
     session.add(row)
@@ -87,7 +89,7 @@ def _outcome(session, config, decision_id, type_, value=None, user_id="u") -> uu
     return row.id
 
 
-def _credit(session, config, outcome_id, decision_id, credit) -> None:
+def _credit(session, config, outcome_id, decision_id, credit, created_at=None) -> None:
     session.add(
         Attribution(
             workspace_id=config.workspace_id,
@@ -96,6 +98,7 @@ def _credit(session, config, outcome_id, decision_id, credit) -> None:
             decision_id=decision_id,
             model="linear",
             credit=credit,
+            created_at=created_at or NOW,
         )
     )
     session.flush()
@@ -176,6 +179,61 @@ def test_day_document_counts_every_counter_by_hand(session, config):
     assert document["sources"]["live"]["decisions"] == 5
     assert document["sources"]["live"]["engagements"] == 3
     assert document["inputs_digest"] == inputs_digest(config, CHANNEL_COSTS)
+
+
+def test_a_live_day_reads_outcomes_and_credit_written_since_it_began(session, config):
+    """Today live: outcomes and credit written since midnight (or up to CLOCK_SKEW before,
+    another host's clock) count for today's decisions; today's outcomes of older
+    decisions count on their own day; a wider range gives the same document."""
+    midnight = dt.datetime.combine(TODAY, dt.time(), tzinfo=dt.UTC)
+    skewed = midnight - CLOCK_SKEW / 2  # yesterday evening by the recording host's clock
+    early = _decision(session, config, midnight + dt.timedelta(minutes=10), user_id="ann")
+    later = _decision(session, config, _noon(TODAY), user_id="bob")
+    old = _decision(session, config, _noon(TODAY - 3 * DAY), user_id="cyd")
+    _outcome(session, config, early, "click", received_at=skewed)
+    purchase = _outcome(session, config, None, "conversion", 30.0, "ann", received_at=skewed)
+    _credit(session, config, purchase, early, 1.0, created_at=skewed)
+    _outcome(session, config, later, "conversion", 40.0)  # received NOW, today
+    _outcome(session, config, old, "conversion", 5.0)  # received today, decided 3 days ago
+    session.commit()
+
+    today = rollups.compute_days(session, config, TODAY, TODAY)[TODAY]
+    assert today["variants"]["treatment"] == pytest.approx(
+        {
+            "decisions": 2,
+            "engagements": 2,
+            "reward": 0.0,
+            "revenue": 70.0,
+            "revenue_sq": 30.0**2 + 40.0**2,
+            "cost": 1.0,
+            "baseline_decisions": 0,
+            "model_agreements": 0,
+        }
+    )
+    wider = rollups.compute_days(session, config, TODAY - 7 * DAY, TODAY)
+    assert wider[TODAY] == today
+    assert wider[TODAY - 3 * DAY]["variants"]["treatment"]["revenue"] == 5.0
+
+
+def test_imports_refuse_the_future_and_count_a_skewed_timestamp_on_its_day(session, config):
+    """An import line may be stamped at most CLOCK_SKEW after the import (the exporter's
+    clock); its outcomes, received at import time, the day before, still count."""
+    late_evening = dt.datetime.combine(TODAY, dt.time(23, 30), tzinfo=dt.UTC)
+    tomorrow = TODAY + DAY
+    stamps = [late_evening + CLOCK_SKEW - dt.timedelta(minutes=5), late_evening + 2 * CLOCK_SKEW]
+    lines = [
+        f'{{"user_id": "x{n}", "channel": "email", "timestamp": "{at.isoformat()}",'
+        f' "action_id": "a", "probability": 0.5, "outcomes": [{{"type": "click"}}]}}'
+        for n, at in enumerate(stamps)
+    ]
+    principal = Principal("rollers", "test")
+    result = imports.import_lines(session, principal, config.id, lines, late_evening)
+    session.commit()
+    assert result["accepted"] == 1
+    assert result["rejected"] == [{"line": 2, "error": "timestamp is in the future"}]
+    document = rollups.compute_days(session, config, tomorrow, tomorrow)[tomorrow]
+    assert document["sources"]["import"]["decisions"] == 1
+    assert document["sources"]["import"]["engagements"] == 1
 
 
 def test_segments_beyond_the_fifty_largest_are_summed_as_other(session, config):
