@@ -48,30 +48,25 @@ def _clear_pending(key_format: str, config_id: str) -> None:
 
 def attribute(config_id: str) -> dict:
     """Attribute one configuration's waiting user-level outcomes to decisions."""
-    from worker.runtime import current_app
-
-    _clear_pending(ATTRIBUTE_PENDING_KEY, config_id)
-    plugins = current_app().extensions["hpe_measurement"]
-    try:
-        with job_session() as session:
-            report = run_for_config("attribute", session, uuid.UUID(config_id), plugins)
-    except (OperationalError, InterfaceError, TransientError) as exc:
-        log.warning("attribution job for %s hit a transient error, will retry: %s", config_id, exc)
-        return retry.for_learning()
-    return dataclasses.asdict(report)
+    return _config_job("attribute", ATTRIBUTE_PENDING_KEY, config_id)
 
 
 def measure(config_id: str) -> dict:
     """One configuration's measurement pass (rollups, circuit breaker, recommendations)."""
+    return _config_job("measure", MEASURE_PENDING_KEY, config_id)
+
+
+def _config_job(kind: str, pending_key: str, config_id: str) -> dict:
     from worker.runtime import current_app
 
-    _clear_pending(MEASURE_PENDING_KEY, config_id)
+    _clear_pending(pending_key, config_id)
     plugins = current_app().extensions["hpe_measurement"]
     try:
         with job_session() as session:
-            report = run_for_config("measure", session, uuid.UUID(config_id), plugins)
+            report = run_for_config(kind, session, uuid.UUID(config_id), plugins)
     except (OperationalError, InterfaceError, TransientError) as exc:
-        log.warning("measurement job for %s hit a transient error, will retry: %s", config_id, exc)
+        # Transient: rq retries the job (worker/retry.py); anything else is a bug.
+        log.warning("%s job for %s hit a transient error, will retry: %s", kind, config_id, exc)
         return retry.for_learning()
     return dataclasses.asdict(report)
 

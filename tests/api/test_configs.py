@@ -374,6 +374,7 @@ class TestMetrics:
             "ci_low": None,
             "ci_high": None,
             "p_value": None,
+            "method": "katz-log-rr",
         }
         assert summary["roi"] is None
         assert body["daily"] == []
