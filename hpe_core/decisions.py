@@ -1,7 +1,9 @@
 """decide(): eligibility → guardrails → assignment → policy → one durable log row.
 
 The hot path reads a cached configuration snapshot and a cached model, may run one
-indexed count per frequency cap, and writes one INSERT. No read-modify-write.
+indexed count per frequency cap, reads the share and budget counts from a per-process
+cache (:mod:`hpe_core.guardrails`, refreshed by one grouped query every few seconds), and
+writes one INSERT. No read-modify-write.
 """
 
 from __future__ import annotations
@@ -15,11 +17,20 @@ import uuid
 from collections.abc import Callable, Mapping
 
 from sqlalchemy import func, insert, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from hpe_core import assignment, consent, eligibility
+from hpe_core import activities, assignment, consent, eligibility
 from hpe_core.errors import Conflict, InvalidInput, NotFound
 from hpe_core.features import ActionCatalog, decision_features
+from hpe_core.guardrails import (
+    REFRESH_SECONDS,
+    UsageCache,
+    affordable,
+    over_share,
+    period_start,
+    unit_cost,
+)
 from hpe_core.models import Config, Decision, utcnow
 from hpe_core.policy.exploration import vw_arguments
 from hpe_core.policy.serving import ModelRegistry
@@ -72,6 +83,10 @@ class DecisionEngine:
     :param session_factory: for model loads and configuration reads
     :param config_ttl: seconds a configuration snapshot is trusted; a status change made
         in another process (the kill switch) takes effect within this delay
+    :param channel_costs: channel -> cost per decision (the connectors' settings), for
+        ``guardrails.budget``
+    :param guardrail_refresh: seconds the share and budget counts are trusted before they
+        are re-read (other processes' decisions are seen within this delay)
     """
 
     def __init__(
@@ -81,7 +96,11 @@ class DecisionEngine:
         config_ttl: float = 1.0,
         model_check_interval: float = 1.0,
         rng: random.Random | None = None,
+        channel_costs: Mapping[str, float] | None = None,
+        guardrail_refresh: float = REFRESH_SECONDS,
     ):
+        self._session_factory = session_factory
+        self.usage = UsageCache(refresh_interval=guardrail_refresh, channel_costs=channel_costs)
         self.models = ModelRegistry(session_factory, check_interval=model_check_interval)
         self.config_ttl = config_ttl
         self._snapshots: dict[uuid.UUID, ConfigSnapshot] = {}
@@ -91,6 +110,7 @@ class DecisionEngine:
     def invalidate(self, config_id: uuid.UUID) -> None:
         """Drop a cached configuration (call after changing it in this process)."""
         self._snapshots.pop(config_id, None)
+        self.usage.invalidate(config_id)
 
     def snapshot(
         self, session: Session, principal: Principal, config_id: uuid.UUID
@@ -154,9 +174,31 @@ class DecisionEngine:
         # 2. Guardrails
         if _over_frequency_cap(session, snap, request, now):
             return _nothing("frequency_cap")
+        # Share and budget: cached counts (soft caps, see hpe_core.guardrails).
+        guardrails = settings["guardrails"]
+        budget, max_share = guardrails.get("budget"), guardrails.get("max_action_share")
+        usage = None
+        if budget is not None or max_share is not None:
+            usage = self.usage.usage(session, snap.id, settings, now)
+        costs = {
+            a: unit_cost(snap.actions[a], request.channel, self.usage.channel_costs)
+            for a in eligible
+        }
+        if budget is not None:
+            # Holdout decisions spend too: the budget applies to both variants.
+            eligible = affordable(eligible, costs, usage.spend, budget["amount"])
+            if not eligible:
+                self._budget_exhausted(snap, budget, usage.spend, now)
+                return _nothing("budget_exhausted")
 
         # 3. Assignment
         variant = assignment.variant(snap.id, request.user_id, settings["holdout"]["percent"])
+        if variant == "treatment" and max_share is not None:
+            # The holdout is the control: its baseline keeps every action.
+            capped = over_share(usage.counts, max_share)
+            eligible = [a for a in eligible if a not in capped]
+            if not eligible:
+                return _nothing("max_action_share")
 
         # 4. Policy: the model scores every decision (apprentice mode reports agreement);
         # it serves treatment unless the automation level is manual.
@@ -200,6 +242,8 @@ class DecisionEngine:
                 }
             ],
         )
+        if usage is not None:
+            self.usage.note(snap.id, eligible[index], costs[eligible[index]], now)
         ranking = sorted(
             (
                 {"action_id": a, "probability": p}
@@ -216,6 +260,38 @@ class DecisionEngine:
             "model_version": model.version,
             "ranking": ranking,
         }
+
+    def _budget_exhausted(
+        self, snap: ConfigSnapshot, budget: Mapping, spend: float, now: dt.datetime
+    ) -> None:
+        """Log ``guardrail.budget_exhausted`` once per configuration, period and process."""
+        start = period_start(budget["period"], now.astimezone(dt.UTC).date())
+        period_key = f"{start.isoformat() if start else 'total'}:{budget['amount']}"
+        if not self.usage.first_exhaustion(snap.id, period_key):
+            return
+        # Its own short transaction: a decision that finds nothing eligible commits nothing.
+        session = self._session_factory()
+        try:
+            activities.record(
+                session,
+                workspace_id=snap.workspace_id,
+                config_id=snap.id,
+                type="guardrail.budget_exhausted",
+                actor="engine",
+                data={
+                    "amount": budget["amount"],
+                    "period": budget["period"],
+                    "period_start": start.isoformat() if start else None,
+                    "spend": round(spend, 6),
+                },
+            )
+            session.commit()
+        except SQLAlchemyError:
+            # The decision still answers; the next exhausted decision tries again.
+            session.rollback()
+            self.usage.forget_exhaustion(snap.id, period_key)
+        finally:
+            session.close()
 
     def _sample(self, probabilities: list[float]) -> int:
         with self._rng_lock:

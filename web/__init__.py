@@ -143,7 +143,9 @@ def _start_learning_loop(app: Flask) -> None:
     from worker.queues import Sweeper, make_backend
 
     sessions = app.extensions["hpe_sessions"]
-    app.extensions["hpe_decisions"] = DecisionEngine(sessions)
+    app.extensions["hpe_decisions"] = DecisionEngine(
+        sessions, channel_costs=app.extensions["hpe_measurement"].channel_costs
+    )
     backend = make_backend(
         app.config["REDIS_URL"],
         sessions,

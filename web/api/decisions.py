@@ -30,7 +30,7 @@ class Decisions(MethodView):
         """Request a decision
 
         Eligibility (channel, candidates, action rules, schedule) → guardrails (frequency
-        caps) → deterministic treatment/holdout assignment → the model (treatment) or the
+        caps, budget; max action share for treatment) → deterministic treatment/holdout assignment → the model (treatment) or the
         baseline (holdout, and everyone in `manual` automation) → a logged decision with
         its propensity. Works with a publishable key.
 

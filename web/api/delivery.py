@@ -59,7 +59,8 @@ class DecisionDeliveredSchema(DecisionSchema):
     reason = fields.String(
         metadata={
             "description": "Why nothing was chosen: no_eligible_action, frequency_cap, "
-            "quiet_hours, campaign_not_running, no_consent, excluded (a channel exclusion)"
+            "quiet_hours, campaign_not_running, no_consent, excluded (a channel exclusion), "
+            "max_action_share, budget_exhausted"
         }
     )
     delivery = fields.Nested(

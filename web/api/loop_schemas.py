@@ -79,7 +79,8 @@ class DecisionSchema(Schema):
     reason = fields.String(
         metadata={
             "description": "Why nothing was chosen: no_eligible_action, frequency_cap, "
-            "quiet_hours, campaign_not_running, excluded (guardrails.channel_exclusions)"
+            "quiet_hours, campaign_not_running, excluded (guardrails.channel_exclusions), "
+            "max_action_share, budget_exhausted"
         }
     )
 
