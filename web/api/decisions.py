@@ -30,9 +30,10 @@ class Decisions(MethodView):
         """Request a decision
 
         Eligibility (channel, candidates, action rules, schedule) → guardrails (frequency
-        caps, budget; max action share for treatment) → deterministic treatment/holdout assignment → the model (treatment) or the
-        baseline (holdout, and everyone in `manual` automation) → a logged decision with
-        its propensity. Works with a publishable key.
+        caps, budget; max action share for treatment) → deterministic treatment/holdout
+        assignment → the model (treatment) or the baseline (holdout, and everyone in
+        `manual` automation) → a logged decision with its propensity. Works with a
+        publishable key.
 
         With `deliver` (secret key only), the chosen action is also sent on the channel
         in the background (`delivery.status: pending`); see docs/plugins.md.
