@@ -161,7 +161,7 @@ def compute_runs(
         Decision.source,
         segment.label("segment"),
     )
-    in_range = [Decision.config_id == config.id, or_(*(_between(a, b) for a, b in runs))]
+    in_range = [Decision.config_id == config.id, or_(*(created_between(a, b) for a, b in runs))]
 
     # Flat aggregates merged here, rather than one join with grouped outcome subqueries:
     # without planner statistics PostgreSQL ran that as a nested loop over decisions ×
@@ -318,7 +318,8 @@ def _from_outcomes(connection, keys, in_range, config_id, since, positive, value
     return from_outcomes
 
 
-def _between(date_from: dt.date, date_to: dt.date):
+def created_between(date_from: dt.date, date_to: dt.date):
+    """SQL condition: a decision created on one of the UTC dates ``date_from``..``date_to``."""
     end = day_end(date_to)
     # The day after 9999-12-31 does not exist: that range is open-ended.
     upper = Decision.created_at < end if end is not None else literal(True)

@@ -180,12 +180,9 @@ class DecisionEngine:
         usage = None
         if budget is not None or max_share is not None:
             usage = self.usage.usage(session, snap.id, settings, now)
-        costs = {
-            a: unit_cost(snap.actions[a], request.channel, self.usage.channel_costs)
-            for a in eligible
-        }
         if budget is not None:
             # Holdout decisions spend too: the budget applies to both variants.
+            costs = {a: self._cost(snap, a, request.channel) for a in eligible}
             eligible = affordable(eligible, costs, usage.spend, budget["amount"])
             if not eligible:
                 self._budget_exhausted(snap, budget, usage.spend, now)
@@ -243,7 +240,8 @@ class DecisionEngine:
             ],
         )
         if usage is not None:
-            self.usage.note(snap.id, eligible[index], costs[eligible[index]], now)
+            chosen = eligible[index]
+            self.usage.note(snap.id, chosen, self._cost(snap, chosen, request.channel), now)
         ranking = sorted(
             (
                 {"action_id": a, "probability": p}
@@ -260,6 +258,9 @@ class DecisionEngine:
             "model_version": model.version,
             "ranking": ranking,
         }
+
+    def _cost(self, snap: ConfigSnapshot, action_id: str, channel: str) -> float:
+        return unit_cost(snap.actions[action_id], channel, self.usage.channel_costs)
 
     def _budget_exhausted(
         self, snap: ConfigSnapshot, budget: Mapping, spend: float, now: dt.datetime

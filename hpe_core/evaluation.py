@@ -19,6 +19,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from hpe_core import configs
+from hpe_core.day_documents import created_between
 from hpe_core.decisions import baseline_probabilities
 from hpe_core.errors import InvalidInput
 from hpe_core.estimators import LoggedDecision, RewardModel, estimate
@@ -184,10 +185,8 @@ def _logged_rows(
         Decision.config_id == config_id,
         Decision.probability > 0,
         reward.is_not(None),
-        Decision.created_at >= _day_start(date_from),
+        created_between(date_from, date_to),
     ]
-    if date_to < dt.date.max:  # the day after 9999-12-31 does not exist: open-ended
-        conditions.append(Decision.created_at < _day_start(date_to + dt.timedelta(days=1)))
     return session.execute(
         select(
             Decision.channel,
@@ -219,10 +218,9 @@ def _model_distributions(
     """
     args = vw_arguments(config.settings["exploration"])
     newest = store.latest(session, config.id)
-    if newest is not None and newest.vw_args == args:
-        version, learner = newest.version, Learner.load(args, newest.model)
-    else:
-        version, learner = None, Learner(args)
+    learner = store.load_learner(newest, args)
+    version = newest.version if learner is not None else None
+    learner = learner or Learner(args)
     with learner:
         return version, [
             learner.predict(line, catalog.lines(row.eligible))
@@ -234,7 +232,3 @@ def _greedy(pmf: Sequence[float]) -> list[float]:
     # The decision engine's model_action_id: the first action with the top probability.
     top = max(range(len(pmf)), key=pmf.__getitem__)
     return [1.0 if index == top else 0.0 for index in range(len(pmf))]
-
-
-def _day_start(day: dt.date) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)

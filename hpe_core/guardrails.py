@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from hpe_core.day_documents import created_between
 from hpe_core.models import Config, Decision
 
 #: Seconds a configuration's counts are trusted before one grouped query refreshes them.
@@ -193,13 +194,11 @@ class UsageCache:
     ) -> tuple[dict[str, int], float]:
         # One grouped query over today's live decisions; ix_041_hpe_decisions_created
         # (config_id, created_at) covers the range.
-        start = dt.datetime.combine(today, dt.time(), tzinfo=dt.UTC)
         rows = session.execute(
             select(_DECISIONS.c.action_id, _DECISIONS.c.channel, func.count())
             .where(
                 _DECISIONS.c.config_id == config_id,
-                _DECISIONS.c.created_at >= start,
-                _DECISIONS.c.created_at < start + dt.timedelta(days=1),
+                created_between(today, today),
                 _DECISIONS.c.source == "live",
             )
             .group_by(_DECISIONS.c.action_id, _DECISIONS.c.channel)

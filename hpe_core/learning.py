@@ -217,9 +217,8 @@ class _WarmLearners:
             ):
                 return learner
             learner.close()
-        if newest is not None and newest.vw_args == args:
-            return Learner.load(args, newest.model)
-        return Learner(args)  # first run, or exploration settings changed: start afresh
+        # First run, or exploration settings changed: start afresh.
+        return store.load_learner(newest, args) or Learner(args)
 
     def keep(self, config_id: uuid.UUID, version: int, checksum: str, learner: Learner) -> None:
         with self._lock:

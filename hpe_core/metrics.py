@@ -145,10 +145,9 @@ def _roi(t: Mapping, counterfactual: Mapping):
     )
 
 
-def _slice(t: Mapping, h: Mapping, counterfactual: Mapping) -> dict:
-    """One channel's or action's comparison; ``counterfactual`` is the holdout it is
-    compared with (the channel's own holdout; for an action, the whole holdout)."""
-    roi = _roi(t, counterfactual)
+def _comparison(t: Mapping, h: Mapping, counterfactual: Mapping) -> dict:
+    """Treatment vs holdout counts, rates and lift (against ``counterfactual``), revenue
+    and cost: what the summary and every channel or action slice share."""
     return {
         "decisions": _per_variant(t, h, "decisions"),
         "engagements": _per_variant(t, h, "engagements"),
@@ -156,6 +155,15 @@ def _slice(t: Mapping, h: Mapping, counterfactual: Mapping) -> dict:
         "lift": _lift(t, counterfactual),
         "revenue": float(t["revenue"] + h["revenue"]),
         "cost": float(t["cost"] + h["cost"]),
+    }
+
+
+def _slice(t: Mapping, h: Mapping, counterfactual: Mapping) -> dict:
+    """One channel's or action's comparison; ``counterfactual`` is the holdout it is
+    compared with (the channel's own holdout; for an action, the whole holdout)."""
+    roi = _roi(t, counterfactual)
+    return {
+        **_comparison(t, h, counterfactual),
         "treatment_cost": roi.cost,
         "incremental_revenue": roi.incremental_revenue,
         "incremental_revenue_ci_low": roi.incremental_revenue_ci_low,
@@ -247,13 +255,8 @@ def summarize(
     t, h = total["variants"]["treatment"], total["variants"]["holdout"]
     roi = _roi(t, h)
     return {
-        "decisions": _per_variant(t, h, "decisions"),
-        "engagements": _per_variant(t, h, "engagements"),
-        "engagement_rate": _rates(t, h),
-        "lift": _lift(t, h),
+        **_comparison(t, h, h),
         "reward": float(t["reward"] + h["reward"]),
-        "revenue": float(t["revenue"] + h["revenue"]),
-        "cost": float(t["cost"] + h["cost"]),
         "roi": roi.roi,
         "roi_interval": {
             "incremental_revenue": roi.incremental_revenue,

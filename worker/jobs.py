@@ -38,6 +38,20 @@ def run_for_config(kind: str, session, config_id: uuid.UUID, plugins) -> object:
     raise ValueError(f"unknown job kind {kind!r}")
 
 
+def attempt_delivery(session, app, delivery_id: uuid.UUID):
+    """One attempt at a delivery with the app's plugins and channels (the inline backend
+    and the RQ job below share it): ``hpe_core.delivery.attempt``'s report."""
+    from hpe_core import delivery
+
+    return delivery.attempt(
+        session,
+        app.extensions["hpe_pm"],
+        app.extensions["hpe_channels"],
+        delivery_id,
+        max_attempts=retry.delivery_attempts(),
+    )
+
+
 def _clear_pending(key_format: str, config_id: str) -> None:
     from rq import get_current_job
 
@@ -109,18 +123,10 @@ def deliver(delivery_id: str):
     permanent failure, or the last retry, is recorded as failed and the job finishes.
     Idempotent: a delivery already sent or failed is skipped.
     """
-    from hpe_core import delivery
     from worker.runtime import current_app
 
-    app = current_app()
     with job_session() as session:
-        report = delivery.attempt(
-            session,
-            app.extensions["hpe_pm"],
-            app.extensions["hpe_channels"],
-            uuid.UUID(delivery_id),
-            max_attempts=retry.delivery_attempts(),
-        )
+        report = attempt_delivery(session, current_app(), uuid.UUID(delivery_id))
     if report.outcome == "retry":
         return retry.for_delivery(report.retry_after)
     return {"outcome": report.outcome, "error": report.error}

@@ -148,18 +148,11 @@ class InlineBackend:
             self._run_delivery(item[2], item[3])
 
     def _run_delivery(self, key: str, app) -> None:
-        from hpe_core import delivery
         from worker import retry
 
         try:
             with self._sessions() as session:
-                report = delivery.attempt(
-                    session,
-                    app.extensions["hpe_pm"],
-                    app.extensions["hpe_channels"],
-                    uuid.UUID(key),
-                    max_attempts=retry.delivery_attempts(),
-                )
+                report = jobs.attempt_delivery(session, app, uuid.UUID(key))
         except Exception:  # the delivery stays pending; logged for the operator
             log.exception("inline delivery %s failed", key)
             return

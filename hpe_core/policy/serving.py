@@ -91,8 +91,8 @@ class ModelRegistry:
     def _load(self, config_id: uuid.UUID, args: str) -> ServingModel:
         with self._sessions() as session:
             newest = store.latest(session, config_id)
-            if newest is not None and newest.vw_args == args:
-                learner = Learner.load(args, newest.model)
+            learner = store.load_learner(newest, args)
+            if learner is not None:
                 return ServingModel(newest.version, args, learner, time.monotonic())
         # No model yet, or one trained with other arguments: start fresh (version 0).
         return ServingModel(

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from hpe_core.errors import Conflict, NotFound
 from hpe_core.models import ModelVersion
+from hpe_core.policy.learner import Learner
 
 #: Versions kept per configuration; older ones are pruned after each save.
 KEEP_VERSIONS = 30
@@ -38,6 +39,17 @@ def latest(session: Session, config_id: uuid.UUID) -> ModelVersion | None:
         .order_by(ModelVersion.version.desc())
         .limit(1)
     ).first()
+
+
+def load_learner(newest: ModelVersion | None, args: str) -> Learner | None:
+    """The learner of ``newest`` when it was trained with ``args``, else None.
+
+    A model trained with other VW arguments (the exploration settings changed) is never
+    served, extended or evaluated: callers start a fresh ``Learner(args)`` instead.
+    """
+    if newest is None or newest.vw_args != args:
+        return None
+    return Learner.load(args, newest.model)
 
 
 def latest_numbers(session: Session, config_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
