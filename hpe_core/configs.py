@@ -10,12 +10,13 @@ from sqlalchemy.orm import Session
 
 from hpe_core import activities
 from hpe_core.errors import InvalidInput, NotFound
-from hpe_core.merge_patch import apply_merge_patch, diff
+from hpe_core.merge_patch import diff
 from hpe_core.models import CONFIG_STATUSES, Config
 from hpe_core.settings import (
     ATTRIBUTION_MODELS,
     BUILTIN_CHANNELS,
     check_json_document,
+    merge_settings_patch,
     text_problem,
     validate_settings,
 )
@@ -45,9 +46,7 @@ def _check_name(name: object) -> str:
     if not isinstance(name, str) or not name.strip():
         raise InvalidInput("A name is required.", {"name": ["Must be a non-empty string."]})
     if len(name) > MAX_NAME_LENGTH:
-        raise InvalidInput(
-            "Name too long.", {"name": [f"At most {MAX_NAME_LENGTH} characters."]}
-        )
+        raise InvalidInput("Name too long.", {"name": [f"At most {MAX_NAME_LENGTH} characters."]})
     problem = text_problem(name)
     if problem is None and any(ord(c) < 32 or ord(c) == 127 for c in name):
         problem = "A name is one line of text: no control characters."
@@ -148,7 +147,7 @@ def update(
                 {"settings": ["Must be an object."]},
             )
         check_json_document(settings_patch)  # before merging: merging recurses
-        new_settings = catalog.validate(apply_merge_patch(config.settings, settings_patch))
+        new_settings = catalog.validate(merge_settings_patch(config.settings, settings_patch))
 
     changes = diff(before, {"name": new_name, "settings": new_settings})
     if changes:

@@ -23,6 +23,7 @@ from marshmallow import (
 )
 
 from hpe_core.errors import InvalidInput
+from hpe_core.merge_patch import apply_merge_patch
 
 BUILTIN_CHANNELS = ("email", "web", "ads")
 EXPLORATION_ALGORITHMS = ("squarecb", "epsilon", "bag", "cover")
@@ -228,16 +229,54 @@ class ActionSchema(_Strict):
     )
 
 
+#: The reward weights when ``reward.events`` is left out.
+DEFAULT_REWARD_EVENTS = {"open": 0.1, "click": 1.0, "conversion": 1.0}
+#: Event types that carry an amount by their nature. When ``value_events`` is left out,
+#: the configuration's own events of these types are its value events (weight x value).
+VALUE_CARRYING_TYPES = ("conversion", "purchase")
+#: The weight a value event gets when it is named in ``value_events`` but ``events`` is
+#: left out: the default events plus it, so the two keys always agree.
+DEFAULT_VALUE_EVENT_WEIGHT = 1.0
+
+
+def default_value_events(events: dict) -> list[str]:
+    """``reward.value_events`` when it is left out: the value-carrying ``events``."""
+    return [name for name in events if name in VALUE_CARRYING_TYPES]
+
+
+def default_reward_events(value_events: list[str]) -> dict:
+    """``reward.events`` when it is left out: the defaults plus every named value event."""
+    events = dict(DEFAULT_REWARD_EVENTS)
+    for name in value_events:
+        events.setdefault(name, DEFAULT_VALUE_EVENT_WEIGHT)
+    return events
+
+
 class RewardSchema(_Strict):
+    # No load_default on events and value_events: each one's default is derived from the
+    # other when the user gave it (see _derive_defaults), so a default never contradicts
+    # what the user wrote. A 422 then only ever names a key the user sent.
     events = fields.Dict(
         keys=_Identifier(),
         values=fields.Float(allow_nan=False, validate=validate.Range(-1000, 1000)),
-        load_default=lambda: {"open": 0.1, "click": 1.0, "conversion": 1.0},
         validate=validate.Length(min=1, max=50),
     )
-    value_events = fields.List(_Identifier(), load_default=lambda: ["conversion"])
+    value_events = fields.List(_Identifier())
     wait_seconds = fields.Integer(load_default=86400, validate=validate.Range(1, 30 * 86400))
     default = fields.Float(load_default=0.0, allow_nan=False)
+
+    @pre_load
+    def _derive_defaults(self, data, **kwargs):
+        if not isinstance(data, dict):
+            return data
+        events, value_events = data.get("events"), data.get("value_events")
+        if events is None and value_events is None:
+            return {**data, "events": dict(DEFAULT_REWARD_EVENTS), "value_events": ["conversion"]}
+        if value_events is None and isinstance(events, dict):
+            return {**data, "value_events": default_value_events(events)}
+        if events is None and _strings(value_events):
+            return {**data, "events": default_reward_events(value_events)}
+        return data  # a malformed key: its own field reports it
 
     @validates_schema
     def _value_events_are_events(self, data, **kwargs):
@@ -247,6 +286,10 @@ class RewardSchema(_Strict):
                 f"Value events must also be listed in events: {', '.join(unknown)}.",
                 "value_events",
             )
+
+
+def _strings(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
 
 
 class ExplorationSchema(_Strict):
@@ -480,6 +523,63 @@ class SettingsSchema(_Strict):
             }
         if errors:
             raise ValidationError(errors)
+
+
+#: Keys whose default is derived from another key of the same block:
+#: ``(block, key, the key it is derived from, how)``. See :func:`merge_settings_patch`.
+DERIVED_DEFAULTS = (
+    ("reward", "value_events", "events", lambda block: default_value_events(block["events"])),
+    (
+        "reward",
+        "events",
+        "value_events",
+        lambda block: default_reward_events(block["value_events"]),
+    ),
+)
+
+
+def merge_settings_patch(stored: dict, patch: dict) -> dict:
+    """Apply a JSON merge patch to stored settings, keeping derived defaults derived.
+
+    A stored document holds every default filled in, and a default derived from another
+    key (``value_events`` from ``events``) is indistinguishable from a value the user
+    wrote. When the patch changes the source key but not the derived one, and the stored
+    derived value is exactly what the default would have been, it is dropped so that
+    validation derives it again from the new source: removing ``conversion`` from the
+    events then also removes it from the (default) value events, instead of answering a
+    422 about a key the user never sent. Only one key of a pair is ever re-derived (the
+    one the patch did not touch), so no information the user gave is lost.
+
+    :returns: the merged document, to be validated
+    """
+    merged = apply_merge_patch(stored, patch)
+    for block_name, key, source, derive in DERIVED_DEFAULTS:
+        block_patch = patch.get(block_name)
+        stored_block = stored.get(block_name)
+        merged_block = merged.get(block_name)
+        if not (
+            isinstance(block_patch, dict)
+            and source in block_patch
+            and key not in block_patch
+            and isinstance(stored_block, dict)
+            and isinstance(merged_block, dict)
+        ):
+            continue
+        try:
+            default = derive(stored_block)
+        except (KeyError, TypeError, AttributeError):
+            continue  # the stored block lacks the source: nothing was derived from it
+        if _same_json(stored_block.get(key), default):
+            merged_block.pop(key, None)
+    return merged
+
+
+def _same_json(a: object, b: object) -> bool:
+    # JSONB does not keep key order, and a list of names derived from a dict's keys
+    # follows that order: compare lists of names as sets.
+    if isinstance(a, list) and isinstance(b, list):
+        return sorted(map(str, a)) == sorted(map(str, b)) and len(a) == len(b)
+    return a == b
 
 
 def validate_settings(

@@ -74,6 +74,25 @@ class TestCreate:
         assert settings["campaign"]["external_id"] is None
         assert settings["schedule"] == {"quiet_hours": None}
 
+    def test_create_with_a_first_reward_block(self, client, tenant):
+        """The reward block a new user writes first is accepted as written: its value
+        events come from its own events (the README's "click only" case)."""
+        for events, value_events in (
+            ({"click": 1.0}, []),
+            ({"open": 0.1, "click": 1}, []),
+            ({"click": 1, "conversion": 1}, ["conversion"]),
+        ):
+            response = client.post(
+                f"{BASE}/",
+                json={
+                    "name": "First",
+                    "settings": {**MINIMAL_SETTINGS, "reward": {"events": events}},
+                },
+                headers=tenant.headers,
+            )
+            assert response.status_code == 201, response.get_json()
+            assert response.get_json()["settings"]["reward"]["value_events"] == value_events
+
     def test_create_keeps_given_values_and_status(self, create_config):
         """Given blocks are kept (merged with their defaults) and status may start PAUSED."""
         body = create_config(
@@ -247,6 +266,22 @@ class TestPatch:
         assert settings["holdout"]["percent"] == 10.0
         assert settings["automation"] == "assisted"
         assert settings["channels"] == ["ads", "email", "web"]
+
+    def test_patch_removing_a_default_event_needs_no_value_events(
+        self, client, tenant, create_config
+    ):
+        """Dropping conversion from the default events drops it from the default value
+        events too: 200, not a 422 about value_events (a key the user never sent)."""
+        created = create_config()
+        response = client.patch(
+            f"{BASE}/{created['id']}",
+            json={"settings": {"reward": {"events": {"conversion": None}}}},
+            headers=tenant.headers,
+        )
+        assert response.status_code == 200, response.get_json()
+        reward = response.get_json()["settings"]["reward"]
+        assert reward["events"] == {"open": 0.1, "click": 1.0}
+        assert reward["value_events"] == []
 
     def test_patch_replaces_lists_whole(self, client, tenant, create_config):
         """Lists are replaced, not merged: the patch's actions are the new actions."""

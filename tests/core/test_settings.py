@@ -18,6 +18,7 @@ from hpe_core.settings import (
     KPIS,
     MAX_DEPTH,
     check_json_document,
+    merge_settings_patch,
     validate_settings,
 )
 
@@ -425,6 +426,92 @@ def test_value_events_must_be_events():
     assert "purchase" in _at(_errors(raw), "reward.value_events")[0]
 
 
+# --- defaults derived from what the user wrote --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "events, value_events",
+    [
+        ({"click": 1.0}, []),
+        ({"open": 0.1, "click": 1}, []),
+        ({"click": 1.0, "conversion": 2.0}, ["conversion"]),
+        ({"click": 1.0, "purchase": 1.0}, ["purchase"]),
+    ],
+)
+def test_a_first_reward_block_takes_its_value_events_from_its_own_events(events, value_events):
+    """Events without value_events: the value events are those of the user's events that
+    carry values, never a default event the user left out (the first-hour 422)."""
+    result = validate_settings({**ONE_ACTION, "reward": {"events": events}})
+    assert result["reward"]["events"] == {k: float(v) for k, v in events.items()}
+    assert result["reward"]["value_events"] == value_events
+
+
+def test_value_events_alone_join_the_default_events():
+    """value_events without events: the default weights, plus each named value event."""
+    result = validate_settings({**ONE_ACTION, "reward": {"value_events": ["purchase"]}})
+    assert result["reward"]["events"] == {
+        "open": 0.1,
+        "click": 1.0,
+        "conversion": 1.0,
+        "purchase": 1.0,
+    }
+    assert result["reward"]["value_events"] == ["purchase"]
+
+
+def test_a_contradiction_the_user_wrote_is_still_refused():
+    """Both keys given and in conflict: 422 naming value_events, which the user sent."""
+    raw = {**ONE_ACTION, "reward": {"events": {"click": 1}, "value_events": ["conversion"]}}
+    assert "conversion" in _at(_errors(raw), "reward.value_events")[0]
+
+
+def _stored(raw: dict) -> dict:
+    return validate_settings(raw)
+
+
+def test_patching_the_events_re_derives_default_value_events():
+    """Removing conversion from the default events removes it from the default value
+    events too, instead of a 422 about value_events (which the user never wrote)."""
+    stored = _stored(ONE_ACTION)
+    patch = {"reward": {"events": {"open": None, "conversion": None}}}
+    result = validate_settings(merge_settings_patch(stored, patch))
+    assert result["reward"]["events"] == {"click": 1.0}
+    assert result["reward"]["value_events"] == []
+
+
+def test_patching_value_events_re_derives_default_events():
+    """Naming a new value event on default events gives it a weight."""
+    stored = _stored(ONE_ACTION)
+    result = validate_settings(merge_settings_patch(stored, {"reward": {"value_events": ["buy"]}}))
+    assert result["reward"]["events"]["buy"] == 1.0
+    assert result["reward"]["value_events"] == ["buy"]
+
+
+def test_patching_keeps_value_events_the_user_chose():
+    """Value events that differ from the derived default are the user's: a patch of the
+    events keeps them (and a conflict then names them, as the user wrote them)."""
+    stored = _stored(
+        {**ONE_ACTION, "reward": {"events": {"click": 1, "conversion": 1}, "value_events": []}}
+    )
+    result = validate_settings(merge_settings_patch(stored, {"reward": {"events": {"open": 1}}}))
+    assert result["reward"]["value_events"] == []
+    assert result["reward"]["events"] == {"click": 1.0, "conversion": 1.0, "open": 1.0}
+
+
+def test_a_patch_that_touches_both_keys_is_taken_as_written():
+    stored = _stored(ONE_ACTION)
+    patch = {"reward": {"events": {"conversion": None}, "value_events": ["conversion"]}}
+    errors = _errors(merge_settings_patch(stored, patch))
+    assert "conversion" in _at(errors, "reward.value_events")[0]
+
+
+def test_merge_settings_patch_does_not_modify_its_arguments():
+    stored = _stored(ONE_ACTION)
+    before = copy.deepcopy(stored)
+    patch = {"reward": {"events": {"conversion": None}}}
+    merge_settings_patch(stored, patch)
+    assert stored == before and patch == {"reward": {"events": {"conversion": None}}}
+
+
 def test_attribution_models_come_from_the_catalog():
     """Only available attribution models are accepted."""
     raw = {**ONE_ACTION, "attribution": {"model": "linear"}}
@@ -497,6 +584,28 @@ _content = st.recursive(
 _timestamps = st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat())
 
 
+_EVENT_TYPES = ("open", "click", "conversion", "purchase", "signup", "view")
+
+
+@st.composite
+def _reward_blocks(draw) -> dict:
+    """A consistent pair of events and value events, each of which may be left out."""
+    events = draw(
+        st.dictionaries(
+            st.sampled_from(_EVENT_TYPES), st.floats(-1000, 1000), min_size=1, max_size=6
+        )
+    )
+    value_events = draw(st.lists(st.sampled_from(sorted(events)), unique=True))
+    full = {
+        "events": events,
+        "value_events": value_events,
+        "wait_seconds": draw(st.integers(1, 30 * 86400)),
+        "default": draw(st.floats(-10, 10)),
+    }
+    kept = draw(st.lists(st.sampled_from(sorted(full)), unique=True))
+    return {key: full[key] for key in kept}
+
+
 @st.composite
 def valid_settings(draw) -> dict:
     """Documents that satisfy the schema, with random subsets of optional blocks and keys."""
@@ -518,13 +627,7 @@ def valid_settings(draw) -> dict:
         actions.append(action)
     optional = {
         "channels": st.just(channels),
-        "reward": st.fixed_dictionaries(
-            {},
-            optional={
-                "wait_seconds": st.integers(1, 30 * 86400),
-                "default": st.floats(-10, 10),
-            },
-        ),
+        "reward": _reward_blocks(),
         "exploration": st.fixed_dictionaries(
             {},
             optional={
@@ -619,6 +722,49 @@ def test_valid_documents_keep_what_they_say(raw):
     for block in ("holdout", "exploration", "goals", "attribution"):
         for key, value in raw.get(block, {}).items():
             assert result[block][key] == value
+
+
+@_SETTINGS
+@given(raw=valid_settings())
+def test_a_default_never_turns_valid_input_invalid(raw):
+    """Every document built from keys of one valid document validates: the defaults for
+    the keys left out never contradict the keys given (and never replace them)."""
+    result = validate_settings(raw)
+    for key, value in raw.get("reward", {}).items():
+        if key == "events":
+            assert result["reward"]["events"] == {k: float(v) for k, v in value.items()}
+        else:
+            assert result["reward"][key] == value
+
+
+@st.composite
+def _part_of(draw, document: dict) -> dict:
+    """Some of ``document``'s blocks, each with some of its keys (actions never dropped)."""
+    part = {}
+    for block, value in document.items():
+        if block != "actions" and draw(st.booleans()):
+            continue
+        if isinstance(value, dict) and block != "actions":
+            keys = draw(st.lists(st.sampled_from(sorted(value)), unique=True)) if value else []
+            value = {key: value[key] for key in keys}
+        part[block] = value
+    return part
+
+
+@_SETTINGS
+@given(data=st.data(), full=valid_settings())
+def test_a_default_never_turns_a_valid_patch_invalid(data, full):
+    """Create from part of a valid document, PATCH with another part of it (or reset
+    keys with null): the result validates, whatever defaults the first step filled in."""
+    stored = validate_settings(data.draw(_part_of(full)))
+    patch = data.draw(_part_of(full))
+    patch.pop("actions", None)
+    resets = data.draw(
+        st.lists(st.sampled_from(["events", "value_events", "wait_seconds"]), unique=True)
+    )
+    if resets:
+        patch.setdefault("reward", {}).update(dict.fromkeys(resets))
+    validate_settings(merge_settings_patch(stored, patch))
 
 
 _any_json = st.recursive(
