@@ -1,11 +1,13 @@
-"""The example third-party plugin (examples/hpe-sms), pip-installed into this venv: found
-through its entry point, it adds a channel with no core change and delivers."""
+"""The example third-party plugin (examples/hpe-sms), pip-installed into a throwaway
+directory for this module: found through its entry point, it adds a channel with no core
+change and delivers. The project's venv is left exactly as it was found."""
 
 from __future__ import annotations
 
 import importlib
 import importlib.metadata
-import site
+import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -17,6 +19,13 @@ from plugins.manager import connectors, make_plugin_manager
 from tests.connectors.conftest import create_config, decide, new_tenant
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "hpe-sms"
+# A fresh interpreter of this venv (-I: no PYTHONPATH, no user site, no cwd), as `hpe` sees it.
+_FIND_IN_VENV = [
+    sys.executable,
+    "-I",
+    "-c",
+    "import importlib.metadata as m; m.distribution('hpe-sms')",
+]
 
 
 def _installed() -> bool:
@@ -27,27 +36,68 @@ def _installed() -> bool:
     return True
 
 
-@pytest.fixture(scope="session")
-def hpe_sms_installed():
-    """pip install -e examples/hpe-sms once (if missing), then make it importable here."""
-    if not _installed():
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--no-deps",
-                "--disable-pip-version-check",
-                "-e",
-                str(EXAMPLE),
-            ],
-            check=True,
-        )
-        # The running interpreter read its .pth files at start: load the new one.
-        site.addsitedir(sysconfig.get_paths()["purelib"])
+def _venv_listing() -> set[str]:
+    """Every entry of the venv's site-packages: where pip writes .pth, dist-info, egg-link."""
+    dirs = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    return {os.path.join(d, name) for d in dirs for name in os.listdir(d)}
+
+
+def _found_in_venv() -> bool:
+    return subprocess.run(_FIND_IN_VENV, capture_output=True).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def venv_before():
+    """The venv as this module found it: site-packages' entries, and whether hpe-sms is in."""
+    return _venv_listing(), _found_in_venv()
+
+
+@pytest.fixture(scope="module")
+def hpe_sms_site(venv_before, tmp_path_factory):
+    """A directory on ``sys.path`` holding hpe-sms (``None`` if the venv already has it).
+
+    Module-scoped, not session-scoped: the rest of the suite must not discover an sms
+    channel through ``make_plugin_manager()``.
+    """
+    if _installed():  # installed by hand: use it, and leave it installed
+        yield None
+        return
+    base = tmp_path_factory.mktemp("hpe-sms")
+    # pip builds in the source tree (build/, *.egg-info): build a copy, not the checkout.
+    source = shutil.copytree(EXAMPLE, base / "src", ignore=shutil.ignore_patterns("tests"))
+    site_dir = base / "site"
+    # Not editable: an editable install into --target needs its .pth run, and the finder
+    # that .pth adds to sys.meta_path would outlive this module.
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "--target",
+            str(site_dir),
+            str(source),
+        ],
+        check=True,
+    )
+    sys.path.insert(0, str(site_dir))
+    importlib.invalidate_caches()
+    try:
+        yield site_dir
+    finally:
+        sys.path.remove(str(site_dir))
+        sys.path_importer_cache.pop(str(site_dir), None)
+        for name in [m for m in sys.modules if m == "hpe_sms" or m.startswith("hpe_sms.")]:
+            del sys.modules[name]
         importlib.invalidate_caches()
+
+
+@pytest.fixture
+def hpe_sms_installed(hpe_sms_site):
+    """The ``hpe_sms`` module, importable and registered as distribution hpe-sms."""
     assert _installed()
     return importlib.import_module("hpe_sms")
 
@@ -100,13 +150,19 @@ def test_example_plugin_delivers_a_decision(hpe_sms_installed, sqlite_url, tmp_p
     app.extensions["hpe_engine"].dispose()
 
 
-def test_example_plugin_passes_its_own_contract_tests(hpe_sms_installed):
+def test_example_plugin_passes_its_own_contract_tests(hpe_sms_installed, hpe_sms_site, tmp_path):
     """The example's own tests (written with the test kit) pass."""
+    env = dict(os.environ)
+    if hpe_sms_site is not None:
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(hpe_sms_site), env.get("PYTHONPATH")])
+        )
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(EXAMPLE / "tests")],
         capture_output=True,
         text=True,
-        cwd=EXAMPLE,
+        cwd=tmp_path,  # not the example's folder: import hpe_sms as installed, not its source
+        env=env,
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -130,3 +186,10 @@ def test_unconfigured_plugin_is_left_out_and_misconfigured_fails_fast(
             LOAD_PLUGINS=["email", "web", "ads", "sms"],
             PLUGINS={"sms": {"gateway_url": "not a url"}},
         )
+
+
+def test_example_tests_leave_the_venv_as_they_found_it(venv_before, hpe_sms_installed):
+    """With hpe-sms importable here, the venv's site-packages and a fresh `hpe` are unchanged."""
+    listing, found = venv_before
+    assert _venv_listing() ^ listing == set()
+    assert _found_in_venv() is found
