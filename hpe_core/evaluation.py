@@ -24,7 +24,7 @@ from hpe_core.decisions import baseline_probabilities
 from hpe_core.errors import InvalidInput
 from hpe_core.estimators import LoggedDecision, RewardModel, estimate
 from hpe_core.features import ActionCatalog, decision_features
-from hpe_core.metrics import resolve_range
+from hpe_core.metrics import MAX_DAYS, resolve_range
 from hpe_core.models import Config, Decision
 from hpe_core.policy import store
 from hpe_core.policy.exploration import vw_arguments
@@ -113,11 +113,12 @@ def evaluate(
     other removed actions are dropped from its eligible set.
 
     :param policies: names from :data:`POLICIES`
-    :returns: ``{config_id, from, to, model_version, n, skipped, reward_model,
-        policies: {name: {ips, snips, dr, dm, ci_low, ci_high, n, ess, ips_ci, snips_ci,
-        dr_ci}}}``; ``model_version`` is the model the ``model`` policies were scored
-        with (None: not trained yet, or trained with other exploration settings, so the
-        untrained model is what would serve)
+    :returns: ``{config_id, from, to, model_version, n, skipped, available, hint,
+        reward_model, policies: {name: {ips, snips, dr, dm, ci_low, ci_high, n, ess,
+        ips_ci, snips_ci, dr_ci}}}``; ``model_version`` is the model the ``model``
+        policies were scored with (None: not trained yet, or trained with other
+        exploration settings, so the untrained model is what would serve);
+        ``available`` and ``hint``: see :func:`_where_to_look`
     :raises InvalidInput: unknown policy or ``limit`` outside 1..:data:`MAX_LIMIT`
     """
     unknown = [name for name in policies if name not in POLICIES]
@@ -159,6 +160,7 @@ def evaluate(
     baseline = settings["holdout"]["baseline"]
     distributions["baseline"] = [baseline_probabilities(baseline, list(r.eligible)) for r in rows]
     distributions["logged"] = [None] * len(rows)
+    available, hint = _where_to_look(session, config.id, date_from, date_to, raw, rows)
     return {
         "config_id": config.id,
         "from": date_from,
@@ -166,6 +168,8 @@ def evaluate(
         "model_version": model_version,
         "n": len(rows),
         "skipped": len(raw) - len(rows),
+        "available": available,
+        "hint": hint,
         "reward_model": reward_model.describe(),
         "policies": {
             name: estimate(rows, distributions[name], reward_model)
@@ -175,18 +179,22 @@ def evaluate(
     }
 
 
+#: The reward a decision is evaluated with: learned decisions carry their reward; imports
+#: not yet learned their given one.
+_REWARD = func.coalesce(Decision.reward, Decision.given_reward)
+
+
+def _evaluable(config_id: uuid.UUID) -> list:
+    """SQL conditions: a decision of this configuration with a propensity and a reward."""
+    return [Decision.config_id == config_id, Decision.probability > 0, _REWARD.is_not(None)]
+
+
 def _logged_rows(
     session: Session, config_id: uuid.UUID, date_from: dt.date, date_to: dt.date, limit: int
 ) -> list:
     # Plain rows, not ORM objects: up to MAX_LIMIT decisions, of which a few columns are
-    # needed. Learned decisions carry their reward; imports not yet learned their given one.
-    reward = func.coalesce(Decision.reward, Decision.given_reward)
-    conditions = [
-        Decision.config_id == config_id,
-        Decision.probability > 0,
-        reward.is_not(None),
-        created_between(date_from, date_to),
-    ]
+    # needed.
+    conditions = [*_evaluable(config_id), created_between(date_from, date_to)]
     return session.execute(
         select(
             Decision.channel,
@@ -196,12 +204,62 @@ def _logged_rows(
             Decision.eligible,
             Decision.action_id,
             Decision.probability,
-            reward.label("reward"),
+            _REWARD.label("reward"),
         )
         .where(*conditions)
         .order_by(Decision.created_at.desc(), Decision.id.desc())
         .limit(limit)
     ).all()
+
+
+def _where_to_look(
+    session: Session,
+    config_id: uuid.UUID,
+    date_from: dt.date,
+    date_to: dt.date,
+    raw: Sequence,
+    rows: Sequence[LoggedDecision],
+) -> tuple[dict | None, str | None]:
+    """``(available, hint)``: when nothing could be evaluated, say why and where to look.
+
+    ``available`` is ``{"from", "to"}``, the UTC dates of the configuration's first and
+    last evaluable decisions, given when the range holds none; None otherwise (the range
+    holds some, or the configuration has none at all). ``hint`` is a sentence for a
+    person whenever ``n`` is 0, None when it is not.
+    """
+    if rows:
+        return None, None
+    shown = f"between {date_from} and {date_to}"
+    if raw:
+        return None, (
+            f"Every evaluable decision {shown} ({len(raw)} read) chose an action that is "
+            "no longer in the settings, so none could be evaluated."
+        )
+    # Only looked up when the range came back empty: the newest decisions of a busy
+    # configuration are unlearned (no reward), and max() walks the created_at index back
+    # through all of them before it finds one, too slow for every evaluation.
+    first, last = session.execute(
+        select(func.min(Decision.created_at), func.max(Decision.created_at)).where(
+            *_evaluable(config_id)
+        )
+    ).one()
+    if first is None:
+        return None, (
+            "This configuration has no evaluable decisions yet: a decision counts once its "
+            "reward is known (its reward window closed and it was learned, or its import "
+            "gave a reward) and its propensity is above 0."
+        )
+    available = {"from": first.date(), "to": last.date()}
+    start, what = available["from"], "them."
+    if (available["to"] - start).days >= MAX_DAYS:
+        # A range covers at most MAX_DAYS: suggest the most recent ones of a longer history.
+        start = available["to"] - dt.timedelta(days=MAX_DAYS - 1)
+        what = f"the most recent {MAX_DAYS} days of them."
+    return available, (
+        f"No evaluable decisions {shown}; this configuration has some from "
+        f"{available['from']} to {available['to']}: pass from={start}&to={available['to']} "
+        f"to evaluate {what}"
+    )
 
 
 def _model_distributions(

@@ -107,6 +107,57 @@ def test_live_and_imported_decisions_are_evaluated(app, client, tenant, create_c
     assert sum(action["n"] for action in model["actions"].values()) == 20
 
 
+def test_imported_history_outside_the_default_range_is_pointed_to(client, tenant, create_config):
+    """History imported months ago: the default range finds n 0, and `available` names the
+    imported dates (with a hint saying to pass them); with them as from/to it is evaluated."""
+    config = create_config(settings=SETTINGS)
+    today = dt.datetime.now(dt.UTC).date()
+    first, last = today - dt.timedelta(days=200), today - dt.timedelta(days=150)
+    days = (first, first, last, last)
+    lines = [
+        {
+            "user_id": f"old-{n}",
+            "channel": "web",
+            "timestamp": f"{day}T09:00:00Z",
+            "context": {"segment": n % 2},
+            "action_id": "abc"[n % 3],
+            "probability": 0.5,
+            "reward": reward,
+        }
+        for n, (day, reward) in enumerate(zip(days, IMPORTED_REWARDS, strict=True))
+    ]
+    response = client.post(
+        f"{BASE}/{config['id']}/imports",
+        data="\n".join(json.dumps(line) for line in lines),
+        headers={**tenant.headers, "Content-Type": "application/x-ndjson"},
+    )
+    assert response.status_code == 202 and response.get_json()["accepted"] == 4
+
+    body = _evaluation(client, tenant, config["id"])
+    assert body["n"] == 0 and body["from"] == str(today - dt.timedelta(days=29))
+    assert body["available"] == {"from": str(first), "to": str(last)}
+    assert f"from={first}&to={last}" in body["hint"], body["hint"]
+
+    body = _evaluation(client, tenant, config["id"], f"?from={first}&to={last}")
+    assert body["n"] == 4
+    assert body["available"] is None and body["hint"] is None
+    assert body["policies"]["logged"]["ips"] == pytest.approx(sum(IMPORTED_REWARDS) / 4)
+
+
+def test_no_evaluable_decisions_at_all_say_so(client, tenant, create_config):
+    """A configuration without evaluable decisions: `available` is null, the hint says why."""
+    config = create_config(settings=SETTINGS)
+    response = client.post(
+        f"{BASE}/{config['id']}/decisions",
+        json={"user_id": "u1", "channel": "email", "context": {}},
+        headers=tenant.headers,
+    )
+    assert response.status_code == 201  # logged, but its reward window is still open
+    body = _evaluation(client, tenant, config["id"])
+    assert body["n"] == 0 and body["available"] is None
+    assert "no evaluable decisions yet" in body["hint"], body["hint"]
+
+
 @sqlite_only
 def test_policies_may_be_comma_separated_or_repeated(client, tenant, create_config):
     """policies=baseline&policies=logged,model_greedy evaluates exactly those three."""
@@ -172,3 +223,4 @@ def test_the_endpoint_is_documented_in_openapi(client):
     name = schema["$ref"].rsplit("/", 1)[-1]
     properties = document["components"]["schemas"][name]["properties"]
     assert {"config_id", "from", "to", "model_version", "n", "policies"} <= set(properties)
+    assert {"available", "hint"} <= set(properties)

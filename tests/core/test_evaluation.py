@@ -339,6 +339,36 @@ def test_evaluate_reads_learned_and_imported_rows_in_range(session, evaluated):
     assert result["reward_model"]["global_mean"] == pytest.approx(0.5)
 
 
+def test_an_empty_range_names_the_dates_that_hold_evaluable_decisions(session, evaluated):
+    """Nothing in range: `available` spans the evaluable rows (the unlearned one left out)
+    and the hint gives from/to; over MAX_DAYS of history, it suggests the newest part."""
+    result = _run(session, evaluated, date_from=dt.date(2026, 4, 1), date_to=dt.date(2026, 4, 30))
+    assert result["n"] == 0 and result["skipped"] == 0
+    assert result["available"] == {"from": dt.date(2026, 3, 9), "to": dt.date(2026, 3, 11)}
+    assert "from=2026-03-09&to=2026-03-11 to evaluate them." in result["hint"]
+    in_range = _run(session, evaluated)
+    assert in_range["n"] == 6 and (in_range["available"], in_range["hint"]) == (None, None)
+
+    oldest = session.scalars(sa.select(Decision).where(Decision.user_id == "u11")).one()
+    columns = {c.key: getattr(oldest, c.key) for c in Decision.__table__.columns if c.key != "id"}
+    session.add(Decision(**{**columns, "created_at": T0 - dt.timedelta(days=800)}))
+    session.commit()
+    result = _run(session, evaluated, date_from=dt.date(2026, 4, 1), date_to=dt.date(2026, 4, 30))
+    assert result["available"]["from"] == (T0 - dt.timedelta(days=800)).date()
+    start = dt.date(2026, 3, 11) - dt.timedelta(days=evaluation.MAX_DAYS - 1)
+    assert f"from={start}&to=2026-03-11 to evaluate the most recent 366 days" in result["hint"]
+
+
+def test_a_range_whose_actions_were_all_removed_says_so(session, evaluated):
+    """Evaluable rows in range whose actions are gone: n 0, no `available`, a hint why."""
+    evaluated.settings = {**evaluated.settings, "actions": DB_ACTIONS[1:]}  # "a" removed
+    session.commit()
+    day = (T0 - dt.timedelta(days=1)).date()  # only decision u11, which chose "a"
+    result = _run(session, evaluated, date_from=day, date_to=day)
+    assert (result["n"], result["skipped"], result["available"]) == (0, 1, None)
+    assert "no longer in the settings" in result["hint"], result["hint"]
+
+
 def test_fixed_baseline_and_limit_and_range(session, evaluated):
     """A fixed-action baseline is a point mass; limit keeps the newest; the range is inclusive."""
     evaluated.settings = {

@@ -65,6 +65,11 @@ class _RewardModelSchema(Schema):
     actions = fields.Dict(keys=fields.String(), values=fields.Nested(_ActionMeanSchema))
 
 
+class _DateRangeSchema(Schema):
+    from_ = fields.Date(data_key="from", attribute="from", metadata={"description": "First day"})
+    to = fields.Date(metadata={"description": "Last day (inclusive)"})
+
+
 class EvaluationSchema(Schema):
     config_id = fields.UUID()
     from_ = fields.Date(data_key="from", attribute="from")
@@ -76,6 +81,19 @@ class EvaluationSchema(Schema):
     n = fields.Integer(metadata={"description": "Logged decisions used"})
     skipped = fields.Integer(
         metadata={"description": "Decisions left out: their action was removed since"}
+    )
+    available = fields.Nested(
+        _DateRangeSchema,
+        allow_none=True,
+        metadata={
+            "description": "UTC dates of this configuration's first and last evaluable "
+            "decisions, given when `from`..`to` holds none (e.g. imported history older "
+            "than the default 30 days: pass these as `from`/`to`); null otherwise"
+        },
+    )
+    hint = fields.String(
+        allow_none=True,
+        metadata={"description": "Why `n` is 0 and what to do, in words; null when n > 0"},
     )
     reward_model = fields.Nested(_RewardModelSchema)
     policies = fields.Dict(keys=fields.String(), values=fields.Nested(_PolicyEstimateSchema))
@@ -96,7 +114,9 @@ class Evaluation(MethodView):
         `baseline` (the holdout baseline) and `logged` (whatever chose the logged
         actions). Each gets IPS, SNIPS and doubly robust (DR) estimates with 95%
         intervals (`ci_low`/`ci_high` are DR's) and the effective sample size `ess`:
-        distrust estimates whose `ess` is small. Formulas: docs/evaluation.md.
+        distrust estimates whose `ess` is small. When the range holds no evaluable
+        decisions, `available` gives the dates that do (pass them as `from`/`to`, e.g.
+        after importing older history) and `hint` says so. Formulas: docs/evaluation.md.
         """
         return evaluation.read(
             db_session(),
