@@ -57,6 +57,12 @@ def serve(host, port, workers, threads, timeout, access_log):
             if access_log:
                 self.cfg.set("accesslog", "-")
             self.cfg.set("worker_class", "gthread" if threads > 1 else "sync")
+            # gunicorn >= 25.1 opens a control socket for `gunicornc` in $XDG_RUNTIME_DIR or
+            # ~/.gunicorn/. HPE is stopped with SIGTERM and redeployed by restarting the
+            # service (docs/operations.md), never through gunicornc: write nothing to $HOME.
+            # Older gunicorns (setup.cfg allows >= 22) have no such setting and no socket.
+            if "control_socket_disable" in self.cfg.settings:
+                self.cfg.set("control_socket_disable", True)
 
         def load(self):
             # Each worker builds its own app after the fork: engines and pools are per process.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -219,15 +220,17 @@ def _get(url: str, key: str | None = None):
         return exc.code, json.loads(exc.read())
 
 
-@pytest.mark.slow
-def test_serve_answers_over_http_on_the_embedded_default(workdir):
-    """`hpe serve` (gunicorn) on SQLite in the instance folder serves the API over real HTTP."""
-    key = _last_line(hpe(workdir, "workspace", "create", "acme"))
+@contextlib.contextmanager
+def _serving(workdir: Path, env: dict[str, str]):
+    """Run ``hpe serve`` in ``workdir``; yield its base URL once /api/v1/health answers.
+
+    The server and its workers are always stopped (SIGTERM, then SIGKILL) on the way out.
+    """
     port = _free_port()
     server = subprocess.Popen(
         [HPE, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
         cwd=workdir,
-        env=_env(workdir),
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -238,20 +241,13 @@ def test_serve_answers_over_http_on_the_embedded_default(workdir):
         deadline = time.monotonic() + 60
         while True:
             try:
-                status, document = _get(f"{base}/api/v1/openapi.json")
+                _get(f"{base}/api/v1/health")
                 break
             except (urllib.error.URLError, ConnectionError):
                 assert server.poll() is None, server.stdout.read()
                 assert time.monotonic() < deadline, "hpe serve did not answer within 60 s"
                 time.sleep(0.3)
-        assert status == 200
-        assert document["openapi"].startswith("3.")
-        assert f"{BASE}/" in document["paths"]
-        assert _get(f"{base}{BASE}/", key) == (200, [])
-        status, error = _get(f"{base}{BASE}/")
-        assert status == 401 and set(error) == {"code", "status", "message", "errors"}
-        created_status, created = _post(f"{base}{BASE}/", key)
-        assert created_status == 201 and created["settings"]["holdout"]["percent"] == 10.0
+        yield base
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
@@ -261,6 +257,36 @@ def test_serve_answers_over_http_on_the_embedded_default(workdir):
             server.wait()
         server.stdout.close()
     assert server.returncode is not None
+
+
+@pytest.mark.slow
+def test_serve_answers_over_http_on_the_embedded_default(workdir):
+    """`hpe serve` (gunicorn) on SQLite in the instance folder serves the API over real HTTP."""
+    key = _last_line(hpe(workdir, "workspace", "create", "acme"))
+    with _serving(workdir, _env(workdir)) as base:
+        status, document = _get(f"{base}/api/v1/openapi.json")
+        assert status == 200
+        assert document["openapi"].startswith("3.")
+        assert f"{BASE}/" in document["paths"]
+        assert _get(f"{base}{BASE}/", key) == (200, [])
+        status, error = _get(f"{base}{BASE}/")
+        assert status == 401 and set(error) == {"code", "status", "message", "errors"}
+        created_status, created = _post(f"{base}{BASE}/", key)
+        assert created_status == 201 and created["settings"]["holdout"]["percent"] == 10.0
+
+
+@pytest.mark.slow
+def test_serve_writes_nothing_to_the_home_directory(workdir, tmp_path):
+    """`hpe serve` leaves $HOME alone: no gunicorn control socket in ~/.gunicorn."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = _env(workdir)
+    env["HOME"] = str(home)
+    # Else gunicorn would put its socket in $XDG_RUNTIME_DIR, and $HOME would prove nothing.
+    env.pop("XDG_RUNTIME_DIR", None)
+    with _serving(workdir, env) as base:
+        assert _get(f"{base}/api/v1/health")[0] == 200
+    assert sorted(p.relative_to(home).as_posix() for p in home.rglob("*")) == []
 
 
 def _post(url: str, key: str):
