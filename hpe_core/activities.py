@@ -7,12 +7,16 @@ import uuid
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from hpe_core.models import Activity
+from hpe_core.db import dialect_insert
+from hpe_core.models import Activity, utcnow
 
 # Types written by the core service; later stages add decision/outcome/model types.
 CONFIG_CREATED = "config.created"
 CONFIG_UPDATED = "config.updated"
 CONFIG_STATUS_CHANGED = "config.status_changed"
+#: Outcomes of a type that ``reward.events`` does not list were accepted: they are kept
+#: and counted, but weigh nothing. Logged once per configuration and type.
+OUTCOME_UNWEIGHTED_TYPE = "outcome.unweighted_type"
 
 
 def record(
@@ -30,6 +34,45 @@ def record(
     )
     session.add(activity)
     return activity
+
+
+def record_once(
+    session: Session,
+    *,
+    key: str,
+    workspace_id: str,
+    config_id: uuid.UUID,
+    type: str,
+    actor: str,
+    data: dict | None = None,
+) -> bool:
+    """Add an activity unless the one with this ``key`` was ever recorded.
+
+    The id is derived from the configuration, the type and the key (UUID 5), and the
+    INSERT ignores an existing id: concurrent requests in any number of processes record
+    it exactly once, without a read first.
+
+    :returns: True if this call recorded it
+    """
+    table = Activity.__table__
+    statement = (
+        dialect_insert(session, table)
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(table.c.id)
+    )
+    inserted = session.execute(
+        statement,
+        {
+            "id": uuid.uuid5(config_id, f"{type}:{key}"),
+            "workspace_id": workspace_id,
+            "config_id": config_id,
+            "type": type,
+            "actor": actor,
+            "data": data or {},
+            "created_at": utcnow(),
+        },
+    ).first()
+    return inserted is not None
 
 
 def query(session: Session, config_id: uuid.UUID, *, type: str | None = None) -> Select:

@@ -8,6 +8,7 @@ per configuration and UTC date, and computed live for days not stored)::
      "actions":  {action_id: {"treatment": C, "holdout": C}},
      "segments": {segment: {channel: {"treatment": C, "holdout": C}}},
      "sources":  {"live": C, "import": C},
+     "outcomes": {type: {"treatment": n, "holdout": n}},
      "inputs_digest": "..."}
 
 with ``C = {decisions, engagements, reward, revenue, revenue_sq, cost, baseline_decisions,
@@ -19,7 +20,10 @@ segments (the experiment); imported ones appear under ``sources.import`` only.
   came with a positive reward;
 - revenue: value events tied to the decision plus ``credit × value`` of attributed ones;
   ``revenue_sq`` sums each decision's revenue squared (the ROI interval needs variances);
-- cost: ``decisions × (action cost + channel cost per decision)``.
+- cost: ``decisions × (action cost + channel cost per decision)``;
+- outcomes: the outcomes of the day's live decisions by type, weighted or not (a type
+  that ``reward.events`` does not list is counted too, so a marketer sees it arrive):
+  each outcome tied to a decision counts 1, an attributed one its credit share.
 
 ``inputs_digest`` fingerprints the settings the document was computed with (reward
 weights, value events, costs, segment key): a stored day whose digest differs from the
@@ -63,7 +67,7 @@ OTHER_SEGMENTS = "(other)"
 MAX_SEGMENTS = 50
 DEFAULT_SEGMENT_KEY = "segment"
 #: Bump when the document's definition changes: stored days then recompute themselves.
-DOCUMENT_VERSION = 2
+DOCUMENT_VERSION = 3
 #: PostgreSQL work_mem for the aggregates (see compute_runs).
 WORK_MEM = "64MB"
 #: Outcomes are received, and credit given, after the decision they belong to exists
@@ -180,6 +184,7 @@ def compute_runs(
     from_outcomes = _from_outcomes(
         connection, keys, in_range, config.id, since, positive, value_events
     )
+    outcome_types = _outcome_types(connection, keys[:2], in_range, config.id, since)
     if postgres:
         session.execute(text("SET LOCAL enable_nestloop TO DEFAULT"))
 
@@ -203,7 +208,48 @@ def compute_runs(
             "model_agreements": int(row.agreements or 0),
         }
         groups.append((_as_date(row.day), row, counts))
-    return _documents(groups, inputs_digest(config, channel_costs))
+    days = _documents(groups, inputs_digest(config, channel_costs))
+    for (date, variant, type_), count in sorted(outcome_types.items()):
+        document = days.get(date)
+        if document is not None:  # outcomes of live decisions: their day has a document
+            split = document["outcomes"].setdefault(type_, {v: 0 for v in VARIANTS})
+            split[variant] = round(split[variant] + count, 9)
+    return days
+
+
+def _outcome_types(connection, keys, in_range, config_id, since) -> dict[tuple, float]:
+    """``{(date, variant, type): count}`` of outcomes of live decisions in range: each
+    outcome tied to a decision counts 1, each attributed one its credit.
+
+    :param keys: the day and variant columns
+    :param since: as in :func:`_from_outcomes`
+    """
+    received = [Outcome.config_id == config_id]
+    credited = [Attribution.config_id == config_id]
+    if since is not None:
+        received.append(Outcome.received_at >= since)
+        credited.append(Attribution.created_at >= since)
+    live = Decision.source == "live"
+    direct = connection.execute(
+        select(*keys, Outcome.type, func.count().label("n"))
+        .select_from(Outcome)
+        .join(Decision, Decision.id == Outcome.decision_id)
+        .where(*received, *in_range, live)
+        .group_by(*keys, Outcome.type)
+    ).all()
+    attributed = connection.execute(
+        select(*keys, Outcome.type, func.sum(Attribution.credit).label("n"))
+        .select_from(Attribution)
+        .join(Decision, Decision.id == Attribution.decision_id)
+        .join(Outcome, Outcome.id == Attribution.outcome_id)
+        .where(*credited, *in_range, live)
+        .group_by(*keys, Outcome.type)
+    ).all()
+    counts: dict[tuple, float] = defaultdict(float)
+    for rows in (direct, attributed):
+        for day, variant, type_, n in rows:
+            counts[(_as_date(day), variant, type_)] += float(n or 0)
+    return {key: int(n) if float(n).is_integer() else n for key, n in counts.items()}
 
 
 def _decided(connection, keys, in_range) -> list:
@@ -354,6 +400,7 @@ def _documents(groups: list[tuple], digest: str) -> dict[dt.date, dict]:
                 "actions": {},
                 "segments": {},
                 "sources": {},
+                "outcomes": {},
                 "inputs_digest": digest,
             }
         _add(document["sources"], row.source, counts)

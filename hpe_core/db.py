@@ -34,6 +34,19 @@ def make_engine(url: str, **kwargs) -> Engine:
     return create_engine(url, **kwargs)
 
 
+def dialect_insert(session: Session, table):
+    """An INSERT for ``table`` in the session's dialect, so that ``on_conflict_do_nothing``
+    and ``on_conflict_do_update`` (PostgreSQL and SQLite spell them alike) are available."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - only the two supported backends
+        from sqlalchemy import insert
+    return insert(table)
+
+
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     # expire_on_commit=False: objects returned by services stay readable after commit.
     return sessionmaker(bind=engine, expire_on_commit=False)

@@ -26,6 +26,7 @@ from hpe_core.day_documents import CLOCK_SKEW
 from hpe_core.errors import InvalidInput
 from hpe_core.features import decision_features
 from hpe_core.models import Decision, Outcome, utcnow
+from hpe_core.outcomes import note_unweighted, unweighted_types
 from hpe_core.settings import check_json_document
 from hpe_core.workspaces import Principal
 
@@ -152,7 +153,12 @@ def import_lines(
     lines: Iterable[bytes | str],
     now: dt.datetime | None = None,
 ) -> dict:
-    """Import NDJSON lines; returns ``{import_id, accepted, rejected: [{line, error}]}``."""
+    """Import NDJSON lines.
+
+    :returns: ``{import_id, accepted, rejected: [{line, error}], unweighted: [types]}``,
+        where ``unweighted`` names the outcome types of accepted lines that
+        ``reward.events`` does not list (kept and counted, weighing nothing)
+    """
     now = now or utcnow()
     config = configs.get(session, principal, config_id)
     import_id = uuid.uuid4()
@@ -231,6 +237,8 @@ def import_lines(
         session.execute(insert(Outcome.__table__), outcomes[start : start + _CHUNK])
     # Imported history lands on past days, possibly already rolled up.
     rollups.mark_stale(session, config.id, {d["created_at"].date() for d in decisions})
+    unweighted = unweighted_types(config.settings["reward"], (o["type"] for o in outcomes))
+    note_unweighted(session, config, unweighted, actor=principal.actor, source="import")
     activities.record(
         session,
         workspace_id=config.workspace_id,
@@ -239,4 +247,9 @@ def import_lines(
         actor=principal.actor,
         data={"import_id": str(import_id), "accepted": accepted, "rejected": len(rejected)},
     )
-    return {"import_id": import_id, "accepted": accepted, "rejected": rejected}
+    return {
+        "import_id": import_id,
+        "accepted": accepted,
+        "rejected": rejected,
+        "unweighted": unweighted,
+    }

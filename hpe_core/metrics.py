@@ -90,12 +90,13 @@ def _add_split(block: dict, key: str, split: Mapping) -> None:
 
 def total_documents(documents: Sequence[Mapping]) -> dict:
     """Sum day documents into one of the same shape (variants, channels, actions,
-    segments; sources are left out: the summary is the live experiment)."""
+    segments, outcomes; sources are left out: the summary is the live experiment)."""
     total = {
         "variants": {v: empty_counts() for v in VARIANTS},
         "channels": {},
         "actions": {},
         "segments": {},
+        "outcomes": {},
     }
     for document in documents:
         for variant in VARIANTS:
@@ -107,7 +108,24 @@ def total_documents(documents: Sequence[Mapping]) -> dict:
             target = total["segments"].setdefault(value, {})
             for channel, split in by_channel.items():
                 _add_split(target, channel, split)
+        for type_, split in (document.get("outcomes") or {}).items():
+            target = total["outcomes"].setdefault(type_, dict.fromkeys(VARIANTS, 0))
+            for variant in VARIANTS:
+                target[variant] += split.get(variant) or 0
     return total
+
+
+def _outcome_types(by_type: Mapping, event_weights: Mapping[str, float]) -> dict:
+    """Outcome counts per type and variant, each with its weight in ``reward.events``
+    (None: the type is not listed, so it counts here but weighs nothing)."""
+    return {
+        type_: {
+            "treatment": split["treatment"],
+            "holdout": split["holdout"],
+            "weight": event_weights.get(type_),
+        }
+        for type_, split in sorted(by_type.items())
+    }
 
 
 # --- The summary ------------------------------------------------------------------------
@@ -243,6 +261,7 @@ def summarize(
     target_lift: float = 0.5,
     decisions_per_day: float | None = None,
     holdout_per_day: float | None = None,
+    event_weights: Mapping[str, float] | None = None,
 ) -> dict:
     """Sum day documents into the API's ``summary`` block.
 
@@ -250,6 +269,7 @@ def summarize(
     :param target_lift: ``goals.target_lift`` (the power planner's goal)
     :param decisions_per_day: recent live decisions per day (power planner; None: unknown)
     :param holdout_per_day: recent holdout decisions per day (power planner)
+    :param event_weights: ``reward.events`` (the weight shown beside each outcome type)
     """
     total = total_documents(documents)
     t, h = total["variants"]["treatment"], total["variants"]["holdout"]
@@ -286,6 +306,7 @@ def summarize(
             for name, split in sorted(total["actions"].items())
         },
         "segments": _segments(total["segments"]),
+        "outcomes": _outcome_types(total["outcomes"], event_weights or {}),
         # How often the model's top choice matched what the baseline served (apprentice
         # mode: everyone gets the baseline in `manual`, and the holdout always does).
         "apprentice": {
@@ -328,6 +349,7 @@ def _summary_of_days(
         target_lift=float(config.settings["goals"]["target_lift"]),
         decisions_per_day=decisions_per_day,
         holdout_per_day=holdout_per_day,
+        event_weights=config.settings["reward"]["events"],
     )
 
 

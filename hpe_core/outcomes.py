@@ -12,12 +12,13 @@ import dataclasses
 import datetime as dt
 import hashlib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hpe_core import configs, rewards, rollups
+from hpe_core import activities, configs, rollups
+from hpe_core.db import dialect_insert
 from hpe_core.errors import InvalidInput, NotFound
 from hpe_core.models import Decision, Outcome, utcnow
 from hpe_core.workspaces import Principal
@@ -34,6 +35,47 @@ class OutcomeEvent:
     value: float | None = None
     occurred_at: dt.datetime | None = None
     idempotency_key: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Recorded:
+    """What :func:`record` stored, answered the same on every retry."""
+
+    #: One entry per event: ``{"idempotency_key", "decision_id", "type", "late"}``.
+    outcomes: list[dict]
+    #: The event types of the batch that ``reward.events`` does not list, sorted: they
+    #: are kept and counted in metrics, but weigh nothing in the reward.
+    unweighted: list[str]
+
+
+def unweighted_types(reward_settings: Mapping, types: Iterable[str]) -> list[str]:
+    """The ``types`` that ``reward.events`` does not weigh (not listed), sorted."""
+    return sorted(set(types) - set(reward_settings["events"]))
+
+
+def note_unweighted(
+    session: Session, config, types: Iterable[str], *, actor: str, source: str
+) -> None:
+    """Log :data:`~hpe_core.activities.OUTCOME_UNWEIGHTED_TYPE` the first time a type
+    the reward does not weigh arrives for this configuration (once per type, ever)."""
+    for type_ in types:
+        activities.record_once(
+            session,
+            key=type_,
+            workspace_id=config.workspace_id,
+            config_id=config.id,
+            type=activities.OUTCOME_UNWEIGHTED_TYPE,
+            actor=actor,
+            data={
+                "type": type_,
+                "source": source,
+                "message": (
+                    f"Outcomes of type {type_!r} are stored and counted in metrics, but "
+                    f"reward.events gives them no weight, so the model does not learn "
+                    f"from them. Add {type_!r} to reward.events to reward them."
+                ),
+            },
+        )
 
 
 def idempotency_key(
@@ -66,11 +108,13 @@ def record(
     *,
     source: str = "api",
     now: dt.datetime | None = None,
-) -> list[dict]:
+) -> Recorded:
     """Store a batch of outcomes, all or nothing.
 
-    :returns: one entry per event, the same on every retry:
-        ``{"idempotency_key", "decision_id", "type", "late"}``
+    Types that ``reward.events`` does not list are accepted (settings may catch up later)
+    and named in the answer; the first of each type is logged as an activity.
+
+    :returns: what was stored, the same on every retry
     :raises NotFound: if the configuration or any referenced decision is unknown or
         another workspace's (then nothing is stored)
     :raises InvalidInput: empty or too large a batch, an event with neither decision nor user
@@ -151,37 +195,28 @@ def record(
     # Report what is stored (the first arrival's lateness), so a retry answers the same.
     for result in results:
         result["late"] = bool(stored.get(result["idempotency_key"], False))
-    return results
+    unweighted = unweighted_types(config.settings["reward"], (e.type for e in events))
+    note_unweighted(session, config, unweighted, actor=principal.actor, source=source)
+    return Recorded(outcomes=results, unweighted=unweighted)
 
 
 def _mark_old_days_stale(session: Session, config, events, decisions: dict, now) -> None:
     """Outcomes that change an already rolled-up day (their decision is older than
     yesterday) mark it stale. Recent days are recomputed by every rollup pass anyway, so
-    the usual request adds no statement; an event type that counts for nothing (weight 0,
-    not a value event) changes no day either."""
-    reward_settings = config.settings["reward"]
-    counted = set(rewards.positive_types(reward_settings)) | set(reward_settings["value_events"])
+    the usual request adds no statement. Every type counts: a day's document counts
+    outcomes by type, weighted or not."""
     cutoff = rollups.recent_cutoff(now)
     days = {
         decisions[event.decision_id].created_at.astimezone(dt.UTC).date()
         for event in events
-        if event.decision_id is not None
-        and event.type in counted
-        and decisions[event.decision_id].created_at < cutoff
+        if event.decision_id is not None and decisions[event.decision_id].created_at < cutoff
     }
     if days:
         rollups.mark_stale(session, config.id, days)
 
 
 def _insert_ignoring_duplicates(session: Session, rows: list[dict]) -> None:
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    else:  # pragma: no cover - only the two supported backends
-        dialect_insert = insert
-    statement = dialect_insert(_OUTCOMES).on_conflict_do_nothing(
+    statement = dialect_insert(session, _OUTCOMES).on_conflict_do_nothing(
         index_elements=["config_id", "idempotency_key"]
     )
     session.execute(statement, rows)

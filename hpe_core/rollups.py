@@ -20,7 +20,7 @@ import datetime as dt
 import uuid
 from collections.abc import Iterable, Mapping
 
-from sqlalchemy import bindparam, delete, insert, or_, select
+from sqlalchemy import bindparam, delete, or_, select
 from sqlalchemy.orm import Session
 
 from hpe_core.day_documents import (
@@ -31,6 +31,7 @@ from hpe_core.day_documents import (
     day_start,
     inputs_digest,
 )
+from hpe_core.db import dialect_insert
 from hpe_core.models import Config, Decision, MetricsDay, StaleMetricsDay, utcnow
 
 __all__ = [
@@ -50,17 +51,6 @@ MAX_REFRESH_DAYS = 62
 _CHUNK = 1000
 
 
-def _dialect_insert(session: Session, table):
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    else:  # pragma: no cover - only the two supported backends
-        dialect_insert = insert
-    return dialect_insert(table)
-
-
 # --- Stale marks ------------------------------------------------------------------------
 
 
@@ -74,7 +64,7 @@ def mark_stale(session: Session, config_id: uuid.UUID, dates: Iterable[dt.date])
     if not days:
         return
     now = utcnow()
-    statement = _dialect_insert(session, StaleMetricsDay.__table__)
+    statement = dialect_insert(session, StaleMetricsDay.__table__)
     statement = statement.on_conflict_do_update(
         index_elements=["config_id", "date"], set_={"marked_at": statement.excluded.marked_at}
     )
@@ -169,7 +159,7 @@ def refresh(
     documents = compute_runs(session, config, _runs(dates), channel_costs=channel_costs)
 
     if documents:
-        statement = _dialect_insert(session, MetricsDay.__table__)
+        statement = dialect_insert(session, MetricsDay.__table__)
         statement = statement.on_conflict_do_update(
             index_elements=["config_id", "date"],
             set_={

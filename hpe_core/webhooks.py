@@ -29,11 +29,12 @@ import secrets as secrets_module
 import uuid
 from collections import defaultdict
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from hpe_core import consent, outcomes
 from hpe_core.channels import CONSENT_STATUSES, InboundEvent, WebhookRequest
+from hpe_core.db import dialect_insert
 from hpe_core.errors import InvalidInput, Unauthorized
 from hpe_core.models import Config, Decision, WebhookReceipt, WebhookSecret, utcnow
 from hpe_core.workspaces import Principal, get_workspace
@@ -170,15 +171,8 @@ def claim(
 
     :returns: False if it was already processed (a replay or the sender's retry)
     """
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    else:  # pragma: no cover
-        dialect_insert = insert
     statement = (
-        dialect_insert(_RECEIPTS)
+        dialect_insert(session, _RECEIPTS)
         .on_conflict_do_nothing(index_elements=["workspace_id", "digest"])
         .returning(_RECEIPTS.c.id)
     )

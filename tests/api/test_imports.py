@@ -89,7 +89,7 @@ def test_good_lines_are_imported_and_bad_lines_rejected_with_their_number(
         ),  # 12: an explicit eligible set
     ]
     body = _imported(client, tenant, config["id"], "\n".join(lines) + "\n")
-    assert set(body) == {"import_id", "accepted", "rejected"}
+    assert set(body) == {"import_id", "accepted", "rejected", "unweighted"}
     assert uuid.UUID(body["import_id"])
     rejected = {item["line"]: item["error"] for item in body["rejected"]}
     assert sorted(rejected) == [2, 3, 4, 8, 9, 10, 11]

@@ -310,3 +310,93 @@ def test_multi_stage_outcomes_combine_into_one_reward(app, client, tenant, creat
     decision = _learn(app, config["id"])[decision_id]
     assert decision.reward == pytest.approx(0.1 + 1.0 + 0.4 + 0.6)
     assert decision.engaged is True
+
+
+# --- types that reward.events does not list -------------------------------------------------
+
+
+def _activities(client, tenant, config_id, type_) -> list[dict]:
+    response = client.get(
+        f"{BASE}/{config_id}/activities", query_string={"type": type_}, headers=tenant.headers
+    )
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def test_an_unweighted_type_is_accepted_and_named(app, client, tenant, create_config):
+    """A purchase on a configuration whose reward does not list it: 202, stored, and
+    named in `unweighted` (a retry answers the same); weighted types are never named."""
+    config = create_config(settings=TWO_ACTIONS)
+    decision_id = _decision_id(client, tenant, config["id"])
+    events = [
+        {"decision_id": decision_id, "type": "click"},
+        {"decision_id": decision_id, "type": "purchase", "value": 30.0, "idempotency_key": "o-1"},
+        {"user_id": "u9", "type": "signup", "idempotency_key": "s-1"},
+    ]
+    first = _accepted(client, tenant, config["id"], {"outcomes": events})
+    assert first["unweighted"] == ["purchase", "signup"]
+    assert _accepted(client, tenant, config["id"], {"outcomes": events}) == first
+    assert {row.type for row in _outcomes(app, config["id"])} == {"click", "purchase", "signup"}
+    click = {"decision_id": _decision_id(client, tenant, config["id"], "u2"), "type": "click"}
+    assert _accepted(client, tenant, config["id"], click)["unweighted"] == []
+
+
+def test_the_first_unweighted_outcome_of_a_type_is_logged_once(client, tenant, create_config):
+    """One activity per configuration and type, the first time only, naming the type."""
+    config = create_config(settings=TWO_ACTIONS)
+    other = create_config(settings=TWO_ACTIONS)
+    for n in range(3):
+        body = {"user_id": f"u{n}", "type": "purchase", "value": 5.0, "idempotency_key": f"k{n}"}
+        _accepted(client, tenant, config["id"], body)
+    _accepted(client, tenant, config["id"], {"user_id": "u1", "type": "signup"})
+    _accepted(client, tenant, config["id"], {"user_id": "u1", "type": "click"})
+    _accepted(client, tenant, other["id"], {"user_id": "u1", "type": "purchase"})
+    logged = _activities(client, tenant, config["id"], "outcome.unweighted_type")
+    assert sorted(a["data"]["type"] for a in logged) == ["purchase", "signup"]
+    assert all("reward.events" in a["data"]["message"] for a in logged)
+    assert all(a["actor"] == tenant.key[:15] for a in logged)
+    [in_other] = _activities(client, tenant, other["id"], "outcome.unweighted_type")
+    assert in_other["data"]["type"] == "purchase"
+
+
+def test_unweighted_outcomes_count_in_metrics_under_their_type(client, tenant, create_config):
+    """summary.outcomes counts every type per variant, with its weight (null: unlisted);
+    the unweighted type does not count as an engagement."""
+    config = create_config(settings={**TWO_ACTIONS, "reward": {"events": {"click": 1.0}}})
+    ids = [_decision_id(client, tenant, config["id"], f"u{n}") for n in range(6)]
+    events = [{"decision_id": ids[0], "type": "click"}] + [
+        {"decision_id": i, "type": "purchase", "value": 10.0} for i in ids[1:4]
+    ]
+    _accepted(client, tenant, config["id"], {"outcomes": events})
+    response = client.get(f"{BASE}/{config['id']}/metrics", headers=tenant.headers)
+    summary = response.get_json()["summary"]
+    assert set(summary["outcomes"]) == {"click", "purchase"}
+    purchase, click = summary["outcomes"]["purchase"], summary["outcomes"]["click"]
+    assert purchase["weight"] is None and click["weight"] == 1.0
+    assert purchase["treatment"] + purchase["holdout"] == 3
+    assert click["treatment"] + click["holdout"] == 1
+    engaged = summary["engagements"]["treatment"] + summary["engagements"]["holdout"]
+    assert engaged == 1
+    [day] = response.get_json()["daily"]
+    assert day["metrics"]["outcomes"]["purchase"] == {
+        "treatment": purchase["treatment"],
+        "holdout": purchase["holdout"],
+    }
+
+
+def test_imports_name_their_unweighted_types(client, tenant, create_config):
+    """An import whose lines carry an unlisted outcome type says so, and logs it once."""
+    config = create_config(settings=TWO_ACTIONS)
+    line = (
+        '{"user_id": "h1", "channel": "email", "timestamp": "2026-01-05T08:00:00Z", '
+        '"action_id": "a", "probability": 0.5, "outcomes": [{"type": "purchase", "value": 3}]}'
+    )
+    response = client.post(
+        f"{BASE}/{config['id']}/imports",
+        data=line + "\n",
+        headers={**tenant.headers, "Content-Type": "application/x-ndjson"},
+    )
+    assert response.status_code == 202, response.get_json()
+    assert response.get_json()["unweighted"] == ["purchase"]
+    [logged] = _activities(client, tenant, config["id"], "outcome.unweighted_type")
+    assert logged["data"] == {**logged["data"], "type": "purchase", "source": "import"}

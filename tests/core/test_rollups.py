@@ -411,19 +411,17 @@ def test_a_row_rolled_up_before_its_day_ended_is_not_used(session, config):
 
 
 def test_outcomes_for_old_decisions_mark_their_day_stale(session, config):
-    """Outcome on a decision older than yesterday marks its day; recent or zero-weight not."""
+    """An outcome on a decision older than yesterday marks its day, whatever its weight
+    (the day counts outcomes by type); one on a recent decision marks nothing."""
     principal = Principal("rollers", "test")
     old = _decision(session, config, _noon(TODAY - 4 * DAY))
     recent = _decision(session, config, _noon(TODAY - DAY))
     session.commit()
-    events = [
-        outcomes.OutcomeEvent(type="click", decision_id=recent),
-        outcomes.OutcomeEvent(type="unsubscribe", decision_id=old),  # weight 0
-    ]
-    outcomes.record(session, principal, config.id, events, now=NOW)
+    event = outcomes.OutcomeEvent(type="click", decision_id=recent)
+    outcomes.record(session, principal, config.id, [event], now=NOW)
     session.commit()
     assert session.scalars(sa.select(StaleMetricsDay.date)).all() == []
-    event = outcomes.OutcomeEvent(type="conversion", decision_id=old, value=9.0)
+    event = outcomes.OutcomeEvent(type="unsubscribe", decision_id=old)  # weight 0
     outcomes.record(session, principal, config.id, [event], now=NOW)
     session.commit()
     assert session.scalars(sa.select(StaleMetricsDay.date)).all() == [TODAY - 4 * DAY]

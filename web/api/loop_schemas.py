@@ -133,6 +133,13 @@ class OutcomeResultSchema(Schema):
 class OutcomesAcceptedSchema(Schema):
     accepted = fields.Integer()
     outcomes = fields.List(fields.Nested(OutcomeResultSchema))
+    unweighted = fields.List(
+        fields.String(),
+        metadata={
+            "description": "Types in this request that reward.events does not list: stored "
+            "and counted in metrics, but they weigh nothing in the reward ([] when all do)"
+        },
+    )
 
 
 class ModelVersionSchema(Schema):
@@ -154,3 +161,10 @@ class ImportResultSchema(Schema):
     import_id = fields.UUID()
     accepted = fields.Integer()
     rejected = fields.List(fields.Dict(), metadata={"description": "[{line, error}]"})
+    unweighted = fields.List(
+        fields.String(),
+        metadata={
+            "description": "Outcome types of accepted lines that reward.events does not "
+            "list: stored and counted, but they weigh nothing ([] when all do)"
+        },
+    )

@@ -30,13 +30,15 @@ class Outcomes(MethodView):
         Tie each to its decision with `decision_id`, or give a `user_id` for attribution.
         The same `idempotency_key` (or the same decision and type) is counted once and
         answered the same. An outcome after the decision's reward window is kept but
-        flagged `late` and not learned. Works with a publishable key.
+        flagged `late` and not learned. A type that `reward.events` does not list is
+        accepted too, counted in metrics under its type, and named in `unweighted`: it
+        weighs nothing until you add it to the reward. Works with a publishable key.
         """
         items = data["outcomes"] if "outcomes" in data else [data]
         session = db_session()
         principal = current_principal()
         events = outcomes.parse_events(items)
-        results = outcomes.record(session, principal, config_id, events)
+        recorded = outcomes.record(session, principal, config_id, events)
         session.commit()
         notify(
             current_app.extensions["hpe_pm"].hook.hpe_on_outcomes,
@@ -45,4 +47,8 @@ class Outcomes(MethodView):
             outcomes=events,
             source="api",
         )
-        return {"accepted": len(results), "outcomes": results}
+        return {
+            "accepted": len(recorded.outcomes),
+            "outcomes": recorded.outcomes,
+            "unweighted": recorded.unweighted,
+        }

@@ -218,6 +218,17 @@ class _SegmentSlice(Schema):
     lift = fields.Nested(_Lift)
 
 
+class _OutcomeType(Schema):
+    # Raw: whole counts stay integers; attributed outcomes add fractional credit shares.
+    treatment = fields.Raw(
+        metadata={"type": "number", "description": "Outcomes of treatment decisions"}
+    )
+    holdout = fields.Raw(
+        metadata={"type": "number", "description": "Outcomes of holdout decisions"}
+    )
+    weight = _nullable("Its weight in reward.events; null: not listed, so it weighs nothing")
+
+
 class _Summary(Schema):
     decisions = fields.Nested(_VariantCounts)
     engagements = fields.Nested(_VariantCounts)
@@ -252,15 +263,24 @@ class _Summary(Schema):
         },
     )
     apprentice = fields.Nested(_Apprentice)
+    outcomes = fields.Dict(
+        keys=fields.String(),
+        values=fields.Nested(_OutcomeType),
+        metadata={
+            "description": "Outcomes of live decisions per type, weighted or not (an "
+            "attributed outcome counts its credit share)"
+        },
+    )
 
 
 class _Day(Schema):
     date = fields.Date()
     metrics = fields.Dict(
         metadata={
-            "description": "The day's document: variants, channels, actions, segments and "
-            "sources, each counting decisions, engagements, reward, revenue, revenue_sq, "
-            "cost, baseline_decisions, model_agreements (see docs/measurement.md)"
+            "description": "The day's document: variants, channels, actions, segments, "
+            "sources (each counting decisions, engagements, reward, revenue, revenue_sq, "
+            "cost, baseline_decisions, model_agreements) and outcomes (per type and "
+            "variant); see docs/measurement.md"
         }
     )
     rolled_up_at = fields.DateTime(
