@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from hpe_core.db import dialect_insert
 from hpe_core.models import Activity, utcnow
 
-# Types written by the core service; later stages add decision/outcome/model types.
+# Types written here; the loop's stages name their own (model.updated, guardrail.*, ...).
 CONFIG_CREATED = "config.created"
 CONFIG_UPDATED = "config.updated"
 CONFIG_STATUS_CHANGED = "config.status_changed"
