@@ -115,28 +115,30 @@ def worker(processes, burst):
 @click.option("--wait-seconds", default=2, show_default=True, type=int, help="Reward window.")
 @click.option("--algorithm", type=click.Choice(["squarecb", "epsilon", "bag", "cover"]))
 @click.option("--seed", default=1, show_default=True, type=int)
-def simulate(url, key, decisions, clients, holdout, wait_seconds, algorithm, seed):
+@click.option("--keep", is_flag=True, help="Keep the throwaway instance (without --url).")
+def simulate(url, key, decisions, clients, holdout, wait_seconds, algorithm, seed, keep):
     """Drive HPE with a simulated audience and print treatment vs holdout lift.
 
-    Without --url, an HPE on this machine's configuration (default: embedded SQLite,
-    jobs inline) is started in-process for the run.
+    Without --url, a throwaway HPE is started in-process for the run: its own SQLite
+    database in a new temporary folder, jobs inline, deleted at the end (--keep keeps
+    it). Your database (./instance, HPE_DATABASE_URL) and Redis are never touched.
     """
     import uuid
 
     from web import simulate as sim
 
-    stop = app = None
+    app = None
     if url is None:
-        app = app_or_exit()
-        with app.app_context():
-            session = app.extensions["hpe_sessions"]()
-            workspace_id = f"simulator-{uuid.uuid4().hex[:6]}"
-            workspaces.create_workspace(session, workspace_id)
-            _row, key = workspaces.create_key(session, workspace_id, name="simulator")
-            session.commit()
-            session.close()
-        url, stop = sim.start_embedded_server(app)
-        click.echo(f"Started HPE at {url} (workspace {workspace_id}).")
+        instance = sim.ThrowawayInstance()
+        fate = "kept at the end: --keep" if keep else "deleted at the end; --keep keeps it"
+        click.echo(f"Simulating on a throwaway instance in {instance.folder} ({fate}).")
+        # On the context's close: runs after an error or Ctrl-C too.
+        click.get_current_context().call_on_close(lambda: _close_throwaway(instance, keep))
+        url = instance.start(app_or_exit)
+        app, key = instance.app, instance.key
+        click.echo(f"Started HPE at {url} (workspace {instance.workspace_id}).")
+    elif keep:
+        raise click.UsageError("--keep keeps the throwaway instance; with --url there is none.")
     elif not key:
         raise click.UsageError("--key is required with --url.")
     client = sim.Client(url, key)
@@ -199,8 +201,20 @@ def simulate(url, key, decisions, clients, holdout, wait_seconds, algorithm, see
             finally:
                 session.close()
     _echo_measurement(client, config_id, summary)
-    if stop:
-        stop()
+
+
+def _close_throwaway(instance, keep: bool) -> None:
+    try:
+        instance.close(keep=keep)
+    except OSError as exc:
+        click.echo(f"Could not delete the throwaway instance {instance.folder}: {exc}", err=True)
+        return
+    if keep:
+        line = f"Kept the throwaway instance in {instance.folder}: serve it with "
+        line += f"HPE_DATABASE_URL={instance.database_url} hpe serve"
+        if instance.key:
+            line += f" (workspace {instance.workspace_id}, API key {instance.key})"
+        click.echo(line + ".")
 
 
 def _echo_lift(measured: float | None, truth: float | None, lift: dict) -> None:

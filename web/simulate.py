@@ -2,7 +2,8 @@
 
 The audience (:mod:`hpe_core.simulation`) has a known ground truth, so the printout shows
 what personalization earns: treatment vs holdout engagement, and the lift. It is the demo
-for new users and the lift benchmark (bench/lift.py).
+for new users and the lift benchmark (bench/lift.py). Without a server to talk to, it runs
+on a :class:`ThrowawayInstance`, never on the user's own database.
 """
 
 from __future__ import annotations
@@ -11,12 +12,16 @@ import dataclasses
 import http.client
 import json
 import random
+import shutil
+import tempfile
 import threading
 import time
 import urllib.parse
+import uuid
 from collections.abc import Callable
+from pathlib import Path
 
-from hpe_core import simulation
+from hpe_core import simulation, workspaces
 
 BASE = "/api/v1/041-hyper-personalization-engine"
 
@@ -189,6 +194,70 @@ def run(
     if errors:
         raise errors[0]
     return tally
+
+
+class ThrowawayInstance:
+    """An HPE for one run, in a new temporary folder: its own SQLite database, jobs inline.
+
+    A demo must not leave a ``simulator-…`` workspace in the user's database, so whatever
+    HPE_DATABASE_URL, HPE_REDIS_URL or instance/config.py say, this instance uses neither
+    their database nor their Redis. Plugins and their settings still come from the user's
+    configuration (the channels the simulated offers need).
+    """
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="hpe-simulate-"))
+        self.database_url = f"sqlite:///{self.folder / 'hpe.db'}"
+        self.app = None
+        self.workspace_id: str | None = None
+        self.key: str | None = None
+        self._stop: Callable[[], None] | None = None
+
+    def config(self) -> dict:
+        """``create_app`` overrides: they win over every other configuration layer."""
+        return {
+            "DATABASE_URL": self.database_url,
+            "REDIS_URL": None,
+            "AUTO_MIGRATE": True,  # a new, empty database
+            "INLINE_SWEEPER": True,  # nobody runs `hpe worker` for it: learn in-process
+        }
+
+    def start(self, make_app: Callable[..., object]) -> str:
+        """Build the app with ``make_app(**config)``, create a simulator workspace (its key
+        in :attr:`key`) and serve the app on a loopback port.
+
+        :returns: the server's base URL
+        """
+        self.app = make_app(**self.config())
+        with self.app.app_context():
+            session = self.app.extensions["hpe_sessions"]()
+            try:
+                self.workspace_id = f"simulator-{uuid.uuid4().hex[:6]}"
+                workspaces.create_workspace(session, self.workspace_id)
+                _row, self.key = workspaces.create_key(session, self.workspace_id, name="simulator")
+                session.commit()
+            finally:
+                session.close()
+        url, self._stop = start_embedded_server(self.app)
+        return url
+
+    def close(self, *, keep: bool = False) -> None:
+        """Stop serving and learning, close the database, and delete the folder unless
+        ``keep``. Safe to call after a failed or partial :meth:`start`.
+
+        :raises OSError: if the folder could not be deleted
+        """
+        if self._stop is not None:
+            self._stop()
+            self._stop = None
+        if self.app is not None:
+            sweeper = self.app.extensions.get("hpe_sweeper")
+            if sweeper is not None:
+                sweeper.stop()
+            self.app.extensions["hpe_engine"].dispose()
+            self.app = None
+        if not keep and self.folder.exists():
+            shutil.rmtree(self.folder)
 
 
 def start_embedded_server(app) -> tuple[str, Callable[[], None]]:
