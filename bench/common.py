@@ -136,7 +136,7 @@ def print_header(title: str, argv: Sequence[str] | None = None) -> dict:
 
 def shared_line(channel: str, context: dict) -> str:
     """The ``shared`` VW line HPE builds for a decision (context + channel)."""
-    from hpe_core import features
+    from hpe_core.decide import features
 
     if hasattr(features, "decision_features"):
         return features.decision_features(channel, context)

@@ -57,8 +57,8 @@ from bench.common import (  # noqa: E402
     summarize,
 )
 from hpe_core import simulation  # noqa: E402
-from hpe_core.features import ActionCatalog  # noqa: E402
-from hpe_core.policy import Learner, vw_arguments  # noqa: E402
+from hpe_core.decide.features import ActionCatalog  # noqa: E402
+from hpe_core.decide.policy import Learner, vw_arguments  # noqa: E402
 
 _CATEGORIES = (
     "sitewide",
@@ -476,13 +476,13 @@ PROFILE_PARTS = (
     ("  Decisions.post", "Decisions.post ("),
     ("    decide()", "DecisionEngine.decide ("),
     ("      config snapshot (TTL reload)", "DecisionEngine.snapshot ("),
-    ("      consent lookup (SELECT)", "allowed (hpe_core/consent.py"),
+    ("      consent lookup (SELECT)", "allowed (hpe_core/decide/consent.py"),
     ("      frequency caps (SELECT count)", "_over_frequency_cap ("),
     ("      eligibility", "eligible_actions ("),
-    ("      featurize context", "_features (hpe_core/features.py"),
+    ("      featurize context", "_features (hpe_core/decide/features.py"),
     ("      model registry (version check)", "ModelRegistry.get ("),
     ("      VW predict (Learner.predict)", "Learner.predict ("),
-    ("      decision INSERT (Session.execute)", "decide (hpe_core/decisions.py"),
+    ("      decision INSERT (Session.execute)", "decide (hpe_core/decide/decisions.py"),
     ("    Session.commit", "Session.commit ("),
     ("  pool checkout", "_ConnectionFairy._checkout ("),
     ("    pool pre-ping (SELECT 1)", "_do_ping_w_event ("),
@@ -505,7 +505,7 @@ def profile_parts(raw_path: str) -> dict:
             n = int(count)
             total += n
             for label, key in PROFILE_PARTS:
-                if key == "decide (hpe_core/decisions.py":
+                if key == "decide (hpe_core/decide/decisions.py":
                     # Time in Session.execute called directly from decide() = the INSERT.
                     frames = stack.split(";")
                     for i, frame in enumerate(frames[:-1]):

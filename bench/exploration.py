@@ -1,7 +1,7 @@
 """Compare VW exploration algorithms on the simulated audience, to choose defaults by measurement.
 
 For each algorithm, an in-process loop makes ``--decisions`` decisions over the same seeded
-stream of touchpoints: featurize the context, predict with :class:`hpe_core.policy.Learner`,
+stream of touchpoints: featurize the context, predict with :class:`hpe_core.decide.policy.Learner`,
 sample an offer, draw its outcomes, and learn ``reward = 1 if clicked`` with the logged
 propensity, either at once (``--batch 1``) or in batches of N, as the product does when
 rewards arrive hours later.
@@ -29,8 +29,8 @@ import time
 import vowpalwabbit
 
 from hpe_core import simulation
-from hpe_core.features import ActionCatalog, adf_example, context_features
-from hpe_core.policy import Learner, vw_arguments
+from hpe_core.decide.features import ActionCatalog, adf_example, context_features
+from hpe_core.decide.policy import Learner, vw_arguments
 
 #: (label, exploration settings block) pairs benchmarked by default.
 CONFIGURATIONS = [

@@ -8,7 +8,7 @@ One run (PostgreSQL + Redis, a fresh database):
    simulator draws for them, with SQLAlchemy Core;
 2. raw VW: ``vowpalwabbit.Workspace(<same args>)`` learns the same examples, pre-built as
    text lines, with ``Workspace.learn(list_of_lines)`` (timed alone: no text building);
-3. in-process: ``hpe_core.learning.learn_all_closed`` on them (exactly the worker's job
+3. in-process: ``hpe_core.learn.learning.learn_all_closed`` on them (exactly the worker's job
    body), timed end to end and by phase: the learn step (``Learner.learn_batch``), model
    save (``Learner.save`` + the version row), and the rest (DB reads, featurization,
    ``UPDATE`` of the decisions, commit);
@@ -45,8 +45,9 @@ from bench.common import (  # noqa: E402
     print_header,
     shared_line,
 )
-from hpe_core import rewards, simulation  # noqa: E402
-from hpe_core.features import ActionCatalog, decision_features  # noqa: E402
+from hpe_core import simulation
+from hpe_core.decide.features import ActionCatalog, decision_features  # noqa: E402
+from hpe_core.learn import rewards
 
 _SIM_RNG = "hpe-bench-learning"
 
@@ -184,7 +185,7 @@ class Phases:
 def reset_learning(engine, config_id) -> None:
     from sqlalchemy import delete, update
 
-    from hpe_core.models import Activity, Decision, ModelVersion
+    from hpe_core.store.models import Activity, Decision, ModelVersion
 
     with engine.begin() as conn:
         conn.execute(
@@ -199,7 +200,7 @@ def reset_learning(engine, config_id) -> None:
 def learned_count(engine, config_id) -> int:
     from sqlalchemy import func, select
 
-    from hpe_core.models import Decision
+    from hpe_core.store.models import Decision
 
     with engine.connect() as conn:
         return conn.scalar(
@@ -230,7 +231,7 @@ def alternatives(sessions, config_id, count: int) -> dict:
     """
     from sqlalchemy import select, text, update
 
-    from hpe_core.models import Decision, utcnow
+    from hpe_core.store.models import Decision, utcnow
 
     now = utcnow()
 
@@ -312,12 +313,13 @@ def main(argv=None) -> int:
         print(f"database {dep.database}, redis db {dep.redis_db}, logs {dep.log_dir}")
         from sqlalchemy import insert
 
-        from hpe_core import configs, learning
-        from hpe_core.models import Decision, Outcome
-        from hpe_core.policy import learner as learner_module
-        from hpe_core.policy import store
-        from hpe_core.policy.exploration import vw_arguments
-        from hpe_core.workspaces import Principal
+        from hpe_core.decide.policy import learner as learner_module
+        from hpe_core.decide.policy import store
+        from hpe_core.decide.policy.exploration import vw_arguments
+        from hpe_core.learn import learning
+        from hpe_core.store.models import Decision, Outcome
+        from hpe_core.tenancy import configs
+        from hpe_core.tenancy.workspaces import Principal
         from web import create_app
         from web import simulate as sim
 
@@ -380,7 +382,7 @@ def main(argv=None) -> int:
         )
 
         # -- in-process learn_all_closed (the job's body), by phase
-        print(f"\nin-process hpe_core.learning.learn_all_closed, load {loadavg()}")
+        print(f"\nin-process hpe_core.learn.learning.learn_all_closed, load {loadavg()}")
         phases = Phases()
         phases.wrap(learner_module.Learner, "learn_batch", "learn step (Learner.learn_batch)")
         phases.wrap(learner_module.Learner, "save", "model serialize (Learner.save)")

@@ -12,7 +12,7 @@ One run:
    ``hpe simulate`` prints) and *expected* (the ground-truth click probability of the
    offer each decision chose, read back from the decision log; far less noisy);
 4. raw VW loop: ``vowpalwabbit.Workspace(<same VW args>)`` on the same users and the same
-   touchpoint stream, featurized with hpe_core.features, predict → sample → draw outcomes
+   touchpoint stream, featurized with hpe_core.decide.features, predict → sample → draw outcomes
    → learn that reward immediately (no window, no batching, no holdout), for each of
    ``--raw-seeds`` (sampling/outcome randomness);
 5. reference rates on the same touchpoints: random choice (what the holdout gets) and the
@@ -43,9 +43,10 @@ from bench.common import (  # noqa: E402
     print_header,
     shared_line,
 )
-from hpe_core import rewards, simulation  # noqa: E402
-from hpe_core.features import ActionCatalog  # noqa: E402
-from hpe_core.policy import vw_arguments  # noqa: E402
+from hpe_core import simulation
+from hpe_core.decide.features import ActionCatalog  # noqa: E402
+from hpe_core.decide.policy import vw_arguments  # noqa: E402
+from hpe_core.learn import rewards
 
 
 def raw_vw_loop(settings: dict, decisions: int, seed: int, raw_seed: int) -> dict:

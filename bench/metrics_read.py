@@ -195,9 +195,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import sqlalchemy as sa
 
-    from hpe_core import configs, db, metrics, rollups, workspaces
-    from hpe_core.models import Config, StaleMetricsDay
-    from hpe_core.workspaces import Principal
+    from hpe_core.measure import metrics, rollups
+    from hpe_core.store import db
+    from hpe_core.store.models import Config, StaleMetricsDay
+    from hpe_core.tenancy import configs, workspaces
+    from hpe_core.tenancy.workspaces import Principal
     from web import create_app
 
     name = f"hpe_bench_metrics_{uuid.uuid4().hex[:8]}"

@@ -8,7 +8,7 @@ Three families, as in pytest and datasette:
 - channel hooks (``hpe_deliver``, ``hpe_parse_webhook``, ``hpe_verify_webhook``,
   ``hpe_health_check``) are ``firstresult``: the first non-None answer wins. HPE ships
   ``trylast`` defaults (``plugins.connector_defaults``) that call the channel's
-  :class:`~hpe_core.channels.Connector` methods, so a connector only overrides methods;
+  :class:`~hpe_core.deliver.channels.Connector` methods, so a connector only overrides methods;
   a plugin implements these hooks to wrap or replace a channel (e.g. a sandbox that
   records instead of sending). ``hpe_enrich_context`` collects from every plugin.
 - ``hpe_on_*`` events return nothing; they run after the change is committed, and an
@@ -29,10 +29,10 @@ if TYPE_CHECKING:  # pragma: no cover
     import uuid
     from collections.abc import Mapping
 
-    from hpe_core.channels import Connector, HealthStatus, InboundEvent, WebhookRequest
-    from hpe_core.delivery import Delivery, DeliveryResult
+    from hpe_core.deliver.channels import Connector, HealthStatus, InboundEvent, WebhookRequest
+    from hpe_core.deliver.delivery import Delivery, DeliveryResult
     from hpe_core.errors import HpeError
-    from hpe_core.outcomes import OutcomeEvent
+    from hpe_core.learn.outcomes import OutcomeEvent
 
 hookspec = pluggy.HookspecMarker("hpe")
 
@@ -41,7 +41,7 @@ hookspec = pluggy.HookspecMarker("hpe")
 
 @hookspec
 def hpe_register_connectors() -> list[type[Connector]]:
-    """Return the :class:`hpe_core.channels.Connector` subclasses this plugin provides.
+    """Return the :class:`hpe_core.deliver.channels.Connector` subclasses this plugin provides.
 
     Called once when the app or a worker starts; the lists of all plugins are
     concatenated. A channel name may be provided by one connector only.
@@ -79,7 +79,7 @@ def hpe_register_attribution_models() -> list:
     """Return attribution models: objects with ``name``, ``description`` and
     ``credit(touches, conversion_at, options) -> list[float]``.
 
-    ``touches`` are :class:`hpe_core.attribution.Touch` named tuples ``(decision_id,
+    ``touches`` are :class:`hpe_core.learn.attribution.Touch` named tuples ``(decision_id,
     decided_at, channel)``: the user's decisions in the configuration during the
     ``attribution.window_hours`` before the conversion, on every channel, oldest first,
     never empty. ``conversion_at`` is when the outcome occurred; ``options`` is the
@@ -126,7 +126,7 @@ def hpe_deliver(delivery: Delivery, connector: Connector) -> DeliveryResult | No
 
     :param delivery: the decision, its action content, recipient and variables
     :param connector: the configured connector of ``delivery.channel``
-    :returns: a :class:`~hpe_core.delivery.DeliveryResult`, or None to let the next
+    :returns: a :class:`~hpe_core.deliver.delivery.DeliveryResult`, or None to let the next
         plugin (finally the connector) deliver
     :raises TransientDeliveryError: to be retried (``retry_after`` seconds, if given)
     :raises PermanentDeliveryError: to fail the delivery for good (logged as an activity)
@@ -159,7 +159,7 @@ def hpe_parse_webhook(request: WebhookRequest, connector: Connector) -> list[Inb
 
     :param request: channel, workspace, headers, raw body and query of the webhook
     :param connector: the channel's connector
-    :returns: a list of :class:`~hpe_core.channels.InboundEvent`, or None
+    :returns: a list of :class:`~hpe_core.deliver.channels.InboundEvent`, or None
     :raises InvalidInput: if the body cannot be read (answered 422, nothing stored)
     """
 
@@ -172,7 +172,7 @@ def hpe_health_check(connector: Connector) -> HealthStatus | None:
     (trylast) calls ``connector.health()``. Keep it under a few seconds.
 
     :param connector: the channel's connector
-    :returns: a :class:`~hpe_core.channels.HealthStatus`, or None
+    :returns: a :class:`~hpe_core.deliver.channels.HealthStatus`, or None
     """
 
 
@@ -203,7 +203,7 @@ def hpe_on_outcomes(
     tracking links (``tracking``) stored outcomes. Webhook replays are not included; an
     API retry of the same idempotency key is reported again (the store counted it once).
 
-    :param outcomes: the :class:`~hpe_core.outcomes.OutcomeEvent` list as stored
+    :param outcomes: the :class:`~hpe_core.learn.outcomes.OutcomeEvent` list as stored
     :param source: where they came from
     """
 

@@ -2,7 +2,7 @@
 any plugin's.
 
 A model splits one conversion's credit over the user's earlier decisions ("touches")
-inside the configuration's attribution window. :mod:`hpe_core.attribution` calls them
+inside the configuration's attribution window. :mod:`hpe_core.learn.attribution` calls them
 through ``hpe_register_attribution_models`` and checks what they return; a plugin adds a
 model the same way (see docs/plugins.md).
 """
@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 import click
 
 from hpe_core import hookimpl
-from hpe_core.attribution import Touch
+from hpe_core.learn.attribution import Touch
 
 __all__ = ["MODELS", "AttributionModel", "Touch"]
 
@@ -33,7 +33,7 @@ class AttributionModel:
     :param description: one line for people choosing a model
     :param credit: ``credit(touches, conversion_at, options)`` returns one share per touch
         (same order, oldest first), each >= 0, summing to 1. ``touches`` are
-        :class:`~hpe_core.attribution.Touch` tuples ``(decision_id, decided_at, channel)``,
+        :class:`~hpe_core.learn.attribution.Touch` tuples ``(decision_id, decided_at, channel)``,
         never empty; ``options`` is the configuration's ``attribution`` settings block
         (``window_hours``, ``half_life_hours``, ...).
     """
@@ -127,7 +127,7 @@ def attribution():
 def rerun(config_id, since, no_run):
     """Redo CONFIG_ID's attribution of outcomes since --since with the current settings
     (after changing the model or window, or importing older decisions)."""
-    from hpe_core import attribution as service
+    from hpe_core.learn import attribution as service
     from plugins.cli import app_session
 
     since = since.replace(tzinfo=dt.UTC)

@@ -36,7 +36,7 @@ def webhooks():
 )
 def create_secret(workspace_id, grace_hours):
     """Create (or rotate) WORKSPACE_ID's signing secret and print it (the last line)."""
-    from hpe_core import webhooks as hooks_service
+    from hpe_core.deliver import webhooks as hooks_service
     from plugins.cli import app_session
 
     with app_session() as (app, session):
@@ -59,7 +59,7 @@ def create_secret(workspace_id, grace_hours):
 @click.argument("workspace_id")
 def list_secrets(workspace_id):
     """List WORKSPACE_ID's secrets: hint, created, expires. Never the secrets."""
-    from hpe_core import webhooks as hooks_service
+    from hpe_core.deliver import webhooks as hooks_service
     from plugins.cli import app_session
 
     with app_session() as (_app, session):
@@ -102,7 +102,7 @@ def channels_list(health):
 def channels_configure(workspace_id, channel, settings_json):
     """Replace WORKSPACE_ID's settings for CHANNEL with SETTINGS_JSON, e.g.
     hpe channels configure acme web '{"allowed_origins": ["https://shop.example"]}'."""
-    from hpe_core import channels as channel_service
+    from hpe_core.deliver import channels as channel_service
     from plugins.cli import app_session
 
     try:
@@ -121,7 +121,7 @@ def channels_configure(workspace_id, channel, settings_json):
 @click.argument("channel")
 def channels_show(workspace_id, channel):
     """Print WORKSPACE_ID's settings for CHANNEL."""
-    from hpe_core import channels as channel_service
+    from hpe_core.deliver import channels as channel_service
     from plugins.cli import app_session
 
     with app_session() as (_app, session):
@@ -143,7 +143,7 @@ def consent():
 @click.argument("user_id")
 def consent_show(workspace_id, channel, user_id):
     """Print USER_ID's consent status for CHANNEL."""
-    from hpe_core import consent as consent_service
+    from hpe_core.decide import consent as consent_service
     from plugins.cli import app_session
 
     with app_session() as (_app, session):
@@ -159,7 +159,7 @@ def consent_show(workspace_id, channel, user_id):
 )
 def consent_set(workspace_id, channel, user_id, status):
     """Record USER_ID's consent for CHANNEL (e.g. 'subscribed' after a re-opt-in)."""
-    from hpe_core import consent as consent_service
+    from hpe_core.decide import consent as consent_service
     from plugins.cli import app_session
 
     with app_session() as (app, session):

@@ -15,9 +15,9 @@ from collections.abc import Iterable, Mapping
 import pluggy
 
 from hpe_core import hookspecs
-from hpe_core.channels import ChannelRuntime, Connector
-from hpe_core.configs import Catalog
+from hpe_core.deliver.channels import ChannelRuntime, Connector
 from hpe_core.errors import InvalidInput
+from hpe_core.tenancy.configs import Catalog
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,9 @@ def connectors(pm: pluggy.PluginManager) -> dict[str, type[Connector]]:
     for batch in pm.hook.hpe_register_connectors():
         for connector in batch or ():
             if not (isinstance(connector, type) and issubclass(connector, Connector)):
-                raise RuntimeError(f"{connector!r} is not a hpe_core.channels.Connector subclass.")
+                raise RuntimeError(
+                    f"{connector!r} is not a hpe_core.deliver.channels.Connector subclass."
+                )
             if not connector.name:
                 raise RuntimeError(f"{connector.__qualname__} has no channel name.")
             if connector.name in found and found[connector.name] is not connector:

@@ -18,14 +18,14 @@ from typing import ClassVar
 
 import pytest
 
-from hpe_core.channels import (
+from hpe_core.deliver.channels import (
     ChannelRuntime,
     Connector,
     HealthStatus,
     InboundEvent,
     WebhookRequest,
 )
-from hpe_core.delivery import Delivery, DeliveryResult, TrackingLinks
+from hpe_core.deliver.delivery import Delivery, DeliveryResult, TrackingLinks
 from hpe_core.errors import PermanentDeliveryError, TransientDeliveryError
 
 BASE = "/api/v1/041-hyper-personalization-engine"
@@ -101,7 +101,7 @@ class Tenant:
 @pytest.fixture
 def hpe_tenant(hpe_app):
     """A workspace with a secret API key on ``hpe_app``."""
-    from hpe_core import workspaces
+    from hpe_core.tenancy import workspaces
 
     session = hpe_app.extensions["hpe_sessions"]()
     try:
@@ -282,7 +282,7 @@ class ConnectorContract:
 
     def test_listed_by_the_api(self, register_plugin, make_hpe_app):
         """GET /channels lists the channel once the plugin is registered."""
-        from hpe_core import workspaces
+        from hpe_core.tenancy import workspaces
 
         self._register(register_plugin)
         app = make_hpe_app(PLUGINS={self.connector_class.name: dict(self.plugin_config)})

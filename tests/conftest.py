@@ -15,8 +15,8 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from hpe_core import db as hpe_db
-from hpe_core.models import Base
+from hpe_core.store import db as hpe_db
+from hpe_core.store.models import Base
 
 POSTGRES_URL = os.environ.get(
     "HPE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -52,9 +52,7 @@ def postgres_url():
     yield url
     with admin.connect() as connection:
         connection.execute(
-            sa.text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"
-            ),
+            sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
             {"name": name},
         )
         connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
@@ -177,7 +175,7 @@ def make_tenant(app):
 
 def create_tenant(app, workspace_id: str | None = None, kind: str = "secret") -> Tenant:
     """A workspace (created unless it exists) and a new key of ``kind`` on ``app``'s database."""
-    from hpe_core import workspaces
+    from hpe_core.tenancy import workspaces
 
     workspace_id = workspace_id or f"ws-{uuid.uuid4().hex[:8]}"
     session = app.extensions["hpe_sessions"]()

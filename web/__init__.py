@@ -10,8 +10,8 @@ from pathlib import Path
 from flask import Flask
 from flask_smorest import Api
 
-from hpe_core import db as hpe_db
-from hpe_core.settings import ATTRIBUTION_MODELS
+from hpe_core.store import db as hpe_db
+from hpe_core.tenancy.settings import ATTRIBUTION_MODELS
 from plugins.manager import make_plugin_manager
 from web.config import DefaultConfig
 from web.errors import register_error_handlers
@@ -99,9 +99,9 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 def _start_channels(app: Flask, pm) -> None:
     """Channel connectors (configured from ``PLUGINS``) and the settings catalog."""
-    from hpe_core.channels import ChannelRuntime
-    from hpe_core.delivery import TrackingLinks
-    from hpe_core.measurement import MeasurementPlugins
+    from hpe_core.deliver.channels import ChannelRuntime
+    from hpe_core.deliver.delivery import TrackingLinks
+    from hpe_core.measure.measurement import MeasurementPlugins
     from plugins.manager import PluginCatalog, attribution_models, build_channels
 
     public_url = app.config.get("PUBLIC_URL")
@@ -139,7 +139,7 @@ def _register_plugin_blueprints(app: Flask, api, pm) -> None:
 
 
 def _start_learning_loop(app: Flask) -> None:
-    from hpe_core.decisions import DecisionEngine
+    from hpe_core.decide.decisions import DecisionEngine
     from worker.queues import Sweeper, make_backend
 
     sessions = app.extensions["hpe_sessions"]

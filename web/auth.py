@@ -9,7 +9,7 @@ import time
 from flask import current_app, g, request
 from flask_smorest import abort
 
-from hpe_core.workspaces import Principal, authenticate
+from hpe_core.tenancy.workspaces import Principal, authenticate
 from web.extensions import db_session
 
 

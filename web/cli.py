@@ -10,7 +10,8 @@ import click
 from dotenv import load_dotenv
 from sqlalchemy import exc as sa_exc
 
-from hpe_core import __version__, workspaces
+from hpe_core import __version__
+from hpe_core.tenancy import workspaces
 from plugins.cli import app_or_exit, app_session
 
 
@@ -275,7 +276,7 @@ def db():
 @click.option("--revision", default="head", show_default=True)
 def db_upgrade(revision):
     """Migrate the database to the newest schema (or --revision)."""
-    from hpe_core import db as hpe_db
+    from hpe_core.store import db as hpe_db
 
     app = app_or_exit(AUTO_MIGRATE=False, SCHEMA_CHECK=False)
     engine = app.extensions["hpe_engine"]
@@ -287,7 +288,7 @@ def db_upgrade(revision):
 @click.argument("revision")
 def db_downgrade(revision):
     """Migrate the database down to REVISION ('base' empties it)."""
-    from hpe_core import db as hpe_db
+    from hpe_core.store import db as hpe_db
 
     app = app_or_exit(AUTO_MIGRATE=False, SCHEMA_CHECK=False)
     engine = app.extensions["hpe_engine"]
@@ -298,7 +299,7 @@ def db_downgrade(revision):
 @db.command("current")
 def db_current():
     """Show the database's schema revision and the newest one."""
-    from hpe_core import db as hpe_db
+    from hpe_core.store import db as hpe_db
 
     app = app_or_exit(AUTO_MIGRATE=False, SCHEMA_CHECK=False)
     engine = app.extensions["hpe_engine"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Flask, current_app, g
 from sqlalchemy.orm import Session
 
-from hpe_core.db import make_engine, make_session_factory
+from hpe_core.store.db import make_engine, make_session_factory
 
 
 def init_database(app: Flask) -> None:

@@ -21,7 +21,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from hpe_core import simulation, workspaces
+from hpe_core import simulation
+from hpe_core.tenancy import workspaces
 
 BASE = "/api/v1/041-hyper-personalization-engine"
 

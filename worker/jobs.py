@@ -9,8 +9,8 @@ import uuid
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from hpe_core import learning
 from hpe_core.errors import TransientError
+from hpe_core.learn import learning
 from worker import retry
 from worker.runtime import job_session
 
@@ -28,11 +28,11 @@ def run_for_config(kind: str, session, config_id: uuid.UUID, plugins) -> object:
     if kind == "learn":
         return learning.learn_all_closed(session, config_id)
     if kind == "attribute":
-        from hpe_core import attribution
+        from hpe_core.learn import attribution
 
         return attribution.attribute_pending(session, config_id, plugins.attribution_models)
     if kind == "measure":
-        from hpe_core import measurement
+        from hpe_core.measure import measurement
 
         return measurement.run(session, config_id, plugins)
     raise ValueError(f"unknown job kind {kind!r}")
@@ -40,8 +40,8 @@ def run_for_config(kind: str, session, config_id: uuid.UUID, plugins) -> object:
 
 def attempt_delivery(session, app, delivery_id: uuid.UUID):
     """One attempt at a delivery with the app's plugins and channels (the inline backend
-    and the RQ job below share it): ``hpe_core.delivery.attempt``'s report."""
-    from hpe_core import delivery
+    and the RQ job below share it): ``hpe_core.deliver.delivery.attempt``'s report."""
+    from hpe_core.deliver import delivery
 
     return delivery.attempt(
         session,
@@ -117,7 +117,7 @@ def learn(config_id: str) -> dict:
 
 
 def deliver(delivery_id: str):
-    """Send one delivery through its channel (``hpe_core.delivery.attempt``).
+    """Send one delivery through its channel (``hpe_core.deliver.delivery.attempt``).
 
     Returns an rq ``Retry`` after a transient failure (rq re-runs the job later); a
     permanent failure, or the last retry, is recorded as failed and the job finishes.

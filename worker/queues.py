@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 
-from hpe_core import learning
+from hpe_core.learn import learning
 from worker import jobs
 
 log = logging.getLogger(__name__)
@@ -158,7 +158,7 @@ class InlineBackend:
             return
         if report.outcome == "retry":
             with self._sessions() as session:
-                from hpe_core.models import Delivery
+                from hpe_core.store.models import Delivery
 
                 attempts = session.get(Delivery, uuid.UUID(key)).attempts
             delay = retry.delivery_delay(attempts, report.retry_after)
@@ -229,13 +229,11 @@ class RQBackend:
             self.delivery_queue.enqueue(jobs.deliver, str(delivery_id), job_id=job_id, **kwargs)
 
 
-def make_backend(
-    redis_url: str | None, session_factory, *, background: bool = True, plugins=None
-):
+def make_backend(redis_url: str | None, session_factory, *, background: bool = True, plugins=None):
     """RQ when a Redis URL is configured, else inline (jobs in a thread of this process;
     with ``background=False`` they wait for :meth:`InlineBackend.run_pending`).
 
-    :param plugins: the :class:`hpe_core.measurement.MeasurementPlugins` inline jobs use
+    :param plugins: the :class:`hpe_core.measure.measurement.MeasurementPlugins` inline jobs use
         (RQ jobs take them from the worker's app)
     """
     if redis_url:
@@ -249,7 +247,7 @@ def sweep(backend, session_factory) -> int:
 
     :returns: how many jobs were enqueued
     """
-    from hpe_core import attribution
+    from hpe_core.learn import attribution
 
     with session_factory() as session:
         waiting = attribution.configs_with_pending(session)
@@ -263,7 +261,7 @@ def sweep_measurements(backend, session_factory) -> int:
 
     :returns: how many jobs were enqueued
     """
-    from hpe_core import configs
+    from hpe_core.tenancy import configs
 
     with session_factory() as session:
         config_ids = configs.measured_ids(session)
@@ -275,7 +273,7 @@ def sweep_deliveries(backend, session_factory, app) -> int:
 
     :returns: how many were enqueued
     """
-    from hpe_core import delivery
+    from hpe_core.deliver import delivery
 
     with session_factory() as session:
         stranded = delivery.stranded(session, older_than_seconds=STRANDED_DELIVERY_SECONDS)

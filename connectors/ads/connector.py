@@ -14,11 +14,11 @@ from pathlib import Path
 from marshmallow import RAISE, Schema, fields, validate
 
 from connectors.ads import audience
-from hpe_core import delivery as delivery_service
-from hpe_core.channels import Connector, HealthStatus
-from hpe_core.delivery import Delivery, DeliveryResult
+from hpe_core.deliver import delivery as delivery_service
+from hpe_core.deliver.channels import Connector, HealthStatus
+from hpe_core.deliver.delivery import Delivery, DeliveryResult
 from hpe_core.errors import PermanentDeliveryError, TransientDeliveryError
-from hpe_core.models import Config, utcnow
+from hpe_core.store.models import Config, utcnow
 
 
 class AdsConfigSchema(Schema):

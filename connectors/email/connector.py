@@ -19,10 +19,10 @@ from marshmallow import (
 )
 
 from connectors.email import sendgrid, smtp, templates
-from hpe_core.channels import Connector, HealthStatus, WebhookRequest, parse_generic_events
-from hpe_core.delivery import Delivery, DeliveryResult
+from hpe_core.deliver.channels import Connector, HealthStatus, WebhookRequest, parse_generic_events
+from hpe_core.deliver.delivery import Delivery, DeliveryResult
 from hpe_core.errors import PermanentDeliveryError
-from hpe_core.models import utcnow
+from hpe_core.store.models import utcnow
 
 
 class EmailConfigSchema(Schema):

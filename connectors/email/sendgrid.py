@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from hpe_core.channels import InboundEvent
+from hpe_core.deliver.channels import InboundEvent
 from hpe_core.errors import InvalidInput
 
 #: SendGrid event -> (outcome type, consent change)

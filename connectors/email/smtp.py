@@ -7,16 +7,14 @@ import ssl
 from collections.abc import Mapping
 from email.message import EmailMessage
 
-from hpe_core.channels import HealthStatus
+from hpe_core.deliver.channels import HealthStatus
 from hpe_core.errors import PermanentDeliveryError, TransientDeliveryError
 
 
 def _connect(config: Mapping) -> smtplib.SMTP:
     host, port, timeout = config["smtp_host"], config["smtp_port"], config["smtp_timeout"]
     if config["smtp_security"] == "ssl":
-        client = smtplib.SMTP_SSL(
-            host, port, timeout=timeout, context=ssl.create_default_context()
-        )
+        client = smtplib.SMTP_SSL(host, port, timeout=timeout, context=ssl.create_default_context())
     else:
         client = smtplib.SMTP(host, port, timeout=timeout)
         if config["smtp_security"] == "starttls":

@@ -19,11 +19,12 @@ import uuid
 from flask import Blueprint, Response, current_app, redirect, request
 from werkzeug.exceptions import NotFound
 
-from hpe_core import consent, outcomes
-from hpe_core.channels import notify
+from hpe_core.decide import consent
 from hpe_core.errors import InvalidInput
-from hpe_core.models import Config, Decision
-from hpe_core.workspaces import Principal
+from hpe_core.events import notify
+from hpe_core.learn import outcomes
+from hpe_core.store.models import Config, Decision
+from hpe_core.tenancy.workspaces import Principal
 
 log = logging.getLogger(__name__)
 

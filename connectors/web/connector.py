@@ -7,8 +7,8 @@ from collections.abc import Mapping
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
-from hpe_core.channels import Connector
-from hpe_core.delivery import Delivery, DeliveryResult
+from hpe_core.deliver.channels import Connector
+from hpe_core.deliver.delivery import Delivery, DeliveryResult
 
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-]+(:\d{1,5})?\Z")
 _MOBILE = re.compile(r"Mobi|Android|iPhone|iPod", re.IGNORECASE)

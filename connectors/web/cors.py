@@ -18,8 +18,8 @@ from flask_smorest import abort
 from sqlalchemy import select
 
 from hpe_core.errors import HpeError
-from hpe_core.models import ChannelSettings
-from hpe_core.workspaces import authenticate
+from hpe_core.store.models import ChannelSettings
+from hpe_core.tenancy.workspaces import authenticate
 
 blp = Blueprint("web_cors", __name__)
 

@@ -1,8 +1,8 @@
-"""Alembic environment: runs against the engine HPE hands over (see hpe_core.db)."""
+"""Alembic environment: runs against the engine HPE hands over (see hpe_core.store.db)."""
 
 from alembic import context
 
-from hpe_core.models import Base
+from hpe_core.store.models import Base
 
 config = context.config
 engine = config.attributes.get("engine")

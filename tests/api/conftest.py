@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from hpe_core.models import Activity, ApiKey, Config, MetricsDay, Workspace
+from hpe_core.store.models import Activity, ApiKey, Config, MetricsDay, Workspace
 from tests.conftest import BASE, Tenant, create_tenant
 
 #: Settings with the only required block; everything else is filled in with defaults.

@@ -9,8 +9,8 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from hpe_core import assignment
-from hpe_core.models import Decision
+from hpe_core.decide import assignment
+from hpe_core.store.models import Decision
 from tests.api.conftest import assert_error
 from tests.conftest import BASE
 

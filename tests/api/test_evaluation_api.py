@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
-from hpe_core import learning
-from hpe_core.evaluation import POLICIES
+from hpe_core.learn import learning
+from hpe_core.measure.evaluation import POLICIES
 from tests.api.conftest import assert_error
 from tests.conftest import BASE
 

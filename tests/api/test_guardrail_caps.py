@@ -1,4 +1,4 @@
-"""guardrails.max_action_share and guardrails.budget on the decision path (hpe_core.guardrails).
+"""guardrails.max_action_share and guardrails.budget on the decision path (decide.guardrails).
 
 The app here has a channel cost (PLUGINS email.cost_per_decision) so every budget test
 also proves the spend counts it. The counts' refresh interval is 0: each decision re-reads
@@ -13,10 +13,10 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from hpe_core import assignment
-from hpe_core.decisions import DecisionRequest
-from hpe_core.models import Activity, Decision
-from hpe_core.workspaces import Principal
+from hpe_core.decide import assignment
+from hpe_core.decide.decisions import DecisionRequest
+from hpe_core.store.models import Activity, Decision
+from hpe_core.tenancy.workspaces import Principal
 from tests.conftest import BASE, make_test_app
 
 EMAIL_COST = 0.5

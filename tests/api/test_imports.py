@@ -8,7 +8,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from hpe_core.models import Decision, Outcome
+from hpe_core.store.models import Decision, Outcome
 from tests.api.conftest import assert_error
 from tests.conftest import BASE
 from worker.queues import sweep

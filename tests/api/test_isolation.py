@@ -148,7 +148,7 @@ def test_every_endpoint_rejects_a_revoked_key_with_401(
     app, client, owner, intruder, owned_config, make_tenant, row_counts, subtests
 ):
     """A revoked key is refused everywhere; other keys, in any workspace, keep working."""
-    from hpe_core import workspaces
+    from hpe_core.tenancy import workspaces
 
     spare = make_tenant("owner")
     session = app.extensions["hpe_sessions"]()

@@ -9,7 +9,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from hpe_core.models import Decision
+from hpe_core.store.models import Decision
 from tests.api.conftest import assert_error
 from tests.conftest import BASE
 

@@ -9,8 +9,8 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from hpe_core import rollups
-from hpe_core.models import Config, Decision
+from hpe_core.measure import rollups
+from hpe_core.store.models import Config, Decision
 from tests.api.conftest import assert_error
 from tests.conftest import BASE, create_tenant, make_test_app
 

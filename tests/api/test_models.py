@@ -9,10 +9,11 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from hpe_core import assignment, learning
-from hpe_core.features import ActionCatalog, decision_features
-from hpe_core.models import Decision, ModelVersion
-from hpe_core.policy.learner import Learner
+from hpe_core.decide import assignment
+from hpe_core.decide.features import ActionCatalog, decision_features
+from hpe_core.decide.policy.learner import Learner
+from hpe_core.learn import learning
+from hpe_core.store.models import Decision, ModelVersion
 from tests.api.conftest import assert_error
 from tests.conftest import BASE
 from worker.queues import sweep

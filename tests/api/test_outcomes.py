@@ -9,8 +9,8 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from hpe_core import learning
-from hpe_core.models import Decision, Outcome
+from hpe_core.learn import learning
+from hpe_core.store.models import Decision, Outcome
 from tests.api.conftest import assert_error
 from tests.conftest import BASE
 

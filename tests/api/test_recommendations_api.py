@@ -11,10 +11,10 @@ import uuid
 
 import pytest
 
-from hpe_core.models import Config
+from hpe_core.store.models import Config
 from tests.api.conftest import assert_error
 from tests.conftest import BASE
-from tests.core.test_circuit_breaker import seed
+from tests.core.recommend.test_circuit_breaker import seed
 from worker.queues import sweep_measurements
 
 #: Action "a" engages 4% of treatment, "b" and "c" 30%: "a" should be retired.

@@ -11,12 +11,12 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from hpe_core import attribution
-from hpe_core.models import Attribution
+from hpe_core.learn import attribution
+from hpe_core.store.models import Attribution
 from plugins.cli import add_plugin_commands
 from plugins.manager import make_plugin_manager
 from tests.conftest import IN_REPO_PLUGINS, make_test_app
-from tests.core.test_attribution import HOUR, T0, Shop
+from tests.core.learn.test_attribution import HOUR, T0, Shop
 
 
 @pytest.fixture

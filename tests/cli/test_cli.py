@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from hpe_core import db as hpe_db
-from hpe_core.models import PREFIX
+from hpe_core.store import db as hpe_db
+from hpe_core.store.models import PREFIX
 from tests.conftest import BASE, IN_REPO_PLUGINS, POSTGRES_URL, make_test_app
 
 HPE = str(Path(sys.executable).with_name("hpe"))

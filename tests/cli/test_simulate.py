@@ -8,7 +8,7 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-from hpe_core.models import PREFIX
+from hpe_core.store.models import PREFIX
 from tests.cli.test_cli import HPE, _env, hpe
 
 THROWAWAY = re.compile(r"^Simulating on a throwaway instance in (\S+) \((.+)\)\.$")
@@ -29,7 +29,7 @@ def test_simulate_reports_lift_truth_roi_evaluation_and_recommendations(tmp_path
     assert low <= estimate <= high
     truth = TRUTH.search(out)
     assert truth, out
-    # Coverage itself is a 95% property (tests/core/test_stats.py checks it over 2,000
+    # Coverage itself is a 95% property (tests/core/measure/test_stats.py checks it over 2,000
     # simulated experiments); here the verdict must match the printed numbers.
     inside = low <= float(truth.group(1)) <= high
     assert ("inside the interval" in out) == inside, out

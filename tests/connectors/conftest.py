@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from hpe_core import webhooks
+from hpe_core.deliver import webhooks
 from tests.conftest import BASE, Tenant, create_tenant, make_test_app
 
 EMAIL_ACTION = {

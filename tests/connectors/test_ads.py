@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from connectors.ads import audience
 from hpe_core.errors import PermanentDeliveryError, TransientDeliveryError
-from hpe_core.models import Delivery
+from hpe_core.store.models import Delivery
 from tests.connectors.conftest import channel_app, create_config, decide, new_tenant
 
 ACTIONS = [

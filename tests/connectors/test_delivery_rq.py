@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from hpe_core.models import Delivery
+from hpe_core.store.models import Delivery
 from tests.conftest import make_test_app
 from tests.connectors.conftest import (
     EMAIL_ACTION,

@@ -9,7 +9,7 @@ import urllib.parse
 import pytest
 import sqlalchemy as sa
 
-from hpe_core.models import Activity, Consent, Decision, Delivery, Outcome
+from hpe_core.store.models import Activity, Consent, Decision, Delivery, Outcome
 from tests.conftest import BASE
 from tests.connectors.conftest import (
     EMAIL_ACTION,
@@ -263,7 +263,7 @@ def test_tracked_outcomes_reach_the_learning_loop(email_app, smtp_server):
     import datetime as dt
     import uuid
 
-    from hpe_core import learning
+    from hpe_core.learn import learning
 
     client = email_app.test_client()
     tenant = new_tenant(email_app)

@@ -13,8 +13,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 import sqlalchemy as sa
 
-from hpe_core import channels as channel_service
-from hpe_core.models import Decision, Outcome
+from hpe_core.deliver import channels as channel_service
+from hpe_core.store.models import Decision, Outcome
 from tests.conftest import BASE
 from tests.connectors.conftest import channel_app, create_config, new_tenant
 

@@ -8,7 +8,7 @@ import time
 
 import sqlalchemy as sa
 
-from hpe_core.models import Consent, Outcome, WebhookReceipt
+from hpe_core.store.models import Consent, Outcome, WebhookReceipt
 from tests.api.conftest import assert_error
 from tests.connectors.conftest import (
     EMAIL_ACTION,
@@ -97,7 +97,7 @@ def test_rotated_secret_keeps_the_old_one_for_a_grace_period(sqlite_app):
     """After rotation both secrets verify; with no grace the old one stops at once."""
     import datetime as dt
 
-    from hpe_core import webhooks
+    from hpe_core.deliver import webhooks
 
     app = sqlite_app
     client, _tenant, _config, decision_id = _setup(app)
@@ -235,7 +235,7 @@ def test_old_receipts_are_purged(sqlite_app):
     """Receipts older than twice the tolerance are deleted by later requests."""
     import datetime as dt
 
-    from hpe_core import webhooks
+    from hpe_core.deliver import webhooks
 
     app = sqlite_app
     client, _tenant, _config, decision_id = _setup(app)

@@ -6,9 +6,9 @@ import statistics
 import pytest
 
 from hpe_core import simulation
-from hpe_core.features import ActionCatalog, context_features
-from hpe_core.policy import Learner, vw_arguments
-from hpe_core.settings import validate_settings
+from hpe_core.decide.features import ActionCatalog, context_features
+from hpe_core.decide.policy import Learner, vw_arguments
+from hpe_core.tenancy.settings import validate_settings
 
 POPULATION = simulation.Population(size=2000, seed=7)
 

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from hpe_core import hookimpl
-from hpe_core.models import Attribution, Outcome
+from hpe_core.store.models import Attribution, Outcome
 from plugins.attribution import AttributionModel
 from tests.conftest import BASE
 

@@ -19,6 +19,9 @@ from plugins.manager import connectors, make_plugin_manager
 from tests.connectors.conftest import create_config, decide, new_tenant
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "hpe-sms"
+# The example is a plugin written against 0.1 and kept so: it imports hpe_core.channels
+# and hpe_core.delivery, which moved in 0.2 and still work, with a MovedModuleWarning.
+pytestmark = pytest.mark.filterwarnings("ignore::hpe_core._moved.MovedModuleWarning")
 # A fresh interpreter of this venv (-I: no PYTHONPATH, no user site, no cwd), as `hpe` sees it.
 _FIND_IN_VENV = [
     sys.executable,
@@ -157,11 +160,15 @@ def test_example_plugin_passes_its_own_contract_tests(hpe_sms_installed, hpe_sms
         env["PYTHONPATH"] = os.pathsep.join(
             filter(None, [str(hpe_sms_site), env.get("PYTHONPATH")])
         )
+    # A copy of its tests outside this repository: they run as in the plugin's own
+    # repository (under its configuration, not this repo's setup.cfg), and import hpe_sms
+    # as installed, not from its source folder.
+    tests = shutil.copytree(EXAMPLE / "tests", tmp_path / "tests")
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(EXAMPLE / "tests")],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tests)],
         capture_output=True,
         text=True,
-        cwd=tmp_path,  # not the example's folder: import hpe_sms as installed, not its source
+        cwd=tmp_path,
         env=env,
         timeout=300,
     )

@@ -13,10 +13,10 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from hpe_core import hookimpl
-from hpe_core.channels import Connector, HealthStatus, InboundEvent
-from hpe_core.delivery import DeliveryResult
+from hpe_core.deliver.channels import Connector, HealthStatus, InboundEvent
+from hpe_core.deliver.delivery import DeliveryResult
 from hpe_core.errors import TransientDeliveryError
-from hpe_core.models import Decision, Delivery, Outcome
+from hpe_core.store.models import Decision, Delivery, Outcome
 from plugins.manager import connectors
 from tests.conftest import BASE
 from tests.connectors.conftest import (

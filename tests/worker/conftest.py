@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from hpe_core.models import Config, Decision, ModelVersion, utcnow
+from hpe_core.store.models import Config, Decision, ModelVersion, utcnow
 from tests.conftest import BASE, IN_REPO_PLUGINS, Tenant, _truncate_all, make_test_app
 
 REPO = Path(__file__).resolve().parents[2]
@@ -79,7 +79,7 @@ def _unbind_worker_app():
 
 
 def make_tenant_on(app) -> Tenant:
-    from hpe_core import workspaces
+    from hpe_core.tenancy import workspaces
 
     workspace_id = f"ws-{uuid.uuid4().hex[:8]}"
     session = app.extensions["hpe_sessions"]()

@@ -13,7 +13,7 @@ from rq.job import Job
 from rq.registry import FinishedJobRegistry
 from rq.serializers import JSONSerializer
 
-from hpe_core.models import Attribution, Decision, Outcome
+from hpe_core.store.models import Attribution, Decision, Outcome
 from tests.conftest import BASE
 from tests.worker.conftest import Loop, wait_windows_closed
 from worker.queues import sweep

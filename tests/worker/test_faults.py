@@ -94,7 +94,7 @@ def test_redis_down_serves_decisions_and_learns_everything_once_back(
     from rq import SimpleWorker
     from rq.serializers import JSONSerializer
 
-    from hpe_core.models import Outcome
+    from hpe_core.store.models import Outcome
     from worker.queues import Sweeper, sweep
     from worker.runtime import bind_app
 
@@ -151,7 +151,7 @@ def test_redis_down_serves_decisions_and_learns_everything_once_back(
 
 def test_racing_learners_on_one_config_learn_each_decision_once(rq_app):
     """Two threads learn one configuration at once: one learns the batch, the other nothing."""
-    from hpe_core import learning
+    from hpe_core.learn import learning
 
     loop = Loop(rq_app)
     config_id = loop.create_config()
@@ -185,7 +185,7 @@ def test_racing_learners_on_one_config_learn_each_decision_once(rq_app):
 
 def test_racing_learner_is_kept_out_by_the_advisory_lock(rq_app, pg_url):
     """While one learn transaction holds a configuration, another learn_closed reports busy."""
-    from hpe_core import learning
+    from hpe_core.learn import learning
 
     loop = Loop(rq_app)
     config_id = loop.create_config()

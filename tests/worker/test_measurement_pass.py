@@ -1,4 +1,4 @@
-"""The measurement pass (hpe_core.measurement.run): end to end on RQ with a burst worker,
+"""The measurement pass (hpe_core.measure.measurement.run): end to end on RQ with a burst worker,
 idempotent on both databases, skipping what it must, and going on when the off-policy
 evaluation fails."""
 
@@ -14,12 +14,13 @@ from rq.registry import FinishedJobRegistry
 from rq.serializers import JSONSerializer
 from sqlalchemy import func, select
 
-from hpe_core import configs, measurement
-from hpe_core.models import Activity, Config, MetricsDay, ModelVersion, Recommendation
-from hpe_core.policy.exploration import vw_arguments
-from hpe_core.workspaces import Principal
+from hpe_core.decide.policy.exploration import vw_arguments
+from hpe_core.measure import measurement
+from hpe_core.store.models import Activity, Config, MetricsDay, ModelVersion, Recommendation
+from hpe_core.tenancy import configs
+from hpe_core.tenancy.workspaces import Principal
 from tests.conftest import create_tenant
-from tests.core.test_circuit_breaker import seed
+from tests.core.recommend.test_circuit_breaker import seed
 from worker.queues import sweep_measurements
 from worker.runtime import bind_app
 

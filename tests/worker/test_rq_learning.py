@@ -13,8 +13,8 @@ from rq.job import Job
 from rq.registry import FinishedJobRegistry
 from rq.serializers import JSONSerializer
 
-from hpe_core import learning
-from hpe_core.models import utcnow
+from hpe_core.learn import learning
+from hpe_core.store.models import utcnow
 from tests.worker.conftest import (
     Loop,
     assert_learned_exactly_once,

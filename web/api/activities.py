@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from hpe_core import activities, configs
+from hpe_core.tenancy import activities, configs
 from web.api import BASE
 from web.api.pagination import SQLCursorPage
 from web.api.schemas import ActivityQueryArgsSchema, ActivitySchema

@@ -7,7 +7,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import EXCLUDE, Schema, fields
 
-from hpe_core.channels import HealthStatus
+from hpe_core.deliver.channels import HealthStatus
 from plugins.manager import plugin_name_of
 from web.api import BASE
 from web.api.schemas import ChannelSchema

@@ -6,7 +6,7 @@ from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from hpe_core import configs
+from hpe_core.tenancy import configs
 from web.api import BASE
 from web.api.pagination import SQLCursorPage
 from web.api.schemas import (

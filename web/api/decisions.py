@@ -6,7 +6,7 @@ from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from hpe_core import decisions
+from hpe_core.decide import decisions
 from web.api import BASE, delivery
 from web.api.delivery import DecisionDeliveredSchema, DecisionDeliverRequestSchema
 from web.api.schemas import PARSER

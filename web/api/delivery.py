@@ -11,8 +11,8 @@ from flask import current_app
 from flask_smorest import abort
 from marshmallow import Schema, fields, validate
 
-from hpe_core import delivery
-from hpe_core.channels import notify
+from hpe_core.deliver import delivery
+from hpe_core.events import notify
 from web.api.loop_schemas import DecisionRequestSchema, DecisionSchema
 from web.api.schemas import HpeSchema
 from web.auth import current_principal

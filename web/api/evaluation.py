@@ -6,7 +6,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from hpe_core import evaluation
+from hpe_core.measure import evaluation
 from web.api import BASE
 from web.auth import current_principal, require_secret_key
 from web.extensions import db_session

@@ -6,7 +6,7 @@ from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
-from hpe_core import imports
+from hpe_core.learn import imports
 from web.api import BASE
 from web.api.loop_schemas import ImportResultSchema
 from web.auth import current_principal, require_secret_key

@@ -7,7 +7,7 @@ import datetime as dt
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from hpe_core.errors import InvalidInput
-from hpe_core.settings import check_json_document, text_problem
+from hpe_core.tenancy.settings import check_json_document, text_problem
 from web.api.schemas import HpeSchema
 
 _EVENT_TYPE = validate.Regexp(

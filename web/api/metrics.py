@@ -6,7 +6,7 @@ from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from hpe_core import metrics
+from hpe_core.measure import metrics
 from web.api import BASE
 from web.api.schemas import MetricsQueryArgsSchema, MetricsSchema
 from web.auth import current_principal, require_secret_key

@@ -6,9 +6,9 @@ from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from hpe_core import activities, configs
-from hpe_core.policy import store
-from hpe_core.policy.exploration import vw_arguments
+from hpe_core.decide.policy import store
+from hpe_core.decide.policy.exploration import vw_arguments
+from hpe_core.tenancy import activities, configs
 from web.api import BASE
 from web.api.loop_schemas import ModelVersionSchema, RollbackSchema
 from web.api.pagination import SQLCursorPage

@@ -6,8 +6,8 @@ from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from hpe_core import outcomes
-from hpe_core.channels import notify
+from hpe_core.events import notify
+from hpe_core.learn import outcomes
 from web.api import BASE
 from web.api.loop_schemas import OutcomesAcceptedSchema, OutcomesRequestSchema
 from web.api.schemas import PARSER

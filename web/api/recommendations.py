@@ -7,7 +7,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from hpe_core import recommendations
+from hpe_core.recommend import recommendations
 from web.api import BASE
 from web.api.schemas import ConfigSchema
 from web.auth import current_principal, require_secret_key

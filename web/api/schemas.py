@@ -1,7 +1,7 @@
 """Request and response schemas of the REST API (documentation and input parsing).
 
 Body schemas reject unknown fields; the settings document itself is validated by
-``hpe_core.settings`` (it depends on the installed plugins' channels).
+``hpe_core.tenancy.settings`` (it depends on the installed plugins' channels).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import json
 from marshmallow import RAISE, Schema, fields, validate
 from webargs.flaskparser import FlaskParser
 
-from hpe_core.models import CONFIG_STATUSES
+from hpe_core.store.models import CONFIG_STATUSES
 
 SETTINGS_DESCRIPTION = (
     "Configuration settings. Only `actions` is required; every other block (channels, "

@@ -9,9 +9,10 @@ from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields
 
-from hpe_core import webhooks
-from hpe_core.channels import WebhookRequest, notify
+from hpe_core.deliver import webhooks
+from hpe_core.deliver.channels import WebhookRequest
 from hpe_core.errors import NotFound, Unauthorized
+from hpe_core.events import notify
 from web.api import BASE
 from web.extensions import db_session
 

@@ -7,7 +7,7 @@ Revises: 0004
 import sqlalchemy as sa
 from alembic import op
 
-from hpe_core.models import JsonDocument
+from hpe_core.store.models import JsonDocument
 
 revision = "0005"
 down_revision = "0004"

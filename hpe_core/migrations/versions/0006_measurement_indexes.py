@@ -4,7 +4,7 @@ A metrics read that includes today computes today live from the decision log; wi
 these indexes its outcome and credit aggregates read every outcome and credit row the
 configuration ever had (~690k and ~46k rows at 90 days × 100,000 decisions) to find
 today's. With them they read only rows written since the first live day began
-(``hpe_core.day_documents``).
+(``hpe_core.measure.day_documents``).
 
 Revision ID: 0006
 Revises: 0005

@@ -1,0 +1,10 @@
+"""deliver: hand a decision to its channel, and hear back from it (loop step 2).
+
+The connector contract channel plugins implement (``channels``: ``Connector``,
+``Delivery``, ``DeliveryResult``, ``InboundEvent``, ``WebhookRequest``, ``HealthStatus``),
+signed tracking links (``tracking_links``), deliveries with retries (``delivery``) and
+signed inbound webhooks that become outcomes and consent changes (``webhooks``).
+
+May import: ``learn`` (webhooks record outcomes), ``decide`` (consent), ``tenancy``,
+``store``.
+"""

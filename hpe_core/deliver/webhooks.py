@@ -1,0 +1,316 @@
+"""Inbound channel webhooks: signing secrets, signature verification, replay dedupe, and
+turning verified events into outcomes and consent changes.
+
+Signing (documented in docs/plugins.md, "Inbound webhooks")::
+
+    X-HPE-Workspace: <workspace id>         (or ?workspace=<id>)
+    X-HPE-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + raw body)>
+
+A signature is accepted within :data:`TOLERANCE_SECONDS` of the server's clock, compared
+in constant time against every live secret of the workspace (after a rotation the old
+secret keeps working for a grace period), and each accepted signature is stored so a
+replay is answered without being processed twice.
+
+Secrets: the workspace's secret is ``HMAC(SECRET_KEY, nonce)``; only the random nonce is
+stored. It must be recomputable (HMAC needs the secret itself, unlike API keys, which are
+stored hashed), and this way a database dump alone does not reveal it. Changing the app's
+SECRET_KEY therefore invalidates every webhook secret: rotate them after such a change.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import hashlib
+import hmac
+import re
+import secrets as secrets_module
+import uuid
+from collections import defaultdict
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from hpe_core.decide import consent
+from hpe_core.deliver.channels import CONSENT_STATUSES, InboundEvent, WebhookRequest
+from hpe_core.errors import InvalidInput, Unauthorized
+from hpe_core.learn import outcomes
+from hpe_core.store.db import dialect_insert
+from hpe_core.store.models import Config, Decision, WebhookReceipt, WebhookSecret, utcnow
+from hpe_core.tenancy.workspaces import Principal, get_workspace
+
+TOLERANCE_SECONDS = 300
+DEFAULT_GRACE = dt.timedelta(hours=24)
+SIGNATURE_HEADER = "X-HPE-Signature"
+WORKSPACE_HEADER = "X-HPE-Workspace"
+_EVENT_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}")
+_RECEIPTS = WebhookReceipt.__table__
+
+
+# --- Secrets ---------------------------------------------------------------------------
+
+
+def _secret(secret_key: str, nonce: str) -> str:
+    key = hashlib.sha256(b"hpe-webhook-secret:" + secret_key.encode()).digest()
+    mac = hmac.new(key, nonce.encode(), hashlib.sha256).digest()
+    return "whsec_" + base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+
+def create_secret(
+    session: Session,
+    workspace_id: str,
+    secret_key: str,
+    *,
+    grace: dt.timedelta = DEFAULT_GRACE,
+    now: dt.datetime | None = None,
+) -> tuple[WebhookSecret, str]:
+    """Create (or rotate to) a new signing secret for a workspace.
+
+    Secrets that were live keep working for ``grace`` (0: revoked now), so senders can
+    switch without losing events.
+
+    :returns: the stored row and the secret, shown once
+    :raises NotFound: for an unknown workspace
+    """
+    now = now or utcnow()
+    get_workspace(session, workspace_id)
+    for old in _live(session, workspace_id, now):
+        if old.expires_at is None or old.expires_at > now + grace:
+            old.expires_at = now + grace
+    nonce = secrets_module.token_urlsafe(32)
+    secret = _secret(secret_key, nonce)
+    row = WebhookSecret(workspace_id=workspace_id, nonce=nonce, hint=secret[:10], created_at=now)
+    session.add(row)
+    session.flush()
+    return row, secret
+
+
+def _live(session: Session, workspace_id: str, now: dt.datetime) -> list[WebhookSecret]:
+    return list(
+        session.scalars(
+            select(WebhookSecret).where(
+                WebhookSecret.workspace_id == workspace_id,
+                (WebhookSecret.expires_at.is_(None)) | (WebhookSecret.expires_at > now),
+            )
+        )
+    )
+
+
+def list_secrets(session: Session, workspace_id: str) -> list[WebhookSecret]:
+    return list(
+        session.scalars(
+            select(WebhookSecret)
+            .where(WebhookSecret.workspace_id == workspace_id)
+            .order_by(WebhookSecret.created_at)
+        )
+    )
+
+
+# --- Signing and verifying -------------------------------------------------------------
+
+
+def sign(secret: str, body: bytes, timestamp: int) -> str:
+    """The ``X-HPE-Signature`` header value for a body (what a sender computes)."""
+    mac = hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256)
+    return f"t={timestamp},v1={mac.hexdigest()}"
+
+
+def _parse_header(header: str | None) -> tuple[int, list[str]]:
+    timestamp, signatures = None, []
+    for part in (header or "").split(","):
+        name, _, value = part.strip().partition("=")
+        if name == "t" and value.isdigit() and len(value) <= 12:
+            timestamp = int(value)
+        elif name == "v1" and re.fullmatch(r"[0-9a-f]{64}", value):
+            signatures.append(value)
+    if timestamp is None or not signatures:
+        raise Unauthorized(
+            f"Missing or malformed {SIGNATURE_HEADER} header: send t=<unix time>,v1=<hex>."
+        )
+    return timestamp, signatures
+
+
+def verify(
+    session: Session,
+    secret_key: str,
+    workspace_id: str | None,
+    header: str | None,
+    body: bytes,
+    *,
+    now: dt.datetime | None = None,
+    tolerance: int = TOLERANCE_SECONDS,
+) -> str:
+    """Check a webhook's signature.
+
+    :returns: the digest that identifies this signed request (for replay dedupe)
+    :raises Unauthorized: unknown workspace, stale timestamp or wrong signature (one
+        message for the last two kinds, so a prober learns nothing)
+    """
+    now = now or utcnow()
+    timestamp, signatures = _parse_header(header)
+    if abs(now.timestamp() - timestamp) > tolerance:
+        raise Unauthorized(
+            f"Webhook timestamp outside the {tolerance} s tolerance: check the sender's clock."
+        )
+    if not workspace_id or len(workspace_id) > 64:
+        raise Unauthorized(f"Name the workspace in the {WORKSPACE_HEADER} header.")
+    signed = str(timestamp).encode() + b"." + body
+    for row in _live(session, workspace_id, now):
+        secret = _secret(secret_key, row.nonce)
+        expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+        # Every candidate is compared in constant time; no early exit on the first byte.
+        if any(hmac.compare_digest(expected, candidate) for candidate in signatures):
+            return hashlib.sha256(f"{timestamp}.{expected}".encode()).hexdigest()
+    raise Unauthorized("Invalid webhook signature.")
+
+
+def claim(
+    session: Session, workspace_id: str, channel: str, digest: str, now: dt.datetime | None = None
+) -> bool:
+    """Record that a signed request is being processed (same transaction as its events).
+
+    :returns: False if it was already processed (a replay or the sender's retry)
+    """
+    statement = (
+        dialect_insert(session, _RECEIPTS)
+        .on_conflict_do_nothing(index_elements=["workspace_id", "digest"])
+        .returning(_RECEIPTS.c.id)
+    )
+    inserted = session.execute(
+        statement,
+        {
+            "id": uuid.uuid4(),
+            "workspace_id": workspace_id,
+            "channel": channel,
+            "digest": digest,
+            "events": 0,
+            "received_at": now or utcnow(),
+        },
+    )
+    return inserted.first() is not None
+
+
+def purge_receipts(
+    session: Session, *, workspace_id: str | None = None, older_than: dt.datetime | None = None
+) -> int:
+    """Delete receipts older than the signature tolerance (a replay of those fails the
+    timestamp check anyway). Commit with the caller.
+
+    :returns: how many were deleted
+    """
+    cutoff = older_than or utcnow() - dt.timedelta(seconds=2 * TOLERANCE_SECONDS)
+    statement = delete(WebhookReceipt).where(WebhookReceipt.received_at < cutoff)
+    if workspace_id is not None:
+        statement = statement.where(WebhookReceipt.workspace_id == workspace_id)
+    result = session.execute(statement)
+    return result.rowcount or 0
+
+
+# --- From events to outcomes -----------------------------------------------------------
+
+
+@dataclasses.dataclass
+class IngestReport:
+    accepted: int = 0
+    ignored: list[dict] = dataclasses.field(default_factory=list)
+    #: config id -> the OutcomeEvents stored (for ``hpe_on_outcomes``)
+    outcomes: dict = dataclasses.field(default_factory=lambda: defaultdict(list))
+    #: (config id, user id, status) consent changes (for ``hpe_on_consent_changed``)
+    consent_changes: list[tuple] = dataclasses.field(default_factory=list)
+
+
+def ingest(
+    session: Session,
+    request: WebhookRequest,
+    events: list[InboundEvent],
+    *,
+    now: dt.datetime | None = None,
+) -> IngestReport:
+    """Store verified events as outcomes (and consent changes); commit with the caller.
+
+    Events that cannot be tied to a decision or configuration of the workspace are
+    ignored and reported (with their index), never fail the rest.
+    """
+    now = now or utcnow()
+    report = IngestReport()
+    workspace_id, channel = request.workspace_id, request.channel
+    decision_ids = {e.decision_id for e in events if isinstance(e.decision_id, uuid.UUID)}
+    decisions = {}
+    if decision_ids:
+        rows = session.execute(
+            select(Decision.id, Decision.config_id, Decision.user_id).where(
+                Decision.workspace_id == workspace_id, Decision.id.in_(decision_ids)
+            )
+        ).all()
+        decisions = {row.id: row for row in rows}
+    config_ids = {e.config_id for e in events if isinstance(e.config_id, uuid.UUID)}
+    known_configs = set()
+    if config_ids:
+        known_configs = set(
+            session.scalars(
+                select(Config.id).where(
+                    Config.workspace_id == workspace_id, Config.id.in_(config_ids)
+                )
+            )
+        )
+
+    by_config: dict[uuid.UUID, list[outcomes.OutcomeEvent]] = defaultdict(list)
+    for index, event in enumerate(events):
+        if not isinstance(event.type, str) or not _EVENT_TYPE.fullmatch(event.type):
+            report.ignored.append({"index": index, "reason": "invalid event type"})
+            continue
+        if event.consent is not None and event.consent not in CONSENT_STATUSES:
+            report.ignored.append({"index": index, "reason": "invalid consent status"})
+            continue
+        decision = decisions.get(event.decision_id)
+        if event.decision_id is not None and decision is None:
+            report.ignored.append({"index": index, "reason": "unknown decision"})
+            continue
+        config_id = decision.config_id if decision else event.config_id
+        user_id = decision.user_id if decision else event.user_id
+        if decision is None and (config_id not in known_configs or not user_id):
+            report.ignored.append(
+                {"index": index, "reason": "needs a decision_id, or a config_id and user_id"}
+            )
+            continue
+        by_config[config_id].append(
+            outcomes.OutcomeEvent(
+                type=event.type,
+                decision_id=event.decision_id,
+                user_id=user_id,
+                value=event.value,
+                occurred_at=event.occurred_at,
+                idempotency_key=f"{channel}:{event.event_id}" if event.event_id else None,
+            )
+        )
+        if event.consent and consent.set_status(
+            session,
+            workspace_id=workspace_id,
+            channel=channel,
+            user_id=user_id,
+            status=event.consent,
+            source=f"webhook:{channel}",
+            config_id=config_id,
+            now=now,
+        ):
+            report.consent_changes.append((config_id, user_id, event.consent))
+
+    principal = Principal(workspace_id=workspace_id, actor=f"webhook:{channel}")
+    for config_id, batch in by_config.items():
+        for start in range(0, len(batch), outcomes.MAX_BATCH):
+            chunk = batch[start : start + outcomes.MAX_BATCH]
+            outcomes.record(session, principal, config_id, chunk, source="webhook", now=now)
+            report.outcomes[config_id].extend(chunk)
+            report.accepted += len(chunk)
+    return report
+
+
+def validate_event_list(events: object) -> list[InboundEvent]:
+    """What a ``hpe_parse_webhook`` implementation returned, checked.
+
+    :raises InvalidInput: if it is not a list of InboundEvent
+    """
+    if not isinstance(events, list) or not all(isinstance(e, InboundEvent) for e in events):
+        raise InvalidInput("The channel plugin returned something other than a list of events.")
+    return events

@@ -1,0 +1,171 @@
+"""The measurement pass of one configuration, run by a job every few minutes.
+
+Roll up the days that changed, check the circuit breaker, refresh the recommendations
+and, in ``autonomous`` mode, apply them. (Attribution runs separately and sooner: its
+credit must reach decisions before their reward windows close.)
+
+The pass is idempotent: run twice on the same data, the second run recomputes the same
+rollups, raises the same recommendations (stored rows unchanged) and applies nothing new.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Mapping
+
+from sqlalchemy.orm import Session
+
+from hpe_core.measure import evaluation, metrics, rollups
+from hpe_core.recommend import circuit_breaker, recommendations
+from hpe_core.store.models import Config, utcnow
+from hpe_core.tenancy.workspaces import Principal
+
+log = logging.getLogger(__name__)
+
+#: Days the recommendations look back on (the metrics page's default range).
+LOOKBACK_DAYS = 30
+#: Decisions the off-policy evaluation re-scores per pass: enough for the rules' 500
+#: minimum with room to spare, small enough to keep a pass to a second or two.
+EVALUATION_LIMIT = 5000
+
+
+@dataclasses.dataclass(frozen=True)
+class MeasurementPlugins:
+    """What measurement needs from the installed plugins, resolved once per process.
+
+    :param attribution_models: model name -> model (``hpe_register_attribution_models``)
+    :param channel_costs: channel name -> cost of one decision on it (the connector's
+        ``cost_per_decision``), added to the action's own ``cost``
+    """
+
+    attribution_models: Mapping[str, object] = dataclasses.field(default_factory=dict)
+    channel_costs: Mapping[str, float] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class MeasurementReport:
+    """What one pass did (jobs return it as a dict).
+
+    :param skipped: ``missing`` or ``inactive`` when the pass did nothing, else None
+    :param days_refreshed: rollup days recomputed
+    :param tripped: whether the circuit breaker reverted everyone to the baseline
+    :param open_recommendations: ``kind:subject`` of the open recommendations afterwards
+    :param applied: ``kind:subject`` of those the engine applied (autonomous mode)
+    :param evaluation_error: why the off-policy evaluation was left out, if it was
+    """
+
+    config_id: str
+    skipped: str | None = None
+    days_refreshed: int = 0
+    tripped: bool = False
+    open_recommendations: list[str] = dataclasses.field(default_factory=list)
+    applied: list[str] = dataclasses.field(default_factory=list)
+    evaluation_error: str | None = None
+
+
+def run(
+    session: Session,
+    config_id: uuid.UUID,
+    plugins: MeasurementPlugins,
+    *,
+    now: dt.datetime | None = None,
+) -> MeasurementReport:
+    """One measurement pass over one configuration; commits its work.
+
+    1. rollups (committed on their own: the reports are right even if a later step fails);
+    2. the metrics summary of the last :data:`LOOKBACK_DAYS` days and the off-policy
+       evaluation (left out, logged, if it fails: its rules are skipped);
+    3. the circuit breaker, on its own window;
+    4. the recommendation rules, stored; in ``autonomous`` mode the engine applies those
+       it may (never after the breaker tripped in this pass: automation is manual then).
+
+    :returns: the report; a missing or INACTIVE configuration is skipped
+    """
+    now = now or utcnow()
+    config = session.get(Config, config_id)
+    if config is None or config.status == "INACTIVE":
+        return MeasurementReport(
+            str(config_id), skipped="missing" if config is None else "inactive"
+        )
+    days = rollups.refresh(session, config, channel_costs=plugins.channel_costs, now=now)
+    session.commit()
+
+    today = now.astimezone(dt.UTC).date()
+    since = today - dt.timedelta(days=LOOKBACK_DAYS - 1)
+    summary = metrics.summary_for(
+        session, config, since, today, channel_costs=plugins.channel_costs, today=today
+    )
+    evaluated, evaluation_error = _evaluate(session, config, since, today)
+
+    # From here on the pass may change the settings: lock and re-read the configuration
+    # (PostgreSQL), so a person's PATCH committed meanwhile is kept, not overwritten.
+    session.refresh(config, with_for_update=True)
+    catalog = recommendations.engine_catalog(
+        config, plugins.channel_costs.keys(), plugins.attribution_models.keys()
+    )
+    first, last = circuit_breaker.window(session, config, now=now)
+    window_summary = None  # an empty window (automation changed today) judges nothing
+    if first <= last:
+        window_summary = metrics.summary_for(
+            session, config, first, last, channel_costs=plugins.channel_costs, today=today
+        )
+    tripped = circuit_breaker.check(session, config, window_summary, now=now, catalog=catalog)
+
+    proposals = recommendations.propose(
+        config.settings,
+        summary,
+        evaluated,
+        days_observed=(today - config.created_at.astimezone(dt.UTC).date()).days + 1,
+    )
+    recommendations.refresh(session, config, proposals, now=now)
+    applied = []
+    if config.settings.get("automation") == "autonomous":
+        applied = recommendations.apply_automatic(session, config, catalog, now=now)
+    if applied or tripped:
+        # The settings changed (costs, actions, reward inputs): roll up again so this pass
+        # leaves the stored days current, and the next pass has nothing left to do.
+        days = sorted(
+            set(days)
+            | set(rollups.refresh(session, config, channel_costs=plugins.channel_costs, now=now))
+        )
+    session.commit()
+    engine = Principal(config.workspace_id, recommendations.ENGINE_ACTOR)
+    open_rows = recommendations.list_for(session, engine, config.id, status="open")
+    return MeasurementReport(
+        config_id=str(config.id),
+        days_refreshed=len(days),
+        tripped=tripped,
+        open_recommendations=[f"{row.kind}:{row.subject}" for row in open_rows],
+        applied=[f"{row.kind}:{row.subject}" for row in applied],
+        evaluation_error=evaluation_error,
+    )
+
+
+def _evaluate(
+    session: Session, config: Config, since: dt.date, today: dt.date
+) -> tuple[dict | None, str | None]:
+    """The off-policy evaluation, or ``(None, why)`` if it fails.
+
+    In a savepoint: a failed query must not abort the pass's transaction (PostgreSQL).
+    Any exception is caught on purpose: recommendations and the circuit breaker must not
+    stop because one estimator hit a problem; the traceback is logged.
+    """
+    try:
+        with session.begin_nested():
+            return (
+                evaluation.evaluate(
+                    session,
+                    config,
+                    date_from=since,
+                    date_to=today,
+                    policies=("model", "baseline"),
+                    limit=EVALUATION_LIMIT,
+                ),
+                None,
+            )
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        log.exception("off-policy evaluation failed for %s; its rules are skipped", config.id)
+        return None, f"{type(exc).__name__}: {exc}"[:500]

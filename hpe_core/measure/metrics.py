@@ -1,0 +1,400 @@
+"""Performance metrics of a configuration over a date range (``GET /{id}/metrics``).
+
+The days come from :func:`hpe_core.measure.rollups.read_days` (stored rollups where complete and
+clean, live computation for the rest); :func:`summarize` sums their documents (shape in
+:mod:`hpe_core.measure.day_documents`) and derives rates, lift, the sample-ratio check, the power
+planner and ROI, overall and per channel, action and segment. docs/measurement.md
+explains every field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping, Sequence
+
+from sqlalchemy.orm import Session
+
+from hpe_core.errors import InvalidInput
+from hpe_core.measure import rollups
+from hpe_core.measure.day_documents import OTHER_SEGMENTS, VARIANTS, empty_counts
+from hpe_core.measure.rollups import COUNTERS
+from hpe_core.measure.stats import (
+    detectable_lift,
+    incremental_roi,
+    lift,
+    rate,
+    required_holdout,
+    sample_ratio,
+)
+from hpe_core.store.models import Config
+from hpe_core.tenancy import configs
+from hpe_core.tenancy.workspaces import Principal
+
+DEFAULT_DAYS = 30
+MAX_DAYS = 366
+#: Days of recent volume the power planner projects from.
+RECENT_DAYS = 7
+#: Segment values reported in a summary (by decisions); the rest are summed as "(other)".
+MAX_SEGMENTS = 50
+ALPHA, POWER = 0.05, 0.8
+
+
+def resolve_range(
+    date_from: dt.date | None, date_to: dt.date | None, today: dt.date
+) -> tuple[dt.date, dt.date]:
+    """Fill in a default range (``to``: today; ``from``: 29 days before ``to``) and check it.
+
+    :raises InvalidInput: if ``from`` is after ``to`` or the range is over a year
+    """
+    span = dt.timedelta(days=DEFAULT_DAYS - 1)
+    if date_to is None:
+        date_to = max(today, date_from) if date_from else today
+    if date_from is None:
+        date_from = _shift(date_to, -span)
+    if date_from > date_to:
+        raise InvalidInput(
+            "'from' must not be after 'to'.", {"from": ["Must be on or before 'to'."]}
+        )
+    if (date_to - date_from).days + 1 > MAX_DAYS:
+        raise InvalidInput(
+            f"A range covers at most {MAX_DAYS} days.",
+            {"to": [f"At most {MAX_DAYS} days after 'from'."]},
+        )
+    return date_from, date_to
+
+
+def _shift(day: dt.date, delta: dt.timedelta) -> dt.date:
+    # Near 0001-01-01 or 9999-12-31 the default range is cut at the calendar's edge.
+    try:
+        return day + delta
+    except OverflowError:
+        return dt.date.max if delta > dt.timedelta(0) else dt.date.min
+
+
+# --- Summing documents ------------------------------------------------------------------
+
+
+def _add(total: dict, counts: Mapping | None) -> None:
+    if counts:
+        for name in COUNTERS:
+            total[name] += counts.get(name) or 0
+
+
+def _add_split(block: dict, key: str, split: Mapping) -> None:
+    target = block.get(key)
+    if target is None:
+        target = block[key] = {v: empty_counts() for v in VARIANTS}
+    for variant in VARIANTS:
+        _add(target[variant], split.get(variant))
+
+
+def total_documents(documents: Sequence[Mapping]) -> dict:
+    """Sum day documents into one of the same shape (variants, channels, actions,
+    segments, outcomes; sources are left out: the summary is the live experiment)."""
+    total = {
+        "variants": {v: empty_counts() for v in VARIANTS},
+        "channels": {},
+        "actions": {},
+        "segments": {},
+        "outcomes": {},
+    }
+    for document in documents:
+        for variant in VARIANTS:
+            _add(total["variants"][variant], (document.get("variants") or {}).get(variant))
+        for block in ("channels", "actions"):
+            for key, split in (document.get(block) or {}).items():
+                _add_split(total[block], key, split)
+        for value, by_channel in (document.get("segments") or {}).items():
+            target = total["segments"].setdefault(value, {})
+            for channel, split in by_channel.items():
+                _add_split(target, channel, split)
+        for type_, split in (document.get("outcomes") or {}).items():
+            target = total["outcomes"].setdefault(type_, dict.fromkeys(VARIANTS, 0))
+            for variant in VARIANTS:
+                target[variant] += split.get(variant) or 0
+    return total
+
+
+def _outcome_types(by_type: Mapping, event_weights: Mapping[str, float]) -> dict:
+    """Outcome counts per type and variant, each with its weight in ``reward.events``
+    (None: the type is not listed, so it counts here but weighs nothing)."""
+    return {
+        type_: {
+            "treatment": split["treatment"],
+            "holdout": split["holdout"],
+            "weight": event_weights.get(type_),
+        }
+        for type_, split in sorted(by_type.items())
+    }
+
+
+# --- The summary ------------------------------------------------------------------------
+
+
+def _per_variant(t: Mapping, h: Mapping, name: str, kind=int) -> dict:
+    return {"treatment": kind(t[name]), "holdout": kind(h[name])}
+
+
+def _rates(t: Mapping, h: Mapping) -> dict:
+    return {
+        "treatment": rate(t["engagements"], t["decisions"]),
+        "holdout": rate(h["engagements"], h["decisions"]),
+    }
+
+
+def _lift(t: Mapping, counterfactual: Mapping) -> dict:
+    return lift(
+        int(t["engagements"]),
+        int(t["decisions"]),
+        int(counterfactual["engagements"]),
+        int(counterfactual["decisions"]),
+    ).as_dict()
+
+
+def _roi(t: Mapping, counterfactual: Mapping):
+    return incremental_roi(
+        treatment_decisions=int(t["decisions"]),
+        treatment_revenue=float(t["revenue"]),
+        treatment_revenue_sq=float(t["revenue_sq"]),
+        holdout_decisions=int(counterfactual["decisions"]),
+        holdout_revenue=float(counterfactual["revenue"]),
+        holdout_revenue_sq=float(counterfactual["revenue_sq"]),
+        cost=float(t["cost"]),
+    )
+
+
+def _comparison(t: Mapping, h: Mapping, counterfactual: Mapping) -> dict:
+    """Treatment vs holdout counts, rates and lift (against ``counterfactual``), revenue
+    and cost: what the summary and every channel or action slice share."""
+    return {
+        "decisions": _per_variant(t, h, "decisions"),
+        "engagements": _per_variant(t, h, "engagements"),
+        "engagement_rate": _rates(t, h),
+        "lift": _lift(t, counterfactual),
+        "revenue": float(t["revenue"] + h["revenue"]),
+        "cost": float(t["cost"] + h["cost"]),
+    }
+
+
+def _slice(t: Mapping, h: Mapping, counterfactual: Mapping) -> dict:
+    """One channel's or action's comparison; ``counterfactual`` is the holdout it is
+    compared with (the channel's own holdout; for an action, the whole holdout)."""
+    roi = _roi(t, counterfactual)
+    return {
+        **_comparison(t, h, counterfactual),
+        "treatment_cost": roi.cost,
+        "incremental_revenue": roi.incremental_revenue,
+        "incremental_revenue_ci_low": roi.incremental_revenue_ci_low,
+        "incremental_revenue_ci_high": roi.incremental_revenue_ci_high,
+        "roi": roi.roi,
+        "roi_ci_low": roi.roi_ci_low,
+        "roi_ci_high": roi.roi_ci_high,
+    }
+
+
+def _segments(segments: Mapping) -> dict:
+    ranked = sorted(
+        segments.items(),
+        key=lambda item: (
+            -sum(split[v]["decisions"] for split in item[1].values() for v in VARIANTS),
+            item[0],
+        ),
+    )
+    kept = dict(ranked[:MAX_SEGMENTS])
+    for _value, by_channel in ranked[MAX_SEGMENTS:]:
+        target = kept.setdefault(OTHER_SEGMENTS, {})
+        for channel, split in by_channel.items():
+            _add_split(target, channel, split)
+    return {
+        value: {
+            channel: {
+                "decisions": _per_variant(split["treatment"], split["holdout"], "decisions"),
+                "engagements": _per_variant(split["treatment"], split["holdout"], "engagements"),
+                "engagement_rate": _rates(split["treatment"], split["holdout"]),
+                "lift": _lift(split["treatment"], split["holdout"]),
+            }
+            for channel, split in sorted(by_channel.items())
+        }
+        for value, by_channel in kept.items()
+    }
+
+
+def _power(
+    t: Mapping,
+    h: Mapping,
+    *,
+    holdout_percent: float,
+    target_lift: float,
+    decisions_per_day: float | None,
+    holdout_per_day: float | None,
+) -> dict:
+    baseline_rate = rate(h["engagements"], h["decisions"])
+    n_t, n_h = int(t["decisions"]), int(h["decisions"])
+    # Treatment decisions per holdout decision: as observed, else as configured.
+    ratio = n_t / n_h if n_t and n_h else (100 - holdout_percent) / holdout_percent
+    needed = required_holdout(baseline_rate, target_lift, ratio, alpha=ALPHA, power=POWER)
+    required = math.ceil(needed) if needed is not None else None
+    days_more = None
+    if required is not None:
+        if n_h >= required:
+            days_more = 0
+        elif holdout_per_day:
+            days_more = math.ceil((required - n_h) / holdout_per_day)
+    return {
+        "target_lift": target_lift,
+        "baseline_rate": baseline_rate,
+        "alpha": ALPHA,
+        "power": POWER,
+        "decisions_per_day": decisions_per_day,
+        "holdout_decisions_per_day": holdout_per_day,
+        "required_holdout_decisions": required,
+        "holdout_decisions": n_h,
+        "days_more": days_more,
+        "detectable_lift": detectable_lift(baseline_rate, n_h, ratio, alpha=ALPHA, power=POWER),
+    }
+
+
+def summarize(
+    documents: Sequence[Mapping],
+    *,
+    holdout_percent: float = 10.0,
+    target_lift: float = 0.5,
+    decisions_per_day: float | None = None,
+    holdout_per_day: float | None = None,
+    event_weights: Mapping[str, float] | None = None,
+) -> dict:
+    """Sum day documents into the API's ``summary`` block.
+
+    :param holdout_percent: the configured holdout share (the SRM check's expectation)
+    :param target_lift: ``goals.target_lift`` (the power planner's goal)
+    :param decisions_per_day: recent live decisions per day (power planner; None: unknown)
+    :param holdout_per_day: recent holdout decisions per day (power planner)
+    :param event_weights: ``reward.events`` (the weight shown beside each outcome type)
+    """
+    total = total_documents(documents)
+    t, h = total["variants"]["treatment"], total["variants"]["holdout"]
+    roi = _roi(t, h)
+    return {
+        **_comparison(t, h, h),
+        "reward": float(t["reward"] + h["reward"]),
+        "roi": roi.roi,
+        "roi_interval": {
+            "incremental_revenue": roi.incremental_revenue,
+            "incremental_revenue_ci_low": roi.incremental_revenue_ci_low,
+            "incremental_revenue_ci_high": roi.incremental_revenue_ci_high,
+            "cost": roi.cost,
+            "ci_low": roi.roi_ci_low,
+            "ci_high": roi.roi_ci_high,
+        },
+        "srm": sample_ratio(
+            int(t["decisions"]), int(h["decisions"]), holdout_percent / 100
+        ).as_dict(),
+        "power": _power(
+            t,
+            h,
+            holdout_percent=holdout_percent,
+            target_lift=target_lift,
+            decisions_per_day=decisions_per_day,
+            holdout_per_day=holdout_per_day,
+        ),
+        "channels": {
+            name: _slice(split["treatment"], split["holdout"], split["holdout"])
+            for name, split in sorted(total["channels"].items())
+        },
+        "actions": {
+            name: _slice(split["treatment"], split["holdout"], h)
+            for name, split in sorted(total["actions"].items())
+        },
+        "segments": _segments(total["segments"]),
+        "outcomes": _outcome_types(total["outcomes"], event_weights or {}),
+        # How often the model's top choice matched what the baseline served (apprentice
+        # mode: everyone gets the baseline in `manual`, and the holdout always does).
+        "apprentice": {
+            "baseline_decisions": int(t["baseline_decisions"] + h["baseline_decisions"]),
+            "model_agreements": int(t["model_agreements"] + h["model_agreements"]),
+            "agreement_rate": rate(
+                t["model_agreements"] + h["model_agreements"],
+                t["baseline_decisions"] + h["baseline_decisions"],
+            ),
+        },
+    }
+
+
+def _recent_volume(
+    days: Sequence[Mapping], date_from: dt.date, date_to: dt.date, today: dt.date
+) -> tuple[float | None, float | None]:
+    """Live and holdout decisions per day over the range's last complete days (at most
+    :data:`RECENT_DAYS`, ending yesterday at the latest: today is not over)."""
+    last = min(date_to, _shift(today, -dt.timedelta(days=1)))
+    if last < date_from:
+        return None, None
+    first = max(date_from, _shift(last, -dt.timedelta(days=RECENT_DAYS - 1)))
+    span = (last - first).days + 1
+    live = holdout = 0
+    for day in days:
+        if first <= day["date"] <= last:
+            variants = day["metrics"].get("variants") or {}
+            holdout += (variants.get("holdout") or {}).get("decisions", 0)
+            live += sum((variants.get(v) or {}).get("decisions", 0) for v in VARIANTS)
+    return live / span, holdout / span
+
+
+def _summary_of_days(
+    config: Config, days: Sequence[Mapping], date_from: dt.date, date_to: dt.date, today
+) -> dict:
+    decisions_per_day, holdout_per_day = _recent_volume(days, date_from, date_to, today)
+    return summarize(
+        [day["metrics"] for day in days],
+        holdout_percent=float(config.settings["holdout"]["percent"]),
+        target_lift=float(config.settings["goals"]["target_lift"]),
+        decisions_per_day=decisions_per_day,
+        holdout_per_day=holdout_per_day,
+        event_weights=config.settings["reward"]["events"],
+    )
+
+
+def summary_for(
+    session: Session,
+    config: Config,
+    date_from: dt.date,
+    date_to: dt.date,
+    *,
+    channel_costs: Mapping[str, float],
+    today: dt.date | None = None,
+) -> dict:
+    """The metrics ``summary`` block of one configuration over an inclusive date range
+    (for services such as recommendations; no access check: the caller has the config)."""
+    days = rollups.read_days(session, config, date_from, date_to, channel_costs=channel_costs)
+    return _summary_of_days(
+        config, days, date_from, date_to, today or dt.datetime.now(dt.UTC).date()
+    )
+
+
+def read(
+    session: Session,
+    principal: Principal,
+    config_id,
+    *,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+    today: dt.date | None = None,
+    channel_costs: Mapping[str, float] | None = None,
+) -> dict:
+    """The metrics response for one configuration over an inclusive date range.
+
+    :param channel_costs: channel -> cost per decision (the connectors' settings)
+    :raises NotFound: unknown configuration, or another workspace's
+    :raises InvalidInput: a reversed range or one over :data:`MAX_DAYS` days
+    """
+    config = configs.get(session, principal, config_id)
+    today = today or dt.datetime.now(dt.UTC).date()
+    date_from, date_to = resolve_range(date_from, date_to, today)
+    days = rollups.read_days(session, config, date_from, date_to, channel_costs=channel_costs or {})
+    return {
+        "config_id": config.id,
+        "from": date_from,
+        "to": date_to,
+        "summary": _summary_of_days(config, days, date_from, date_to, today),
+        "daily": days,
+    }

@@ -1,0 +1,223 @@
+"""Daily rollups: one stored metrics document per configuration and UTC date, kept exact.
+
+:func:`refresh` (the measurement pass) recomputes today and yesterday, every day marked
+stale and every stored day computed with other settings, and upserts them into the seed's
+metrics table. Whatever changes an already rolled-up day calls :func:`mark_stale`: an
+import, an outcome for an old decision, learning (rewards), attribution (credit).
+
+:func:`read_days` is what ``GET /metrics`` reads: a stored row where it is complete and
+clean (rolled up after its day ended, not marked stale, same settings), and the other
+days (today, not yet rolled up, stale) computed live in one set of queries. The answer is
+the same either way; in steady state almost every day comes from storage.
+
+The documents themselves are :mod:`hpe_core.measure.day_documents`; ``compute_days`` and
+``COUNTERS`` are re-exported here, the names the other services use.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable, Mapping
+
+from sqlalchemy import bindparam, delete, or_, select
+from sqlalchemy.orm import Session
+
+from hpe_core.measure.day_documents import (
+    COUNTERS,
+    compute_days,
+    compute_runs,
+    inputs_digest,
+)
+from hpe_core.store.days import day_end
+from hpe_core.store.db import dialect_insert
+from hpe_core.store.models import Config, MetricsDay, StaleMetricsDay, utcnow
+from hpe_core.store.stale_days import mark_stale, mark_stale_decisions
+
+__all__ = [
+    "COUNTERS",
+    "MAX_REFRESH_DAYS",
+    "compute_days",
+    "mark_stale",
+    "mark_stale_decisions",
+    "read_days",
+    "refresh",
+]
+
+#: Stale or outdated past days one refresh recomputes at most (newest first), so a big
+#: import or a settings change is caught up over a few passes, not in one long
+#: transaction. Until then reads compute those days live: answers stay exact.
+MAX_REFRESH_DAYS = 62
+_CHUNK = 1000
+
+
+# --- Stale marks (written by the stages below, in hpe_core.store.stale_days) -----------
+
+
+def _clear_marks(session: Session, config_id: uuid.UUID, marks: Mapping) -> None:
+    """Delete the marks a refresh consumed, unless marked again since it read them."""
+    if not marks:
+        return
+    table = StaleMetricsDay.__table__
+    session.execute(
+        delete(table).where(
+            table.c.config_id == config_id,
+            table.c.date == bindparam("day"),
+            table.c.marked_at <= bindparam("seen"),
+        ),
+        [{"day": day, "seen": seen} for day, seen in sorted(marks.items())],
+    )
+
+
+# --- Refresh --------------------------------------------------------------------------------
+
+
+def refresh(
+    session: Session,
+    config: Config,
+    *,
+    channel_costs: Mapping[str, float],
+    now: dt.datetime | None = None,
+    max_days: int = MAX_REFRESH_DAYS,
+) -> list[dt.date]:
+    """Recompute and store today, yesterday and the days that went stale (no commit).
+
+    Stale = marked (:func:`mark_stale`) or stored with other settings (reward weights,
+    costs, segment key). Idempotent: recomputing a day stores the same document. A day
+    left without decisions loses its row.
+
+    :param channel_costs: channel -> cost per decision (the connectors' settings)
+    :returns: the dates recomputed, oldest first
+    """
+    now = now or utcnow()
+    today = now.astimezone(dt.UTC).date()
+    # Marks first, computation after: on PostgreSQL (read committed) every change behind
+    # a mark read here is committed before the queries below take their snapshots.
+    marks = dict(
+        session.execute(
+            select(StaleMetricsDay.date, StaleMetricsDay.marked_at).where(
+                StaleMetricsDay.config_id == config.id
+            )
+        ).all()
+    )
+    digest = inputs_digest(config, channel_costs)
+    outdated = session.scalars(
+        select(MetricsDay.date).where(
+            MetricsDay.config_id == config.id,
+            or_(
+                MetricsDay.metrics["inputs_digest"].as_string().is_(None),
+                MetricsDay.metrics["inputs_digest"].as_string() != digest,
+            ),
+        )
+    ).all()
+    recent = {today, today - dt.timedelta(days=1)} if today > dt.date.min else {today}
+    extra = sorted((set(marks) | set(outdated)) - recent, reverse=True)[: max(0, max_days)]
+    dates = sorted(recent | set(extra))
+    documents = compute_runs(session, config, _runs(dates), channel_costs=channel_costs)
+
+    if documents:
+        statement = dialect_insert(session, MetricsDay.__table__)
+        statement = statement.on_conflict_do_update(
+            index_elements=["config_id", "date"],
+            set_={
+                "metrics": statement.excluded.metrics,
+                "updated_at": statement.excluded.updated_at,
+            },
+        )
+        session.execute(
+            statement,
+            [
+                {
+                    "id": uuid.uuid4(),
+                    "workspace_id": config.workspace_id,
+                    "config_id": config.id,
+                    "date": date,
+                    "metrics": document,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for date, document in documents.items()
+            ],
+        )
+    empty = [date for date in dates if date not in documents]
+    if empty:
+        session.execute(
+            delete(MetricsDay).where(MetricsDay.config_id == config.id, MetricsDay.date.in_(empty))
+        )
+    _clear_marks(session, config.id, {day: marks[day] for day in dates if day in marks})
+    return dates
+
+
+def _runs(dates: Iterable[dt.date]) -> list[tuple[dt.date, dt.date]]:
+    """Consecutive dates as inclusive ``(first, last)`` ranges."""
+    runs: list[list[dt.date]] = []
+    for date in sorted(set(dates)):
+        if runs and (date - runs[-1][1]).days == 1:
+            runs[-1][1] = date
+        else:
+            runs.append([date, date])
+    return [(first, last) for first, last in runs]
+
+
+# --- Reading --------------------------------------------------------------------------------
+
+
+def read_days(
+    session: Session,
+    config: Config,
+    date_from: dt.date,
+    date_to: dt.date,
+    *,
+    channel_costs: Mapping[str, float],
+) -> list[dict]:
+    """Every day of the range that has decisions: ``{date, metrics, rolled_up_at}``.
+
+    A stored row is used when it is complete and clean: rolled up after its day ended,
+    not marked stale since, with the current settings' digest. Every other day is
+    computed live (``rolled_up_at`` None), all of them in one set of queries.
+    """
+    digest = inputs_digest(config, channel_costs)
+    stored = session.execute(
+        select(MetricsDay.date, MetricsDay.metrics, MetricsDay.updated_at).where(
+            MetricsDay.config_id == config.id,
+            MetricsDay.date >= date_from,
+            MetricsDay.date <= date_to,
+        )
+    ).all()
+    stale = set(
+        session.scalars(
+            select(StaleMetricsDay.date).where(
+                StaleMetricsDay.config_id == config.id,
+                StaleMetricsDay.date >= date_from,
+                StaleMetricsDay.date <= date_to,
+            )
+        )
+    )
+    usable = {
+        row.date: row
+        for row in stored
+        if row.date not in stale
+        and day_end(row.date) is not None
+        and row.updated_at >= day_end(row.date)
+        and (row.metrics or {}).get("inputs_digest") == digest
+    }
+    missing = [day for day in _dates(date_from, date_to) if day not in usable]
+    live = compute_runs(session, config, _runs(missing), channel_costs=channel_costs)
+    days = [
+        {"date": date, "metrics": row.metrics, "rolled_up_at": row.updated_at}
+        for date, row in usable.items()
+    ]
+    days += [
+        {"date": date, "metrics": document, "rolled_up_at": None} for date, document in live.items()
+    ]
+    return sorted(days, key=lambda day: day["date"])
+
+
+def _dates(date_from: dt.date, date_to: dt.date) -> list[dt.date]:
+    days, day = [], date_from
+    while day <= date_to:
+        days.append(day)
+        if day == dt.date.max:
+            break
+        day += dt.timedelta(days=1)
+    return days

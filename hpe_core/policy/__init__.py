@@ -1,6 +1,0 @@
-"""Policies: the VW contextual-bandit learner and the exploration settings it runs with."""
-
-from hpe_core.policy.exploration import exploration_defaults, vw_arguments
-from hpe_core.policy.learner import Learner, LearnExample
-
-__all__ = ["LearnExample", "Learner", "exploration_defaults", "vw_arguments"]

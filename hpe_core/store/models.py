@@ -1,0 +1,485 @@
+"""The data model: the seed's three ``041_`` tables and the tables the service adds.
+
+Table names start with a digit, so SQL must quote them; SQLAlchemy does that for any
+``__tablename__`` it is given, on SQLite and PostgreSQL alike (tests prove it on both).
+UUIDs are made in Python and JSON is JSONB on PostgreSQL, so both backends behave alike.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql import text
+
+PREFIX = "041_hyper_personalization_engine_"
+
+CONFIG_STATUSES = ("ACTIVE", "PAUSED", "INACTIVE")
+
+#: JSON column: JSONB on PostgreSQL (indexable, compact), JSON text on SQLite.
+JsonDocument = JSON().with_variant(JSONB(), "postgresql")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(TypeDecorator):
+    """A timestamp that is always timezone-aware UTC in Python.
+
+    SQLite stores no offset, so values read back naive; this puts UTC back on them.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        if value is not None and dialect.name == "sqlite":
+            return value.astimezone(dt.UTC).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value
+
+
+# Stable constraint names so Alembic migrations can refer to them on every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Workspace(Base):
+    """A tenant. Every other object belongs to exactly one workspace."""
+
+    __tablename__ = PREFIX + "workspaces"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApiKey(Base):
+    """A credential for one workspace. Only a SHA-256 of the secret is stored.
+
+    ``prefix`` is the first characters of the key, kept in clear so a key can be found
+    (and shown in listings and the activity log) without storing the secret.
+    """
+
+    __tablename__ = PREFIX + "api_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey(Workspace.id), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    kind: Mapped[str] = mapped_column(String(20), default="secret")
+    prefix: Mapped[str] = mapped_column(String(32), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (CheckConstraint("kind IN ('secret', 'publishable')", name="kind"),)
+
+
+class Config(Base):
+    """A personalization configuration: offers, channels, reward, guardrails, automation."""
+
+    __tablename__ = PREFIX + "configs"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey(Workspace.id))
+    name: Mapped[str] = mapped_column(String(200))
+    settings: Mapped[dict] = mapped_column(JsonDocument)
+    status: Mapped[str] = mapped_column(String(16), default="ACTIVE")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (
+        CheckConstraint("status IN ('ACTIVE', 'PAUSED', 'INACTIVE')", name="status"),
+        Index("ix_041_hpe_configs_workspace_created", "workspace_id", "created_at"),
+    )
+
+
+class Activity(Base):
+    """One entry of a configuration's audit trail (FR-003): who did what, and when.
+
+    ``actor`` is an API key prefix, ``cli`` or ``engine``; ``data`` holds the details,
+    e.g. ``{"changes": {"settings.holdout.percent": [10, 20]}}`` for an update.
+    """
+
+    __tablename__ = PREFIX + "activities"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey(Workspace.id))
+    config_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey(Config.id), nullable=True)
+    type: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(64))
+    data: Mapped[dict] = mapped_column(JsonDocument, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_041_hpe_activities_config_created", "config_id", "created_at"),)
+
+
+class MetricsDay(Base):
+    """One configuration's rolled-up metrics for one UTC date (per variant, channel, action)."""
+
+    __tablename__ = PREFIX + "metrics"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey(Workspace.id))
+    config_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(Config.id))
+    date: Mapped[dt.date] = mapped_column(Date)
+    metrics: Mapped[dict] = mapped_column(JsonDocument, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (UniqueConstraint("config_id", "date"),)
+
+
+class Decision(Base):
+    """One logged decision: what was chosen for whom, from what, with which probability.
+
+    This is the big table (millions of rows a day for a busy workspace): it is written
+    with one INSERT per decision and updated once more, off the hot path, when its reward
+    window closes and it is learned (``learned_at``, ``reward``, ``engaged``).
+    """
+
+    __tablename__ = PREFIX + "decisions"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    workspace_id: Mapped[str] = mapped_column(String(64))
+    config_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(Config.id))
+    user_id: Mapped[str] = mapped_column(String(256))
+    channel: Mapped[str] = mapped_column(String(64))
+    context: Mapped[dict] = mapped_column(JsonDocument, default=dict)
+    #: Eligible action ids, in the order VW saw them, and the full distribution over them.
+    eligible: Mapped[list] = mapped_column(JsonDocument)
+    probabilities: Mapped[list] = mapped_column(JsonDocument)
+    action_id: Mapped[str] = mapped_column(String(128))
+    probability: Mapped[float] = mapped_column(Float)
+    variant: Mapped[str] = mapped_column(String(16))
+    #: "model" or "baseline": which policy served this decision.
+    policy: Mapped[str] = mapped_column(String(16))
+    model_version: Mapped[int] = mapped_column(Integer, default=0)
+    #: The model's own top choice (for apprentice mode's agreement rate and evaluation).
+    model_action_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    #: "live" (the API) or "import" (historical logs).
+    source: Mapped[str] = mapped_column(String(16), default="live")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    window_closes_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    learned_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    reward: Mapped[float | None] = mapped_column(Float, nullable=True)
+    engaged: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    #: A reward given with an imported decision (instead of outcome events).
+    given_reward: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: The shared feature line the model scored (``hpe_core.decide.features.decision_features``),
+    #: kept so learning replays exactly what was predicted without re-featurizing.
+    features: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (
+        CheckConstraint("variant IN ('treatment', 'holdout')", name="variant"),
+        # The learner's scan: this config's unlearned decisions whose window has closed.
+        Index(
+            "ix_041_hpe_decisions_unlearned",
+            "config_id",
+            "window_closes_at",
+            postgresql_where=text("learned_at IS NULL"),
+            sqlite_where=text("learned_at IS NULL"),
+        ),
+        # Frequency caps and attribution: one user's recent decisions in a config.
+        Index("ix_041_hpe_decisions_user", "config_id", "user_id", "created_at"),
+        # Metrics by day.
+        Index("ix_041_hpe_decisions_created", "config_id", "created_at"),
+    )
+
+
+class Outcome(Base):
+    """One event that came back (open, click, conversion...), tied to a decision or a user.
+
+    ``idempotency_key`` is unique per configuration, so a retried event is stored once.
+    ``late`` outcomes arrived after their decision's reward window: kept, never learned.
+    """
+
+    __tablename__ = PREFIX + "outcomes"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    workspace_id: Mapped[str] = mapped_column(String(64))
+    config_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(Config.id))
+    decision_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey(Decision.id), nullable=True, index=True
+    )
+    user_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    type: Mapped[str] = mapped_column(String(64))
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    idempotency_key: Mapped[str] = mapped_column(String(256))
+    late: Mapped[bool] = mapped_column(Boolean, default=False)
+    source: Mapped[str] = mapped_column(String(16), default="api")
+    #: For user-level outcomes (no ``decision_id``): when attribution last credited it to
+    #: the user's decisions (``..._attributions``); NULL while it waits for attribution.
+    attributed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("config_id", "idempotency_key"),
+        Index("ix_041_hpe_outcomes_user", "config_id", "user_id", "occurred_at"),
+        # Metrics computed live (today): the outcomes received since the first live day
+        # began, not all of them (migration 0006).
+        Index("ix_041_hpe_outcomes_received", "config_id", "received_at"),
+        # The attribution job's scan: user-level outcomes not attributed yet.
+        Index(
+            "ix_041_hpe_outcomes_unattributed",
+            "config_id",
+            "received_at",
+            postgresql_where=text("decision_id IS NULL AND attributed_at IS NULL"),
+            sqlite_where=text("decision_id IS NULL AND attributed_at IS NULL"),
+        ),
+    )
+
+
+class Attribution(Base):
+    """One decision's share of a user-level outcome's credit (migration 0005).
+
+    An outcome that came with a ``user_id`` but no ``decision_id`` is split over that
+    user's decisions inside the attribution window by the configured model; ``credit``
+    values of one outcome sum to 1. Re-attributing an outcome replaces its rows in one
+    transaction, so credit is never counted twice.
+    """
+
+    __tablename__ = PREFIX + "attributions"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    workspace_id: Mapped[str] = mapped_column(String(64))
+    config_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(Config.id))
+    outcome_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(Outcome.id))
+    decision_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(Decision.id), index=True)
+    model: Mapped[str] = mapped_column(String(64))
+    credit: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("outcome_id", "decision_id"),
+        # Metrics computed live (today): credit given since the first live day began
+        # (migration 0006).
+        Index("ix_041_hpe_attributions_created", "config_id", "created_at"),
+    )
+
+
+class StaleMetricsDay(Base):
+    """A day whose stored rollup no longer matches the decision log (migration 0005).
+
+    Marked when something changes an already rolled-up day (an import, a late outcome,
+    learning, attribution); the next rollup pass recomputes it and clears the mark, and
+    until then ``GET /metrics`` computes that day live.
+    """
+
+    __tablename__ = PREFIX + "metrics_stale"
+
+    config_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(Config.id), primary_key=True)
+    date: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    marked_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+RECOMMENDATION_STATUSES = ("open", "applied", "dismissed", "resolved")
+RECOMMENDATION_SEVERITIES = ("info", "warning", "critical")
+
+
+class Recommendation(Base):
+    """One optimization recommendation for a configuration (migration 0005).
+
+    Raised by the measurement pass with its evidence and a settings patch; one row per
+    ``(config_id, kind, subject)`` (e.g. ``retire_action`` / ``offer-7``), refreshed while
+    the condition holds, ``resolved`` when it no longer does, ``applied`` once its patch
+    was applied (by a person, or by the engine in ``autonomous`` mode).
+    """
+
+    __tablename__ = PREFIX + "recommendations"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    workspace_id: Mapped[str] = mapped_column(String(64))
+    config_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(Config.id))
+    kind: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(256), default="")
+    severity: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(Text)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    evidence: Mapped[dict] = mapped_column(JsonDocument, default=dict)
+    #: A JSON merge patch of the settings, or NULL when there is nothing to apply (an
+    #: alarm a person must investigate).
+    patch: Mapped[dict | None] = mapped_column(JsonDocument, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    applied_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    applied_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("config_id", "kind", "subject"),
+        CheckConstraint("status IN ('open', 'applied', 'dismissed', 'resolved')", name="status"),
+        CheckConstraint("severity IN ('info', 'warning', 'critical')", name="severity"),
+    )
+
+
+class ModelVersion(Base):
+    """One saved VW model of a configuration. The newest version serves decisions."""
+
+    __tablename__ = PREFIX + "model_versions"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    config_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(Config.id))
+    version: Mapped[int] = mapped_column(Integer)
+    vw_args: Mapped[str] = mapped_column(Text)
+    vw_version: Mapped[str] = mapped_column(String(32))
+    checksum: Mapped[str] = mapped_column(String(64))
+    model: Mapped[bytes] = mapped_column(LargeBinary)
+    #: Examples learned in the run that made this version, and since the first version.
+    examples: Mapped[int] = mapped_column(Integer, default=0)
+    total_examples: Mapped[int] = mapped_column(Integer, default=0)
+    #: "learn", or "rollback:<version>" for a restored copy.
+    source: Mapped[str] = mapped_column(String(32), default="learn")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    # Two learners racing on one config cannot both write version N+1: one rolls back.
+    __table_args__ = (UniqueConstraint("config_id", "version"),)
+
+
+# --- Channels: deliveries, consent, inbound webhooks (migration 0003) -----------------
+
+DELIVERY_STATUSES = ("pending", "retrying", "sent", "failed")
+
+
+class Delivery(Base):
+    """One decision handed to its channel to render and send (at most one per decision).
+
+    ``recipient`` and ``variables`` (personal data: an address, a first name) are kept
+    only until the delivery succeeds or fails for good, then erased; ``result`` keeps
+    what the channel reported (message id; for ads, the hashed identifiers).
+    """
+
+    __tablename__ = PREFIX + "deliveries"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    workspace_id: Mapped[str] = mapped_column(String(64))
+    config_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(Config.id))
+    decision_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(Decision.id), unique=True)
+    channel: Mapped[str] = mapped_column(String(64))
+    action_id: Mapped[str] = mapped_column(String(128))
+    user_id: Mapped[str] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    recipient: Mapped[dict | None] = mapped_column(JsonDocument, nullable=True)
+    variables: Mapped[dict | None] = mapped_column(JsonDocument, nullable=True)
+    result: Mapped[dict] = mapped_column(JsonDocument, default=dict)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'retrying', 'sent', 'failed')", name="status"),
+        # Audiences: one configuration's sent deliveries of a channel, per action, recent.
+        Index("ix_041_hpe_deliveries_audience", "config_id", "channel", "action_id", "sent_at"),
+    )
+
+
+class Consent(Base):
+    """A user's consent for one channel of a workspace, when it differs from the default.
+
+    A row exists once a user unsubscribed, bounced or complained (or re-subscribed);
+    decisions on that channel then answer ``reason: no_consent``.
+    """
+
+    __tablename__ = PREFIX + "consents"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    workspace_id: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(64), default="")
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "channel", "user_id"),
+        CheckConstraint(
+            "status IN ('unsubscribed', 'bounced', 'complained', 'subscribed')", name="status"
+        ),
+    )
+
+
+class WebhookSecret(Base):
+    """A workspace's webhook signing secret, stored as a nonce: the secret itself is
+    HMAC(SECRET_KEY, nonce), so a database dump alone does not reveal it.
+
+    After a rotation the previous secret stays valid until ``expires_at``.
+    """
+
+    __tablename__ = PREFIX + "webhook_secrets"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey(Workspace.id), index=True)
+    nonce: Mapped[str] = mapped_column(String(64))
+    hint: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class WebhookReceipt(Base):
+    """A verified webhook already processed (its signature's digest): replays are no-ops.
+
+    Rows older than the signature tolerance can be purged: such a replay fails the
+    timestamp check anyway.
+    """
+
+    __tablename__ = PREFIX + "webhook_receipts"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    workspace_id: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(64))
+    digest: Mapped[str] = mapped_column(String(64))
+    events: Mapped[int] = mapped_column(Integer, default=0)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+    __table_args__ = (UniqueConstraint("workspace_id", "digest"),)
+
+
+class ChannelSettings(Base):
+    """One workspace's settings for one channel (e.g. the web channel's CORS origins),
+    validated by the connector's ``workspace_settings_schema``."""
+
+    __tablename__ = PREFIX + "channel_settings"
+
+    workspace_id: Mapped[str] = mapped_column(ForeignKey(Workspace.id), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(64), primary_key=True)
+    settings: Mapped[dict] = mapped_column(JsonDocument, default=dict)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
