@@ -5,9 +5,9 @@ This package never imports Flask or RQ: the web app and the workers call into it
 
 Plugin authors import what they need from here, the one stable surface (docs/plugins.md):
 ``hookimpl``, the connector contract (``Connector``, ``ChannelRuntime``, ``Delivery``,
-``DeliveryResult``, ``InboundEvent``, ``WebhookRequest``, ``HealthStatus``) and the
-errors. The connector contract is imported on first use, so ``import hpe_core`` stays
-light.
+``DeliveryResult``, ``InboundEvent``, ``WebhookRequest``, ``HealthStatus``), the values
+hooks receive (``OutcomeEvent``, ``Touch``) and the errors. Those are imported on first
+use, so ``import hpe_core`` stays light.
 """
 
 import importlib
@@ -31,18 +31,23 @@ __version__ = "0.1.0"
 #: Marker for plugin implementations: ``from hpe_core import hookimpl``.
 hookimpl = pluggy.HookimplMarker("hpe")
 
-#: The connector contract, re-exported from where it lives.
+#: The connector contract, re-exported from where it lives; and the values event hooks
+#: and attribution models receive.
 _CONNECTOR_CONTRACT = {
-    name: "hpe_core.deliver.channels"
-    for name in (
-        "ChannelRuntime",
-        "Connector",
-        "Delivery",
-        "DeliveryResult",
-        "HealthStatus",
-        "InboundEvent",
-        "WebhookRequest",
-    )
+    **{
+        name: "hpe_core.deliver.channels"
+        for name in (
+            "ChannelRuntime",
+            "Connector",
+            "Delivery",
+            "DeliveryResult",
+            "HealthStatus",
+            "InboundEvent",
+            "WebhookRequest",
+        )
+    },
+    "OutcomeEvent": "hpe_core.learn.outcomes",
+    "Touch": "hpe_core.learn.attribution",
 }
 
 _moved.install()  # 0.1 module paths (hpe_core.channels, ...) keep working, with a warning
@@ -68,8 +73,10 @@ __all__ = [
     "InboundEvent",
     "InvalidInput",
     "NotFound",
+    "OutcomeEvent",
     "PermanentDeliveryError",
     "TransientDeliveryError",
+    "Touch",
     "TransientError",
     "Unauthorized",
     "WebhookRequest",

@@ -29,11 +29,24 @@ def add_plugin_commands(group: click.Group, pm) -> list[str]:
     return added
 
 
+#: Builds the app for plugin commands: ``web.create_app``, registered by the ``hpe``
+#: command line when it is imported (:func:`use_app_factory`), so that this module,
+#: which connectors import, never imports the web package.
+_app_factory = None
+
+
+def use_app_factory(factory) -> None:
+    """Make ``factory(config)`` the way plugin commands get the app (``web.cli`` does)."""
+    global _app_factory
+    _app_factory = factory
+
+
 def app_or_exit(**config):
     """The app (``create_app(config)``), or a clean ``Error: ...`` exit if it cannot start
     (e.g. the schema is not migrated)."""
-    from web import create_app
-
+    create_app = _app_factory
+    if create_app is None:
+        raise click.ClickException("Run this command through `hpe` (it builds the app).")
     try:
         return create_app(config or None)
     except RuntimeError as exc:

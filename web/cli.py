@@ -12,7 +12,11 @@ from sqlalchemy import exc as sa_exc
 
 from hpe_core import __version__
 from hpe_core.tenancy import workspaces
-from plugins.cli import app_or_exit, app_session
+from plugins.cli import app_or_exit, app_session, use_app_factory
+from web import create_app
+
+# Plugin commands (plugins.cli.app_session) build the app with it.
+use_app_factory(create_app)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -91,17 +95,23 @@ def worker(processes, burst):
     import logging
 
     from worker import main as worker_main
+    from worker.boot import build_runtime
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    app = app_or_exit()
-    if app.extensions["hpe_jobs"].name != "rq":
+    try:  # no Flask app: a worker runs on the shared runtime alone
+        runtime = build_runtime()
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if runtime.jobs.name != "rq":
+        runtime.close()
         raise click.ClickException(
             "HPE_REDIS_URL is not set: without Redis, learning runs inside `hpe serve`."
         )
     if processes > 1:
+        runtime.close()  # each worker process builds its own
         worker_main.run_many(processes, burst=burst)
     else:
-        worker_main.run(app, burst=burst)
+        worker_main.run(runtime, burst=burst)
 
 
 # --- simulate ------------------------------------------------------------------------

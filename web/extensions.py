@@ -1,7 +1,9 @@
-"""Per-app resources (database, plugin manager), bound in ``create_app`` — never at import.
+"""Per-app resources: the process's runtime (:mod:`hpe_core.runtime`), bound in
+``create_app`` — never at import.
 
-They live in ``app.extensions`` rather than module globals so that several apps (tests,
-the worker) can coexist in one process.
+They live in ``app.extensions`` rather than module globals so that several apps (tests)
+can coexist in one process. ``app.extensions["hpe_runtime"]`` is the runtime; the other
+``hpe_*`` keys name its parts for the views that read one of them.
 """
 
 from __future__ import annotations
@@ -9,13 +11,22 @@ from __future__ import annotations
 from flask import Flask, current_app, g
 from sqlalchemy.orm import Session
 
-from hpe_core.store.db import make_engine, make_session_factory
+from hpe_core.runtime import Runtime
 
 
-def init_database(app: Flask) -> None:
-    engine = make_engine(app.config["DATABASE_URL"])
-    app.extensions["hpe_engine"] = engine
-    app.extensions["hpe_sessions"] = make_session_factory(engine)
+def bind_runtime(app: Flask, runtime: Runtime) -> None:
+    """Give the app its runtime, and the request session a teardown."""
+    app.extensions["hpe_runtime"] = runtime
+    app.extensions.update(
+        hpe_engine=runtime.engine,
+        hpe_sessions=runtime.sessions,
+        hpe_pm=runtime.pm,
+        hpe_channels=runtime.channels,
+        hpe_catalog=runtime.catalog,
+        hpe_measurement=runtime.measurement,
+        hpe_decisions=runtime.decisions,
+        hpe_jobs=runtime.jobs,
+    )
     app.teardown_appcontext(_close_session)
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from hpe_core.errors import TransientError
 from hpe_core.learn import learning
 from worker import retry
-from worker.runtime import job_session
+from worker.runtime import current_runtime, job_session
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +38,15 @@ def run_for_config(kind: str, session, config_id: uuid.UUID, plugins) -> object:
     raise ValueError(f"unknown job kind {kind!r}")
 
 
-def attempt_delivery(session, app, delivery_id: uuid.UUID):
-    """One attempt at a delivery with the app's plugins and channels (the inline backend
-    and the RQ job below share it): ``hpe_core.deliver.delivery.attempt``'s report."""
+def attempt_delivery(session, runtime, delivery_id: uuid.UUID):
+    """One attempt at a delivery with the runtime's plugins and channels (the inline
+    backend and the RQ job below share it): ``hpe_core.deliver.delivery.attempt``'s report."""
     from hpe_core.deliver import delivery
 
     return delivery.attempt(
         session,
-        app.extensions["hpe_pm"],
-        app.extensions["hpe_channels"],
+        runtime.pm,
+        runtime.channels,
         delivery_id,
         max_attempts=retry.delivery_attempts(),
     )
@@ -71,10 +71,8 @@ def measure(config_id: str) -> dict:
 
 
 def _config_job(kind: str, pending_key: str, config_id: str) -> dict:
-    from worker.runtime import current_app
-
     _clear_pending(pending_key, config_id)
-    plugins = current_app().extensions["hpe_measurement"]
+    plugins = current_runtime().measurement
     try:
         with job_session() as session:
             report = run_for_config(kind, session, uuid.UUID(config_id), plugins)
@@ -123,10 +121,8 @@ def deliver(delivery_id: str):
     permanent failure, or the last retry, is recorded as failed and the job finishes.
     Idempotent: a delivery already sent or failed is skipped.
     """
-    from worker.runtime import current_app
-
     with job_session() as session:
-        report = attempt_delivery(session, current_app(), uuid.UUID(delivery_id))
+        report = attempt_delivery(session, current_runtime(), uuid.UUID(delivery_id))
     if report.outcome == "retry":
         return retry.for_delivery(report.retry_after)
     return {"outcome": report.outcome, "error": report.error}
@@ -134,10 +130,7 @@ def deliver(delivery_id: str):
 
 def export_audiences(config_id: str, channel: str = "ads") -> dict:
     """Export one configuration's audiences on a channel (the ads connector's export)."""
-    from worker.runtime import current_app
-
-    app = current_app()
-    connector = app.extensions["hpe_channels"].get(channel)
+    connector = current_runtime().channels.get(channel)
     if connector is None or not hasattr(connector, "export_audiences"):
         return {"exported": []}
     with job_session() as session:

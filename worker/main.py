@@ -7,16 +7,16 @@ import multiprocessing
 import os
 import signal
 
-from flask import Flask
-
+from hpe_core.runtime import Runtime
+from worker.boot import build_runtime
 from worker.queues import LEARN_QUEUE, Sweeper
 from worker.queues import sweep as sweep_once
-from worker.runtime import bind_app
+from worker.runtime import bind
 
 log = logging.getLogger(__name__)
 
 
-def run(app: Flask, *, burst: bool = False, sweep: bool = True) -> bool:
+def run(runtime: Runtime, *, burst: bool = False, sweep: bool = True) -> bool:
     """Run one RQ worker in this process until stopped (or, with ``burst``, until idle).
 
     The worker runs jobs in its own process (rq's SimpleWorker: no fork per job), so a
@@ -26,24 +26,24 @@ def run(app: Flask, *, burst: bool = False, sweep: bool = True) -> bool:
     from rq import SimpleWorker
     from rq.serializers import JSONSerializer
 
-    backend = app.extensions["hpe_jobs"]
+    backend = runtime.jobs
     if backend.name != "rq":
         raise RuntimeError(
             "No Redis configured (HPE_REDIS_URL): jobs already run inside the API process."
         )
-    bind_app(app)
+    bind(runtime)
     sweeper = None
     if sweep and burst:
         # A burst worker quits as soon as the queue is empty, usually before the sweeper
         # thread's first pass: enqueue the closed windows before it looks.
-        sweep_once(backend, app.extensions["hpe_sessions"])
+        sweep_once(backend, runtime.sessions)
     if sweep:
         sweeper = Sweeper(
             backend,
-            app.extensions["hpe_sessions"],
-            interval=app.config["SWEEP_INTERVAL"],
-            app=app,
-            measure_interval=app.config["MEASURE_INTERVAL"],
+            runtime.sessions,
+            interval=runtime.settings["SWEEP_INTERVAL"],
+            runtime=runtime,
+            measure_interval=runtime.settings["MEASURE_INTERVAL"],
         ).start()
     # Deliveries first: a send never waits behind a long learn run.
     worker = SimpleWorker(
@@ -59,13 +59,11 @@ def run(app: Flask, *, burst: bool = False, sweep: bool = True) -> bool:
 
 
 def _child(burst: bool) -> None:
-    from web import create_app
-
-    run(create_app(), burst=burst)
+    run(build_runtime(), burst=burst)
 
 
 def run_many(processes: int, *, burst: bool = False) -> None:
-    """Start ``processes`` worker processes (each boots its own app) and wait for them."""
+    """Start ``processes`` worker processes (each builds its own runtime) and wait for them."""
     children = [
         multiprocessing.get_context("spawn").Process(target=_child, args=(burst,), daemon=False)
         for _ in range(processes)

@@ -48,7 +48,7 @@ class InlineBackend:
         self._pending: set[str] = set()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        # (due time, sequence, delivery id, app): the earliest due first
+        # (due time, sequence, delivery id, runtime): the earliest due first
         self._deliveries: queue_module.PriorityQueue = queue_module.PriorityQueue()
         self._delivery_seq = itertools.count()
         self._delivery_thread: threading.Thread | None = None
@@ -104,8 +104,9 @@ class InlineBackend:
 
     # --- deliveries (inline): a second thread, so a slow SMTP server never delays learning
 
-    def enqueue_delivery(self, delivery_id: uuid.UUID, *, app=None, delay: float = 0.0) -> None:
-        """Queue one delivery; ``app`` supplies the plugin manager and channels."""
+    def enqueue_delivery(self, delivery_id: uuid.UUID, *, runtime=None, delay: float = 0.0) -> None:
+        """Queue one delivery; ``runtime`` (:class:`hpe_core.runtime.Runtime`) supplies the
+        plugin manager and channels it is sent with."""
         with self._lock:
             if self._background and (
                 self._delivery_thread is None or not self._delivery_thread.is_alive()
@@ -115,7 +116,7 @@ class InlineBackend:
                 )
                 self._delivery_thread.start()
         self._deliveries.put(
-            (time.monotonic() + delay, next(self._delivery_seq), str(delivery_id), app)
+            (time.monotonic() + delay, next(self._delivery_seq), str(delivery_id), runtime)
         )
 
     def run_pending_deliveries(self) -> int:
@@ -131,8 +132,8 @@ class InlineBackend:
                 jobs_now.append(self._deliveries.get_nowait())
             except queue_module.Empty:
                 break
-        for _due, _seq, key, app in jobs_now:
-            self._run_delivery(key, app)
+        for _due, _seq, key, runtime in jobs_now:
+            self._run_delivery(key, runtime)
         return len(jobs_now)
 
     def _delivery_loop(self) -> None:
@@ -147,12 +148,12 @@ class InlineBackend:
                 continue
             self._run_delivery(item[2], item[3])
 
-    def _run_delivery(self, key: str, app) -> None:
+    def _run_delivery(self, key: str, runtime) -> None:
         from worker import retry
 
         try:
             with self._sessions() as session:
-                report = jobs.attempt_delivery(session, app, uuid.UUID(key))
+                report = jobs.attempt_delivery(session, runtime, uuid.UUID(key))
         except Exception:  # the delivery stays pending; logged for the operator
             log.exception("inline delivery %s failed", key)
             return
@@ -162,7 +163,7 @@ class InlineBackend:
 
                 attempts = session.get(Delivery, uuid.UUID(key)).attempts
             delay = retry.delivery_delay(attempts, report.retry_after)
-            self.enqueue_delivery(uuid.UUID(key), app=app, delay=delay)
+            self.enqueue_delivery(uuid.UUID(key), runtime=runtime, delay=delay)
 
 
 class RQBackend:
@@ -214,8 +215,9 @@ class RQBackend:
         )
         return True
 
-    def enqueue_delivery(self, delivery_id: uuid.UUID, *, app=None, delay: float = 0.0) -> None:
-        """Queue one delivery job (retried by rq when it returns a Retry)."""
+    def enqueue_delivery(self, delivery_id: uuid.UUID, *, runtime=None, delay: float = 0.0) -> None:
+        """Queue one delivery job (retried by rq when it returns a Retry; the worker sends
+        it with its own runtime, so ``runtime`` is not needed here)."""
         from datetime import timedelta
 
         kwargs = {"job_timeout": 120, "result_ttl": 3600, "failure_ttl": 7 * 86400}
@@ -234,7 +236,7 @@ def make_backend(redis_url: str | None, session_factory, *, background: bool = T
     with ``background=False`` they wait for :meth:`InlineBackend.run_pending`).
 
     :param plugins: the :class:`hpe_core.measure.measurement.MeasurementPlugins` inline jobs use
-        (RQ jobs take them from the worker's app)
+        (RQ jobs take them from the worker's runtime)
     """
     if redis_url:
         return RQBackend(redis_url, plugins)
@@ -268,7 +270,7 @@ def sweep_measurements(backend, session_factory) -> int:
     return sum(1 for config_id in config_ids if backend.enqueue_measure(config_id))
 
 
-def sweep_deliveries(backend, session_factory, app) -> int:
+def sweep_deliveries(backend, session_factory, runtime) -> int:
     """Enqueue again deliveries that were stored but never got a job (Redis was down).
 
     :returns: how many were enqueued
@@ -278,13 +280,13 @@ def sweep_deliveries(backend, session_factory, app) -> int:
     with session_factory() as session:
         stranded = delivery.stranded(session, older_than_seconds=STRANDED_DELIVERY_SECONDS)
     for delivery_id in stranded:
-        backend.enqueue_delivery(delivery_id, app=app)
+        backend.enqueue_delivery(delivery_id, runtime=runtime)
     return len(stranded)
 
 
 class Sweeper:
     """A daemon thread that calls :func:`sweep` every ``interval`` seconds (and, given the
-    app, :func:`sweep_deliveries` every minute; :func:`sweep_measurements` every
+    runtime, :func:`sweep_deliveries` every minute; :func:`sweep_measurements` every
     ``measure_interval`` seconds, when given).
 
     Errors (database or Redis down) are logged and retried on the next pass: outcomes are
@@ -296,11 +298,11 @@ class Sweeper:
         backend,
         session_factory,
         interval: float = 1.0,
-        app=None,
+        runtime=None,
         measure_interval: float | None = None,
     ):
         self.backend, self._sessions, self.interval = backend, session_factory, interval
-        self._app = app
+        self._runtime = runtime
         self._measure_interval = measure_interval
         self._next_delivery_sweep = 0.0
         self._next_measure_sweep = 0.0
@@ -319,9 +321,9 @@ class Sweeper:
         while not self._stop.wait(self.interval):
             try:
                 sweep(self.backend, self._sessions)
-                if self._app is not None and time.monotonic() >= self._next_delivery_sweep:
+                if self._runtime is not None and time.monotonic() >= self._next_delivery_sweep:
                     self._next_delivery_sweep = time.monotonic() + 60
-                    sweep_deliveries(self.backend, self._sessions, self._app)
+                    sweep_deliveries(self.backend, self._sessions, self._runtime)
                 if self._measure_interval and time.monotonic() >= self._next_measure_sweep:
                     self._next_measure_sweep = time.monotonic() + self._measure_interval
                     sweep_measurements(self.backend, self._sessions)

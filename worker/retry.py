@@ -14,6 +14,7 @@ def for_learning() -> Retry:
     """The Retry a learn job returns after a transient failure (rq return-based retry)."""
     return Retry(max=LEARN_MAX, interval=list(LEARN_INTERVALS))
 
+
 #: Delivery: a channel's transient failure (SMTP down, HTTP 429/5xx) is retried this many
 #: times, after these delays (or after the connector's ``retry_after``); then the
 #: delivery fails for good with a ``delivery.failed`` activity.

@@ -1,35 +1,45 @@
-"""The app a worker process runs jobs in: created once per process, bound here."""
+"""The runtime a worker process runs jobs on: built once per process, bound here.
+
+``hpe worker`` builds it (:func:`worker.boot.build_runtime`: no Flask app) and binds it
+before the first job; the inline backend of ``hpe serve`` needs none (it is handed the
+runtime with each job). Jobs read it with :func:`current_runtime`.
+"""
 
 from __future__ import annotations
 
 from contextlib import contextmanager
 
-from flask import Flask
-
-_app: Flask | None = None
+_runtime = None
 
 
-def bind_app(app: Flask) -> None:
-    """Make ``app`` the one jobs in this process use (the worker boots it at start)."""
-    global _app
-    _app = app
+def bind(runtime) -> None:
+    """Make ``runtime`` (:class:`hpe_core.runtime.Runtime`) the one jobs in this process use."""
+    global _runtime
+    _runtime = runtime
 
 
-def current_app() -> Flask:
-    global _app
-    if _app is None:
-        # An RQ worker started without `hpe worker` (e.g. plain `rq worker`): boot lazily.
-        from web import create_app
+def bind_app(app) -> None:
+    """:func:`bind` the runtime of a Flask app built by ``web.create_app`` (tests hold one)."""
+    bind(None if app is None else app.extensions["hpe_runtime"])
 
-        _app = create_app()
-    return _app
+
+def current_runtime():
+    """The runtime bound in this process.
+
+    :raises RuntimeError: none is bound: RQ workers for HPE are started with ``hpe worker``
+        (a plain ``rq worker`` has no HPE settings, plugins or database to run jobs on)
+    """
+    if _runtime is None:
+        raise RuntimeError(
+            "No HPE runtime in this worker process: start HPE's workers with `hpe worker`."
+        )
+    return _runtime
 
 
 @contextmanager
 def job_session():
     """A database session for one job, always closed."""
-    app = current_app()
-    session = app.extensions["hpe_sessions"]()
+    session = current_runtime().sessions()
     try:
         yield session
     finally:

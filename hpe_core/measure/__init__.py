@@ -6,6 +6,6 @@ off-policy evaluation (``evaluation``, ``estimators``), and the measurement pass
 rolls up, then runs the circuit breaker and the recommendations (``measurement``).
 
 May import: every stage below it (``recommend``, ``learn``, ``decide``, ``tenancy``,
-``store``). Nothing imports it but the web layer and the worker, with one declared
-exception (the budget guardrail reads rollups).
+``store``). Nothing imports it but the web layer and the worker, with two declared
+exceptions (the budget guardrail reads rollups; a targeting rule uses ``stats.lift``).
 """

@@ -79,8 +79,8 @@ def test_the_probe_would_see_flask(probe):
 
 
 def test_the_import_contracts_hold():
-    """lint-imports (the contracts in setup.cfg: hpe_core stands alone, its stages are
-    layered) passes, as CI runs it."""
+    """lint-imports passes, as CI runs it: every contract in setup.cfg (hpe_core stands
+    alone, connectors and workers need no web app, the stages are layered)."""
     lint = Path(sys.executable).parent / "lint-imports"
     result = subprocess.run(
         [str(lint), "--no-cache"],
@@ -110,3 +110,66 @@ def test_lint_imports_would_see_a_broken_contract(tmp_path):
         timeout=300,
     )
     assert result.returncode != 0 and "BROKEN" in result.stdout
+
+
+def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """The import cycles of a graph: its strongly connected parts of two or more modules
+    (Tarjan's algorithm, iterative: the graph has hundreds of modules)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    found: list[list[str]] = []
+    for root in sorted(edges):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(edges[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(edges.get(child, ())))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                part = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    part.append(member)
+                    if member == node:
+                        break
+                if len(part) > 1:
+                    found.append(sorted(part))
+    return found
+
+
+def test_the_cycle_finder_finds_cycles():
+    """Control: a loop of three, a self-contained pair, and a clean chain."""
+    edges = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"e"}, "e": {"d"}, "f": {"a"}}
+    assert sorted(_cycles(edges)) == [["a", "b", "c"], ["d", "e"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_module_imports_itself_through_others():
+    """No import cycle between modules of hpe_core, web, worker, plugins and connectors."""
+    import grimp
+
+    packages = ("hpe_core", "web", "worker", "plugins", "connectors")
+    graph = grimp.build_graph(*packages, cache_dir=None)
+    edges = {
+        module: set(graph.find_modules_directly_imported_by(module)) & graph.modules
+        for module in graph.modules
+    }
+    assert _cycles(edges) == []
