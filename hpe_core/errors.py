@@ -32,6 +32,11 @@ class Unauthorized(HpeError):
     """The API key is missing, unknown or revoked."""
 
 
+class Forbidden(HpeError):
+    """The caller is known, but its key may not do this (e.g. a publishable key asking for
+    delivery)."""
+
+
 class TransientError(HpeError):
     """A dependency failed in a way that retrying later may fix."""
 

@@ -12,13 +12,22 @@ from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.http import HTTP_STATUS_CODES
 
-from hpe_core.errors import Conflict, HpeError, InvalidInput, NotFound, TransientError, Unauthorized
+from hpe_core.errors import (
+    Conflict,
+    Forbidden,
+    HpeError,
+    InvalidInput,
+    NotFound,
+    TransientError,
+    Unauthorized,
+)
 
 log = logging.getLogger(__name__)
 
 STATUS_BY_ERROR: dict[type[HpeError], int] = {
     InvalidInput: 422,
     Unauthorized: 401,
+    Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
     TransientError: 503,

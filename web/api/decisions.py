@@ -7,7 +7,8 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from hpe_core.decide import decisions
-from web.api import BASE, delivery
+from hpe_core.deliver import touchpoints
+from web.api import BASE
 from web.api.delivery import DecisionDeliveredSchema, DecisionDeliverRequestSchema
 from web.api.schemas import PARSER
 from web.auth import current_principal, require_any_key
@@ -37,16 +38,32 @@ class Decisions(MethodView):
 
         With `deliver` (secret key only), the chosen action is also sent on the channel
         in the background (`delivery.status: pending`); see docs/plugins.md.
+        ---
+        Internal: backed by hpe_core.deliver.touchpoints.decide_and_deliver.
         """
-        deliver = delivery.pop_deliver(data)
-        session = db_session()
-        engine = current_app.extensions["hpe_decisions"]
-        result = engine.decide(
-            session, current_principal(), config_id, delivery.enrich(decisions.parse_request(data))
+        deliver = data.pop("deliver", None)  # a DeliverRequest (see DeliverSchema)
+        result = touchpoints.decide_and_deliver(
+            db_session(),
+            _touchpoint_parts(),
+            current_principal(),
+            config_id,
+            decisions.parse_request(data),
+            deliver,
         )
         if result["decision_id"] is None:
             return result, 200
-        delivery_id = delivery.request_delivery(session, config_id, data, result, deliver)
-        session.commit()
-        delivery.after_commit(config_id, data, result, delivery_id)
         return result
+
+
+def _touchpoint_parts() -> touchpoints.TouchpointParts:
+    """This app's parts for the decide-and-deliver service."""
+    app = current_app._get_current_object()
+    return touchpoints.TouchpointParts(
+        engine=app.extensions["hpe_decisions"],
+        pm=app.extensions["hpe_pm"],
+        channels=app.extensions["hpe_channels"],
+        # The job backend's own call: the service only hands over the delivery id.
+        enqueue_delivery=lambda delivery_id: app.extensions["hpe_jobs"].enqueue_delivery(
+            delivery_id, app=app
+        ),
+    )

@@ -1,0 +1,252 @@
+"""Touchpoints: answer decision requests end to end: decide, then deliver when asked.
+
+Named for what it serves: a touchpoint is where a decision is asked for (a page view, a
+send), and this module holds the one rule for answering it, so ``POST /{id}/decisions``
+and the batch endpoint run the same steps.
+
+For each request: refuse a delivery the caller may not have (:func:`check_deliver`), add
+the plugins' context (:func:`enrich`), decide (:class:`~hpe_core.decide.decisions.DecisionEngine`)
+and, when delivery was asked for and an action was chosen, store a pending delivery in
+the same transaction (:func:`answer`, which does not commit). After the commit,
+:func:`after_commit` enqueues the delivery jobs and calls the ``hpe_on_decision`` event
+hook. :func:`decide_and_deliver_all` does all of it for a list in one transaction, and
+:func:`decide_and_deliver` for one request.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+import pluggy
+from sqlalchemy.orm import Session
+
+from hpe_core.decide.decisions import DecisionEngine, DecisionRequest
+from hpe_core.deliver import delivery
+from hpe_core.deliver.channels import Connector
+from hpe_core.errors import Forbidden, InvalidInput
+from hpe_core.events import notify
+from hpe_core.tenancy.workspaces import Principal
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class DeliverRequest:
+    """Send the chosen action on the decision's channel too.
+
+    :param recipient: who to send to (``email``, ``phone``, ``name``)
+    :param variables: per-user template variables, e.g. ``{"first_name": "Ada"}``
+
+    Both are personal data: they are erased once the delivery is settled.
+    """
+
+    recipient: Mapping = dataclasses.field(default_factory=dict)
+    variables: Mapping = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class TouchpointParts:
+    """The process's parts a touchpoint is answered with.
+
+    :param engine: the process's decision engine
+    :param pm: the plugin manager (``hpe_enrich_context``, ``hpe_on_decision``)
+    :param channels: channel name -> its connector (the channels that can deliver)
+    :param enqueue_delivery: queue the delivery job of a committed delivery id. It is a
+        callable, not the job backend, so this module does not depend on how the backend
+        is called. It may raise (e.g. Redis is down): the delivery stays pending and the
+        sweeper enqueues it again later.
+    """
+
+    engine: DecisionEngine
+    pm: pluggy.PluginManager
+    channels: Mapping[str, Connector]
+    enqueue_delivery: Callable[[uuid.UUID], None]
+
+
+@dataclasses.dataclass
+class Answer:
+    """One answered request, staged in the session and not yet committed.
+
+    :param request: the request as decided (with the plugins' context)
+    :param decision: the decision response. It has a ``delivery`` entry
+        (``{id, status: "pending"}``) when a delivery was stored
+    :param delivery_id: the pending delivery to enqueue after the commit, or None
+    """
+
+    request: DecisionRequest
+    decision: dict
+    delivery_id: uuid.UUID | None = None
+
+    @property
+    def logged(self) -> bool:
+        """Whether a decision was logged (False: nothing eligible, see ``reason``)."""
+        return self.decision["decision_id"] is not None
+
+
+def check_deliver(
+    principal: Principal,
+    channels: Mapping[str, Connector],
+    request: DecisionRequest,
+    deliver: DeliverRequest | None,
+) -> None:
+    """Refuse a delivery the caller may not request, before anything is decided.
+
+    :raises Forbidden: a publishable key asked for delivery (web pages must not send
+        messages)
+    :raises InvalidInput: no installed plugin delivers on the request's channel
+    """
+    if deliver is None:
+        return
+    if principal.kind != "secret":
+        raise Forbidden("A publishable key cannot request delivery: use a secret key.")
+    if request.channel not in channels:
+        raise InvalidInput(
+            "No installed plugin delivers on this channel.",
+            {"channel": ["No connector for this channel."]},
+        )
+
+
+def enrich(
+    pm: pluggy.PluginManager, channels: Mapping[str, Connector], request: DecisionRequest
+) -> DecisionRequest:
+    """The request with the channel plugins' extra context (``hpe_enrich_context``).
+
+    The contributions are merged in plugin order, and the caller's keys always win. A
+    channel without a connector gets no extra context.
+    """
+    connector = channels.get(request.channel)
+    if connector is None:
+        return request
+    extra: dict = {}
+    for contribution in pm.hook.hpe_enrich_context(
+        connector=connector, user_id=request.user_id, context=request.context
+    ):
+        if contribution:
+            extra.update(contribution)
+    if not extra:
+        return request
+    return dataclasses.replace(request, context={**extra, **request.context})
+
+
+def answer(
+    session: Session,
+    parts: TouchpointParts,
+    principal: Principal,
+    config_id: uuid.UUID,
+    request: DecisionRequest,
+    deliver: DeliverRequest | None = None,
+) -> Answer:
+    """Decide one request and, when asked, store its pending delivery. Does not commit.
+
+    The decision row and the delivery row are written in the session's transaction, so
+    they are committed together. Commit, then call :func:`after_commit` with the answer.
+
+    :raises Forbidden: a publishable key asked for delivery (nothing is decided)
+    :raises InvalidInput: delivery on a channel without a connector (nothing is decided),
+        or what the engine refuses (unknown channel or candidates)
+    :raises NotFound: unknown configuration, or another workspace's
+    :raises Conflict: the configuration is PAUSED or INACTIVE
+    """
+    check_deliver(principal, parts.channels, request, deliver)
+    request = enrich(parts.pm, parts.channels, request)
+    decision = parts.engine.decide(session, principal, config_id, request)
+    if deliver is None or decision["decision_id"] is None:
+        return Answer(request, decision)
+    row = delivery.request_delivery(
+        session,
+        workspace_id=principal.workspace_id,
+        config_id=config_id,
+        decision_id=decision["decision_id"],
+        channel=request.channel,
+        user_id=request.user_id,
+        action_id=decision["action_id"],
+        recipient=deliver.recipient,
+        variables=deliver.variables,
+    )
+    decision["delivery"] = {"id": row.id, "status": "pending"}
+    return Answer(request, decision, row.id)
+
+
+def after_commit(
+    parts: TouchpointParts, principal: Principal, config_id: uuid.UUID, answers: Iterable[Answer]
+) -> None:
+    """Enqueue each committed answer's delivery and call ``hpe_on_decision`` for it.
+
+    Answers with nothing logged are skipped. Neither step can fail the caller: the
+    decisions are committed already.
+    """
+    for item in answers:
+        if not item.logged:
+            continue
+        if item.delivery_id is not None:
+            try:
+                parts.enqueue_delivery(item.delivery_id)
+            except Exception as exc:  # noqa: BLE001 - e.g. Redis down: the decision is committed
+                # The delivery is stored as pending, so the sweeper enqueues it again later.
+                log.warning(
+                    "could not enqueue delivery %s (will be swept): %s", item.delivery_id, exc
+                )
+        notify(
+            parts.pm.hook.hpe_on_decision,
+            workspace_id=principal.workspace_id,
+            config_id=config_id,
+            channel=item.request.channel,
+            user_id=item.request.user_id,
+            decision=item.decision,
+        )
+
+
+def decide_and_deliver_all(
+    session: Session,
+    parts: TouchpointParts,
+    principal: Principal,
+    config_id: uuid.UUID,
+    requests: Sequence[tuple[DecisionRequest, DeliverRequest | None]],
+) -> list[dict]:
+    """Answer several requests in one transaction, then run the after-commit steps.
+
+    Every delivery is checked before anything is decided. The session is committed once,
+    and only when at least one decision was logged (a request with nothing eligible writes
+    nothing). If a request fails, the transaction is rolled back: none of the decisions
+    are kept.
+
+    :param requests: ``(request, deliver or None)`` pairs
+    :returns: the decision responses, in request order
+    :raises: what :func:`answer` raises
+    """
+    for request, deliver in requests:
+        check_deliver(principal, parts.channels, request, deliver)
+    try:
+        answers = [
+            answer(session, parts, principal, config_id, request, deliver)
+            for request, deliver in requests
+        ]
+        if any(item.logged for item in answers):
+            session.commit()
+    except Exception:
+        session.rollback()
+        raise
+    after_commit(parts, principal, config_id, answers)
+    return [item.decision for item in answers]
+
+
+def decide_and_deliver(
+    session: Session,
+    parts: TouchpointParts,
+    principal: Principal,
+    config_id: uuid.UUID,
+    request: DecisionRequest,
+    deliver: DeliverRequest | None = None,
+) -> dict:
+    """Answer one request: decide, store the delivery if asked, commit, then enqueue the
+    delivery and call ``hpe_on_decision``.
+
+    :returns: the decision response (``decision_id`` None with a ``reason`` when nothing is
+        eligible; nothing is written then), with ``delivery: {id, status: "pending"}`` when
+        a delivery was stored
+    :raises: what :func:`answer` raises
+    """
+    return decide_and_deliver_all(session, parts, principal, config_id, [(request, deliver)])[0]
