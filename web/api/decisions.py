@@ -64,6 +64,6 @@ def _touchpoint_parts() -> touchpoints.TouchpointParts:
         channels=app.extensions["hpe_channels"],
         # The job backend's own call: the service only hands over the delivery id.
         enqueue_delivery=lambda delivery_id: app.extensions["hpe_jobs"].enqueue_delivery(
-            delivery_id, app=app
+            delivery_id, runtime=app.extensions["hpe_runtime"]
         ),
     )
