@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -22,6 +18,7 @@ import sqlalchemy as sa
 from hpe_core.store import db as hpe_db
 from hpe_core.store.models import PREFIX
 from tests.conftest import BASE, IN_REPO_PLUGINS, POSTGRES_URL, make_test_app
+from tests.servers import free_port, hpe_serving
 
 HPE = str(Path(sys.executable).with_name("hpe"))
 KEY = re.compile(r"hpe_sk_[A-Za-z0-9_-]{20,}")
@@ -195,18 +192,12 @@ def test_an_unreachable_database_is_one_line_not_a_traceback(workdir):
         workdir,
         "db",
         "upgrade",
-        database_url=f"postgresql://nobody@127.0.0.1:{_free_port()}/nothing",
+        database_url=f"postgresql://nobody@127.0.0.1:{free_port()}/nothing",
         check=False,
     )
     assert result.returncode == 1
     assert result.stderr.startswith("Error: cannot reach the database")
     assert "Traceback" not in result.stderr
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _get(url: str, key: str | None = None):
@@ -220,50 +211,11 @@ def _get(url: str, key: str | None = None):
         return exc.code, json.loads(exc.read())
 
 
-@contextlib.contextmanager
-def _serving(workdir: Path, env: dict[str, str]):
-    """Run ``hpe serve`` in ``workdir``; yield its base URL once /api/v1/health answers.
-
-    The server and its workers are always stopped (SIGTERM, then SIGKILL) on the way out.
-    """
-    port = _free_port()
-    server = subprocess.Popen(
-        [HPE, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        cwd=workdir,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # its gunicorn workers share our group id, to stop them all
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                _get(f"{base}/api/v1/health")
-                break
-            except (urllib.error.URLError, ConnectionError):
-                assert server.poll() is None, server.stdout.read()
-                assert time.monotonic() < deadline, "hpe serve did not answer within 60 s"
-                time.sleep(0.3)
-        yield base
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-        server.stdout.close()
-    assert server.returncode is not None
-
-
 @pytest.mark.slow
 def test_serve_answers_over_http_on_the_embedded_default(workdir):
     """`hpe serve` (gunicorn) on SQLite in the instance folder serves the API over real HTTP."""
     key = _last_line(hpe(workdir, "workspace", "create", "acme"))
-    with _serving(workdir, _env(workdir)) as base:
+    with hpe_serving(workdir, _env(workdir), workdir.parent / "server.log") as base:
         status, document = _get(f"{base}/api/v1/openapi.json")
         assert status == 200
         assert document["openapi"].startswith("3.")
@@ -284,7 +236,7 @@ def test_serve_writes_nothing_to_the_home_directory(workdir, tmp_path):
     env["HOME"] = str(home)
     # Else gunicorn would put its socket in $XDG_RUNTIME_DIR, and $HOME would prove nothing.
     env.pop("XDG_RUNTIME_DIR", None)
-    with _serving(workdir, env) as base:
+    with hpe_serving(workdir, env, workdir.parent / "server.log") as base:
         assert _get(f"{base}/api/v1/health")[0] == 200
     assert sorted(p.relative_to(home).as_posix() for p in home.rglob("*")) == []
 

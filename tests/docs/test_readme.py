@@ -15,19 +15,15 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import IN_REPO_PLUGINS
+from tests.servers import hpe_serving
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 SECTION = ("## Walk-through with curl", "## Concepts")
@@ -220,12 +216,6 @@ def step_drift(step: Step, stdout: str) -> list[str]:
 # --- Running it ------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _env(instance: Path) -> dict[str, str]:
     """No HPE_* of the caller's: embedded default (SQLite in ``instance``, jobs inline)."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("HPE_")}
@@ -233,20 +223,6 @@ def _env(instance: Path) -> dict[str, str]:
     env["HPE_LOAD_PLUGINS"] = json.dumps(IN_REPO_PLUGINS)  # installed plugins change outputs
     env["PYTHONUNBUFFERED"] = "1"
     return env
-
-
-def _wait_for_health(server: subprocess.Popen, url: str, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/api/v1/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError):
-            pass
-        assert server.poll() is None, f"hpe serve exited:\n{log.read_text()[-3000:]}"
-        assert time.monotonic() < deadline, "hpe serve did not answer /api/v1/health in 60 s"
-        time.sleep(0.2)
 
 
 def run_steps(steps: list[Step], workdir: Path, env: dict, url: str, log: Path) -> list[str]:
@@ -284,27 +260,9 @@ def test_readme_walkthrough_runs_and_its_outputs_have_the_documented_keys(tmp_pa
     assert len(steps) >= 10 and any(step.outputs for step in steps), "walk-through not found"
     workdir, instance = tmp_path / "work", tmp_path / "instance"
     workdir.mkdir()
-    env, port = _env(instance), _free_port()
-    url, log = f"http://127.0.0.1:{port}", tmp_path / "server.log"
-    with open(log, "wb") as log_file:
-        server = subprocess.Popen(
-            [str(Path(sys.executable).parent / "hpe"), "serve", "--port", str(port)],
-            cwd=workdir,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its gunicorn workers share our group id, to stop them all
-        )
-        try:
-            _wait_for_health(server, url, log)
-            outputs = run_steps(steps, workdir, env, url, log)
-        finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait()
+    env, log = _env(instance), tmp_path / "server.log"
+    with hpe_serving(workdir, env, log, workers=2) as url:
+        outputs = run_steps(steps, workdir, env, url, log)
     problems = [
         f"{step.name()}, {problem}"
         for step, stdout in zip(steps, outputs, strict=True)
