@@ -75,7 +75,7 @@ class _Alias(importlib.abc.Loader):
 
     def create_module(self, spec):
         warnings.warn(
-            f"{spec.name} moved to {self.target} in HPE 0.2 and the old path goes away in "
+            f"{spec.name} is now {self.target}; its HPE 0.1 path keeps working until HPE "
             f"0.3: import from {self.target} (plugins: from hpe_core, see docs/plugins.md).",
             MovedModuleWarning,
             stacklevel=2,
