@@ -168,10 +168,9 @@ def compute_runs(
         # decisions and 542 outcomes). Hash joins cost little more with statistics and
         # never blow up; the setting is lifted again right after these two queries.
         session.execute(text("SET LOCAL enable_nestloop = off"))
-    from_outcomes = _from_outcomes(
+    from_outcomes, outcome_types = _from_outcomes(
         connection, keys, in_range, config.id, since, positive, value_events
     )
-    outcome_types = _outcome_types(connection, keys[:2], in_range, config.id, since)
     if postgres:
         session.execute(text("SET LOCAL enable_nestloop TO DEFAULT"))
 
@@ -202,41 +201,6 @@ def compute_runs(
             split = document["outcomes"].setdefault(type_, {v: 0 for v in VARIANTS})
             split[variant] = round(split[variant] + count, 9)
     return days
-
-
-def _outcome_types(connection, keys, in_range, config_id, since) -> dict[tuple, float]:
-    """``{(date, variant, type): count}`` of outcomes of live decisions in range: each
-    outcome tied to a decision counts 1, each attributed one its credit.
-
-    :param keys: the day and variant columns
-    :param since: as in :func:`_from_outcomes`
-    """
-    received = [Outcome.config_id == config_id]
-    credited = [Attribution.config_id == config_id]
-    if since is not None:
-        received.append(Outcome.received_at >= since)
-        credited.append(Attribution.created_at >= since)
-    live = Decision.source == "live"
-    direct = connection.execute(
-        select(*keys, Outcome.type, func.count().label("n"))
-        .select_from(Outcome)
-        .join(Decision, Decision.id == Outcome.decision_id)
-        .where(*received, *in_range, live)
-        .group_by(*keys, Outcome.type)
-    ).all()
-    attributed = connection.execute(
-        select(*keys, Outcome.type, func.sum(Attribution.credit).label("n"))
-        .select_from(Attribution)
-        .join(Decision, Decision.id == Attribution.decision_id)
-        .join(Outcome, Outcome.id == Attribution.outcome_id)
-        .where(*credited, *in_range, live)
-        .group_by(*keys, Outcome.type)
-    ).all()
-    counts: dict[tuple, float] = defaultdict(float)
-    for rows in (direct, attributed):
-        for day, variant, type_, n in rows:
-            counts[(_as_date(day), variant, type_)] += float(n or 0)
-    return {key: int(n) if float(n).is_integer() else n for key, n in counts.items()}
 
 
 def _decided(connection, keys, in_range) -> list:
@@ -277,15 +241,20 @@ def written_since(first_day: dt.date) -> dt.datetime | None:
         return None
 
 
-def _from_outcomes(connection, keys, in_range, config_id, since, positive, value_events) -> dict:
-    """``{group key: [engaged decisions, [revenue per decision], [its square]]}`` for the
-    decisions with outcomes or attributed credit.
+def _from_outcomes(
+    connection, keys, in_range, config_id, since, positive, value_events
+) -> tuple[dict, dict]:
+    """For the decisions with outcomes or attributed credit:
+    ``{group key: [engaged decisions, [revenue per decision], [its square]]}``, and
+    ``{(date, variant, type): outcomes}`` of the live ones (an outcome tied to a decision
+    counts 1, an attributed one its credit).
 
     :param since: only outcomes received and credit given from then on can belong to
         the decisions in range (:func:`written_since`); None reads them all
     """
-    # Per decision with outcomes: engaged? revenue? Direct outcomes and attributed credit
-    # are two queries, merged per decision below (a decision can have both). Each starts
+    # Per decision and outcome type: engaged? revenue? how many? Direct outcomes and
+    # attributed credit are two queries, merged per decision below (a decision can have
+    # both); grouping by type too costs a few more rows, not a third scan. Each starts
     # from this config's rows written since the range began (an index range scan), not
     # from every outcome or credit row it ever had.
     received = [Outcome.config_id == config_id]
@@ -305,11 +274,13 @@ def _from_outcomes(connection, keys, in_range, config_id, since, positive, value
                     else_=0.0,
                 )
             ).label("revenue"),
+            Outcome.type,
+            func.count().label("n"),
         )
         .select_from(Outcome)
         .join(Decision, Decision.id == Outcome.decision_id)
         .where(*received, *in_range, Decision.given_reward.is_(None))
-        .group_by(Decision.id)
+        .group_by(Decision.id, Outcome.type)
     ).all()
     attributed = connection.execute(
         select(
@@ -328,13 +299,16 @@ def _from_outcomes(connection, keys, in_range, config_id, since, positive, value
                 )
             ).label("revenue"),
             func.max(case((Decision.given_reward > 0, 1), else_=0)).label("given_positive"),
+            Outcome.type,
+            func.sum(Attribution.credit).label("n"),
         )
         .select_from(Attribution)
         .join(Decision, Decision.id == Attribution.decision_id)
         .join(Outcome, Outcome.id == Attribution.outcome_id)
         .where(*credited, *in_range)
-        .group_by(Decision.id)
+        .group_by(Decision.id, Outcome.type)
     ).all()
+    outcome_types: dict[tuple, float] = defaultdict(float)
     for rows, from_attribution in ((direct, False), (attributed, True)):
         for row in rows:
             entry = per_decision.setdefault(row.id, [tuple(row[1:7]), False, 0.0])
@@ -342,13 +316,16 @@ def _from_outcomes(connection, keys, in_range, config_id, since, positive, value
             counted = from_attribution and bool(row.given_positive)
             entry[1] = entry[1] or (bool(row.engaged) and not counted)
             entry[2] += float(row.revenue or 0.0)
+            if row.source == "live":
+                outcome_types[(_as_date(row.day), row.variant, row.type)] += float(row.n or 0)
     from_outcomes: dict[tuple, list] = {}
     for key, engaged, revenue in per_decision.values():
         total = from_outcomes.setdefault(key, [0, [], []])
         total[0] += engaged
         total[1].append(revenue)
         total[2].append(revenue * revenue)
-    return from_outcomes
+    whole = {key: int(n) if n.is_integer() else n for key, n in outcome_types.items()}
+    return from_outcomes, whole
 
 
 def _as_date(value) -> dt.date:

@@ -575,3 +575,39 @@ def test_concurrent_runs_never_double_credit(app, shop):
     assert len(sums) == 200
     assert all(total == pytest.approx(1.0) and count == 2 for _, total, count in sums)
     assert attribution.configs_with_pending(shop.session) == []
+
+
+def test_an_attributed_outcome_counts_its_credit_shares_by_type(app, client, tenant):
+    """summary.outcomes: a user-level conversion split by linear attribution over two
+    touches counts once in all (half per touch), beside a direct click."""
+    settings = {"actions": [{"id": "a"}], "attribution": {"model": "linear"}}
+    response = client.post(
+        f"{BASE}/", json={"name": "m", "settings": settings}, headers=tenant.headers
+    )
+    config_id = response.get_json()["id"]
+    decision_ids = []
+    for channel in ("email", "web"):
+        response = client.post(
+            f"{BASE}/{config_id}/decisions",
+            json={"user_id": "alice", "channel": channel, "context": {}},
+            headers=tenant.headers,
+        )
+        assert response.status_code == 201, response.get_json()
+        decision_ids.append(response.get_json()["decision_id"])
+    outcomes = [
+        {"user_id": "alice", "type": "conversion", "value": 10, "idempotency_key": "o-1"},
+        {"decision_id": decision_ids[0], "type": "click"},
+    ]
+    response = client.post(
+        f"{BASE}/{config_id}/outcomes", json={"outcomes": outcomes}, headers=tenant.headers
+    )
+    assert response.status_code == 202
+    jobs = app.extensions["hpe_jobs"]
+    jobs.enqueue_attribution(uuid.UUID(config_id))
+    jobs.run_pending()
+    response = client.get(f"{BASE}/{config_id}/metrics", headers=tenant.headers)
+    by_type = response.get_json()["summary"]["outcomes"]
+    conversion, click = by_type["conversion"], by_type["click"]
+    assert conversion["treatment"] + conversion["holdout"] == pytest.approx(1.0)
+    assert click["treatment"] + click["holdout"] == 1
+    assert conversion["weight"] == 1.0 and click["weight"] == 1.0
