@@ -11,6 +11,7 @@ from __future__ import annotations
 from flask import Flask, current_app, g
 from sqlalchemy.orm import Session
 
+from hpe_core.deliver.touchpoints import TouchpointParts
 from hpe_core.runtime import Runtime
 
 
@@ -26,6 +27,16 @@ def bind_runtime(app: Flask, runtime: Runtime) -> None:
         hpe_measurement=runtime.measurement,
         hpe_decisions=runtime.decisions,
         hpe_jobs=runtime.jobs,
+    )
+    # Built once, not per decision request. The backend is looked up when a delivery is
+    # enqueued, so a test (or an operator's hook) that swaps hpe_jobs is honoured.
+    app.extensions["hpe_touchpoints"] = TouchpointParts(
+        engine=runtime.decisions,
+        pm=runtime.pm,
+        channels=runtime.channels,
+        enqueue_delivery=lambda delivery_id: app.extensions["hpe_jobs"].enqueue_delivery(
+            delivery_id, runtime=runtime
+        ),
     )
     app.teardown_appcontext(_close_session)
 

@@ -44,7 +44,7 @@ class Decisions(MethodView):
         deliver = data.pop("deliver", None)  # a DeliverRequest (see DeliverSchema)
         result = touchpoints.decide_and_deliver(
             db_session(),
-            _touchpoint_parts(),
+            current_app.extensions["hpe_touchpoints"],
             current_principal(),
             config_id,
             decisions.parse_request(data),
@@ -53,17 +53,3 @@ class Decisions(MethodView):
         if result["decision_id"] is None:
             return result, 200
         return result
-
-
-def _touchpoint_parts() -> touchpoints.TouchpointParts:
-    """This app's parts for the decide-and-deliver service."""
-    app = current_app._get_current_object()
-    return touchpoints.TouchpointParts(
-        engine=app.extensions["hpe_decisions"],
-        pm=app.extensions["hpe_pm"],
-        channels=app.extensions["hpe_channels"],
-        # The job backend's own call: the service only hands over the delivery id.
-        enqueue_delivery=lambda delivery_id: app.extensions["hpe_jobs"].enqueue_delivery(
-            delivery_id, runtime=app.extensions["hpe_runtime"]
-        ),
-    )
