@@ -48,6 +48,7 @@ from bench.common import (  # noqa: E402
 from hpe_core import simulation
 from hpe_core.decide.features import ActionCatalog, decision_features  # noqa: E402
 from hpe_core.learn import rewards
+from web.extensions import app_runtime
 
 _SIM_RNG = "hpe-bench-learning"
 
@@ -324,8 +325,8 @@ def main(argv=None) -> int:
         from web import simulate as sim
 
         app = create_app()
-        engine = app.extensions["hpe_engine"]
-        sessions = app.extensions["hpe_sessions"]
+        engine = app_runtime(app).engine
+        sessions = app_runtime(app).sessions
         settings = sim.simulation_settings(holdout=10, wait_seconds=2, algorithm=None)
         if args.actions:
             from bench.decision_latency import make_actions
@@ -335,7 +336,7 @@ def main(argv=None) -> int:
             config = configs.create(
                 session,
                 Principal("bench", "bench"),
-                app.extensions["hpe_catalog"],
+                app_runtime(app).catalog,
                 name="learning bench",
                 settings=settings,
             )

@@ -38,6 +38,7 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.common import PG_ADMIN_URL, dump_json, loadavg, percentile, print_header  # noqa: E402
+from web.extensions import app_runtime
 
 API = "/api/v1/041-hyper-personalization-engine"
 ACTIONS = [{"id": f"offer-{n}", "cost": round(0.01 * (n + 1), 2)} for n in range(10)]
@@ -225,15 +226,15 @@ def main(argv: list[str] | None = None) -> int:
                 "PLUGINS": {ch: {"cost_per_decision": c} for ch, c in CHANNEL_COSTS.items()},
             }
         )
-        sessions = app.extensions["hpe_sessions"]
-        channel_costs = app.extensions["hpe_measurement"].channel_costs
+        sessions = app_runtime(app).sessions
+        channel_costs = app_runtime(app).measurement.channel_costs
         with sessions() as session:
             workspaces.create_workspace(session, "bench")
             _row, key = workspaces.create_key(session, "bench")
             config = configs.create(
                 session,
                 Principal("bench", "bench"),
-                app.extensions["hpe_catalog"],
+                app_runtime(app).catalog,
                 name="Metrics benchmark",
                 settings={
                     "actions": ACTIONS,
@@ -339,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         dump_json(args.json, results)
     finally:
         if app is not None:
-            app.extensions["hpe_engine"].dispose()
+            app_runtime(app).engine.dispose()
         if "engine" in locals():
             engine.dispose()
         if not args.keep:

@@ -18,6 +18,7 @@ import click
 
 from hpe_core import hookimpl
 from hpe_core.learn.attribution import Touch
+from plugins.app_runtime import app_runtime
 
 __all__ = ["MODELS", "AttributionModel", "Touch"]
 
@@ -137,7 +138,7 @@ def rerun(config_id, since, no_run):
         click.echo(f"{reset} outcome(s) since {since:%Y-%m-%d %H:%M} UTC marked for attribution.")
         if no_run:
             return
-        models = app.extensions["hpe_measurement"].attribution_models
+        models = app_runtime(app).measurement.attribution_models
         report = service.attribute_pending(session, config_id, models)
     click.echo(
         f"Attributed {report.outcomes} outcome(s) with {report.model}: "

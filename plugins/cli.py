@@ -10,6 +10,7 @@ from contextlib import contextmanager
 import click
 
 from hpe_core.errors import HpeError
+from plugins.app_runtime import app_runtime
 
 
 def add_plugin_commands(group: click.Group, pm) -> list[str]:
@@ -59,7 +60,7 @@ def app_session(**config):
     end (rolled back on error; domain errors become a clean ``Error: ...``)."""
     app = app_or_exit(**config)
     with app.app_context():
-        session = app.extensions["hpe_sessions"]()
+        session = app_runtime(app).sessions()
         try:
             yield app, session
             session.commit()

@@ -10,6 +10,7 @@ import json
 import click
 
 from hpe_core import hookimpl
+from plugins.app_runtime import app_runtime
 
 
 @hookimpl
@@ -86,8 +87,8 @@ def channels_list(health):
     from web.api.channels import check_health
 
     with app_session() as (app, _session):
-        pm = app.extensions["hpe_pm"]
-        for name, connector in sorted(app.extensions["hpe_channels"].items()):
+        pm = app_runtime(app).pm
+        for name, connector in sorted(app_runtime(app).channels.items()):
             line = f"{name}\t{plugin_name_of(pm, type(connector))}\t{connector.description}"
             if health:
                 status = check_health(pm, connector)
@@ -111,7 +112,7 @@ def channels_configure(workspace_id, channel, settings_json):
         raise click.BadParameter(f"Not JSON: {exc}", param_hint="SETTINGS_JSON") from exc
     with app_session() as (app, session):
         stored = channel_service.put_settings(
-            session, app.extensions["hpe_channels"], workspace_id, channel, settings
+            session, app_runtime(app).channels, workspace_id, channel, settings
         )
     click.echo(json.dumps(stored, sort_keys=True))
 
@@ -172,7 +173,7 @@ def consent_set(workspace_id, channel, user_id, status):
             source="cli",
         )
     if changed:
-        app.extensions["hpe_pm"].hook.hpe_on_consent_changed(
+        app_runtime(app).pm.hook.hpe_on_consent_changed(
             workspace_id=workspace_id, channel=channel, user_id=user_id, status=status, source="cli"
         )
     click.echo(f"{user_id} on {channel}: {status}" + ("" if changed else " (unchanged)"))

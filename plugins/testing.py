@@ -27,6 +27,7 @@ from hpe_core.deliver.channels import (
 )
 from hpe_core.deliver.delivery import Delivery, DeliveryResult, TrackingLinks
 from hpe_core.errors import PermanentDeliveryError, TransientDeliveryError
+from plugins.app_runtime import app_runtime
 
 BASE = "/api/v1/041-hyper-personalization-engine"
 
@@ -83,7 +84,7 @@ def make_hpe_app(hpe_pm, tmp_path):
 
     yield make
     for app in apps:
-        app.extensions["hpe_engine"].dispose()
+        app_runtime(app).engine.dispose()
 
 
 @pytest.fixture
@@ -103,7 +104,7 @@ def hpe_tenant(hpe_app):
     """A workspace with a secret API key on ``hpe_app``."""
     from hpe_core.tenancy import workspaces
 
-    session = hpe_app.extensions["hpe_sessions"]()
+    session = app_runtime(hpe_app).sessions()
     try:
         workspace_id = f"kit-{uuid.uuid4().hex[:8]}"
         workspaces.create_workspace(session, workspace_id)
@@ -286,7 +287,7 @@ class ConnectorContract:
 
         self._register(register_plugin)
         app = make_hpe_app(PLUGINS={self.connector_class.name: dict(self.plugin_config)})
-        session = app.extensions["hpe_sessions"]()
+        session = app_runtime(app).sessions()
         try:
             workspaces.create_workspace(session, "contract")
             _row, key = workspaces.create_key(session, "contract")

@@ -10,7 +10,7 @@ from flask_smorest import Api
 from hpe_core.runtime import default_instance_path
 from web.config import DefaultConfig
 from web.errors import register_error_handlers
-from web.extensions import bind_runtime
+from web.extensions import app_state, bind_runtime
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     # One Api per app: an Api object remembers its app and blueprints.
     api = Api(app)
-    app.extensions["hpe_api"] = api
+    app_state(app).api = api
     from web.api import (
         activities,
         channels,
@@ -96,7 +96,7 @@ def _start_inline_sweeper(app: Flask, runtime) -> None:
     from worker.queues import Sweeper
 
     if runtime.jobs.name == "inline" and runtime.settings["INLINE_SWEEPER"]:
-        app.extensions["hpe_sweeper"] = Sweeper(
+        app_state(app).sweeper = Sweeper(
             runtime.jobs,
             runtime.sessions,
             interval=runtime.settings["SWEEP_INTERVAL"],

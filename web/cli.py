@@ -14,6 +14,7 @@ from hpe_core import __version__
 from hpe_core.tenancy import workspaces
 from plugins.cli import app_or_exit, app_session, use_app_factory
 from web import create_app
+from web.extensions import app_runtime, app_state
 
 # Plugin commands (plugins.cli.app_session) build the app with it.
 use_app_factory(create_app)
@@ -51,7 +52,7 @@ def serve(host, port, workers, threads, timeout, access_log):
 
     # Migrate (embedded default) or check the schema once, before forking; this app only
     # checks, so it starts no background threads and its connections are closed before fork.
-    app_or_exit(INLINE_SWEEPER=False).extensions["hpe_engine"].dispose()
+    app_runtime(app_or_exit(INLINE_SWEEPER=False)).engine.dispose()
 
     class _Server(BaseApplication):
         def load_config(self):
@@ -204,10 +205,10 @@ def simulate(url, key, decisions, clients, holdout, wait_seconds, algorithm, see
         from worker import jobs
 
         with app.app_context():
-            session = app.extensions["hpe_sessions"]()
+            session = app_runtime(app).sessions()
             try:
                 jobs.run_for_config(
-                    "measure", session, uuid.UUID(config_id), app.extensions["hpe_measurement"]
+                    "measure", session, uuid.UUID(config_id), app_runtime(app).measurement
                 )
             finally:
                 session.close()
@@ -289,7 +290,7 @@ def db_upgrade(revision):
     from hpe_core.store import db as hpe_db
 
     app = app_or_exit(AUTO_MIGRATE=False, SCHEMA_CHECK=False)
-    engine = app.extensions["hpe_engine"]
+    engine = app_runtime(app).engine
     hpe_db.upgrade(engine, revision)
     click.echo(f"Database at revision {hpe_db.current_revision(engine)}.")
 
@@ -301,7 +302,7 @@ def db_downgrade(revision):
     from hpe_core.store import db as hpe_db
 
     app = app_or_exit(AUTO_MIGRATE=False, SCHEMA_CHECK=False)
-    engine = app.extensions["hpe_engine"]
+    engine = app_runtime(app).engine
     hpe_db.downgrade(engine, revision)
     click.echo(f"Database at revision {hpe_db.current_revision(engine) or 'base'}.")
 
@@ -312,7 +313,7 @@ def db_current():
     from hpe_core.store import db as hpe_db
 
     app = app_or_exit(AUTO_MIGRATE=False, SCHEMA_CHECK=False)
-    engine = app.extensions["hpe_engine"]
+    engine = app_runtime(app).engine
     click.echo(f"current: {hpe_db.current_revision(engine) or 'none'}")
     click.echo(f"head:    {hpe_db.head_revision()}")
 
@@ -400,7 +401,7 @@ def plugins():
     """List loaded plugins with their versions and hooks."""
     from plugins.manager import describe_plugins
 
-    for row in describe_plugins(app_or_exit().extensions["hpe_pm"]):
+    for row in describe_plugins(app_runtime(app_or_exit()).pm):
         click.echo(
             f"{row['name']}\t{row['distribution']} {row['version']}\t{', '.join(row['hooks'])}"
         )
@@ -411,7 +412,7 @@ def plugins():
 def openapi(output):
     """Print the OpenAPI document."""
     app = app_or_exit()
-    json.dump(app.extensions["hpe_api"].spec.to_dict(), output, indent=2, sort_keys=True)
+    json.dump(app_state(app).api.spec.to_dict(), output, indent=2, sort_keys=True)
     output.write("\n")
 
 

@@ -1,50 +1,72 @@
-"""Per-app resources: the process's runtime (:mod:`hpe_core.runtime`), bound in
-``create_app`` — never at import.
+"""Per-app state: the process's runtime (:mod:`hpe_core.runtime`) and what the web layer
+builds on it, bound in ``create_app`` — never at import.
 
-They live in ``app.extensions`` rather than module globals so that several apps (tests)
-can coexist in one process. ``app.extensions["hpe_runtime"]`` is the runtime; the other
-``hpe_*`` keys name its parts for the views that read one of them.
+It lives in ``app.extensions["hpe"]`` rather than in module globals so that several apps
+(tests) can coexist in one process, and it is one typed object (:class:`AppState`) rather
+than a key per part: ``app_runtime(app).sessions`` is checked by the type checker and
+found by grep, ``app.extensions["hpe_sessions"]`` was neither.
 """
 
 from __future__ import annotations
+
+import dataclasses
+from typing import Any
 
 from flask import Flask, current_app, g
 from sqlalchemy.orm import Session
 
 from hpe_core.deliver.touchpoints import TouchpointParts
 from hpe_core.runtime import Runtime
+from plugins.app_runtime import EXTENSION_KEY, app_runtime
+
+__all__ = ["AppState", "app_runtime", "app_state", "bind_runtime", "catalog", "db_session"]
 
 
-def bind_runtime(app: Flask, runtime: Runtime) -> None:
+@dataclasses.dataclass(eq=False)
+class AppState:
+    """What one Flask app of HPE runs on.
+
+    :param runtime: shared with the workers: settings, sessions, plugins, channels, jobs
+    :param touchpoints: the decide-and-deliver parts, built once rather than per request
+    :param api: the flask-smorest ``Api`` (its OpenAPI document)
+    :param sweeper: the inline sweeper thread (embedded default only), else None
+    """
+
+    runtime: Runtime
+    touchpoints: TouchpointParts
+    api: Any = None
+    sweeper: Any = None
+
+
+def bind_runtime(app: Flask, runtime: Runtime) -> AppState:
     """Give the app its runtime, and the request session a teardown."""
-    app.extensions["hpe_runtime"] = runtime
-    app.extensions.update(
-        hpe_engine=runtime.engine,
-        hpe_sessions=runtime.sessions,
-        hpe_pm=runtime.pm,
-        hpe_channels=runtime.channels,
-        hpe_catalog=runtime.catalog,
-        hpe_measurement=runtime.measurement,
-        hpe_decisions=runtime.decisions,
-        hpe_jobs=runtime.jobs,
-    )
-    # Built once, not per decision request. The backend is looked up when a delivery is
-    # enqueued, so a test (or an operator's hook) that swaps hpe_jobs is honoured.
-    app.extensions["hpe_touchpoints"] = TouchpointParts(
-        engine=runtime.decisions,
-        pm=runtime.pm,
-        channels=runtime.channels,
-        enqueue_delivery=lambda delivery_id: app.extensions["hpe_jobs"].enqueue_delivery(
-            delivery_id, runtime=runtime
+    state = AppState(
+        runtime=runtime,
+        # The backend is looked up when a delivery is enqueued, so a test (or an
+        # operator's hook) that swaps runtime.jobs is honoured.
+        touchpoints=TouchpointParts(
+            engine=runtime.decisions,
+            pm=runtime.pm,
+            channels=runtime.channels,
+            enqueue_delivery=lambda delivery_id: runtime.jobs.enqueue_delivery(
+                delivery_id, runtime=runtime
+            ),
         ),
     )
+    app.extensions[EXTENSION_KEY] = state
     app.teardown_appcontext(_close_session)
+    return state
+
+
+def app_state(app: Flask | None = None) -> AppState:
+    """The state of ``app`` (default: the current app)."""
+    return (app or current_app).extensions[EXTENSION_KEY]
 
 
 def db_session() -> Session:
     """The request's session: one per app context, closed (rolled back if open) at teardown."""
     if "hpe_session" not in g:
-        g.hpe_session = current_app.extensions["hpe_sessions"]()
+        g.hpe_session = app_runtime().sessions()
     return g.hpe_session
 
 
@@ -56,4 +78,4 @@ def _close_session(_exc: BaseException | None) -> None:
 
 def catalog():
     """What the installed plugins offer (channels, attribution models), for validation."""
-    return current_app.extensions["hpe_catalog"]
+    return app_runtime().catalog

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from hpe_core import simulation
 from hpe_core.tenancy import workspaces
+from web.extensions import app_runtime, app_state
 
 BASE = "/api/v1/041-hyper-personalization-engine"
 
@@ -231,7 +232,7 @@ class ThrowawayInstance:
         """
         self.app = make_app(**self.config())
         with self.app.app_context():
-            session = self.app.extensions["hpe_sessions"]()
+            session = app_runtime(self.app).sessions()
             try:
                 self.workspace_id = f"simulator-{uuid.uuid4().hex[:6]}"
                 workspaces.create_workspace(session, self.workspace_id)
@@ -252,10 +253,10 @@ class ThrowawayInstance:
             self._stop()
             self._stop = None
         if self.app is not None:
-            sweeper = self.app.extensions.get("hpe_sweeper")
+            sweeper = app_state(self.app).sweeper
             if sweeper is not None:
                 sweeper.stop()
-            self.app.extensions["hpe_engine"].dispose()
+            app_runtime(self.app).engine.dispose()
             self.app = None
         if not keep and self.folder.exists():
             shutil.rmtree(self.folder)

@@ -18,11 +18,6 @@ def bind(runtime) -> None:
     _runtime = runtime
 
 
-def bind_app(app) -> None:
-    """:func:`bind` the runtime of a Flask app built by ``web.create_app`` (tests hold one)."""
-    bind(None if app is None else app.extensions["hpe_runtime"])
-
-
 def current_runtime():
     """The runtime bound in this process.
 

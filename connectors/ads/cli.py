@@ -6,6 +6,8 @@ import uuid
 
 import click
 
+from plugins.app_runtime import app_runtime
+
 
 @click.group()
 def ads():
@@ -20,7 +22,7 @@ def export(config_id: uuid.UUID):
     from plugins.cli import app_session
 
     with app_session() as (app, session):
-        connector = app.extensions["hpe_channels"].get("ads")
+        connector = app_runtime(app).channels.get("ads")
         if connector is None:
             raise click.ClickException("The ads channel is not loaded.")
         try:

@@ -16,7 +16,7 @@ import base64
 import logging
 import uuid
 
-from flask import Blueprint, Response, current_app, redirect, request
+from flask import Blueprint, Response, redirect, request
 from werkzeug.exceptions import NotFound
 
 from hpe_core.decide import consent
@@ -25,6 +25,7 @@ from hpe_core.events import notify
 from hpe_core.learn import outcomes
 from hpe_core.store.models import Config, Decision
 from hpe_core.tenancy.workspaces import Principal
+from plugins.app_runtime import app_runtime
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ _NO_STORE = {"Cache-Control": "no-store, max-age=0", "Referrer-Policy": "no-refe
 
 
 def _verify(kind: str, token: str) -> tuple[uuid.UUID, str | None]:
-    links = current_app.extensions["hpe_channels"]["email"].runtime.links
+    links = app_runtime().channels["email"].runtime.links
     try:
         return links.verify(kind, token)
     except InvalidInput as exc:
@@ -44,7 +45,7 @@ def _verify(kind: str, token: str) -> tuple[uuid.UUID, str | None]:
 
 def _record(decision: Decision, event_type: str) -> None:
     """Store one outcome of a decision (single-shot: decision + type) and notify sinks."""
-    session = current_app.extensions["hpe_sessions"]()
+    session = app_runtime().sessions()
     event = outcomes.OutcomeEvent(type=event_type, decision_id=decision.id)
     try:
         principal = Principal(workspace_id=decision.workspace_id, actor="tracking")
@@ -57,7 +58,7 @@ def _record(decision: Decision, event_type: str) -> None:
     finally:
         session.close()
     notify(
-        current_app.extensions["hpe_pm"].hook.hpe_on_outcomes,
+        app_runtime().pm.hook.hpe_on_outcomes,
         workspace_id=decision.workspace_id,
         config_id=decision.config_id,
         outcomes=[event],
@@ -66,7 +67,7 @@ def _record(decision: Decision, event_type: str) -> None:
 
 
 def _decision(decision_id: uuid.UUID) -> tuple[Decision, Config]:
-    session = current_app.extensions["hpe_sessions"]()
+    session = app_runtime().sessions()
     try:
         decision = session.get(Decision, decision_id)
         config = session.get(Config, decision.config_id) if decision is not None else None
@@ -115,7 +116,7 @@ def unsubscribe(token: str):
             '<button type="submit">Unsubscribe</button></form>'
         )
         return Response(_PAGE.format(title="Unsubscribe", body=form), headers=_NO_STORE)
-    session = current_app.extensions["hpe_sessions"]()
+    session = app_runtime().sessions()
     try:
         changed = consent.set_status(
             session,
@@ -132,7 +133,7 @@ def unsubscribe(token: str):
     _record(decision, "unsubscribe")
     if changed:
         notify(
-            current_app.extensions["hpe_pm"].hook.hpe_on_consent_changed,
+            app_runtime().pm.hook.hpe_on_consent_changed,
             workspace_id=decision.workspace_id,
             channel="email",
             user_id=decision.user_id,

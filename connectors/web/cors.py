@@ -20,6 +20,7 @@ from sqlalchemy import select
 from hpe_core.errors import HpeError
 from hpe_core.store.models import ChannelSettings
 from hpe_core.tenancy.workspaces import authenticate
+from plugins.app_runtime import app_runtime
 
 blp = Blueprint("web_cors", __name__)
 
@@ -53,7 +54,7 @@ def _cache() -> _Cache:
 
 
 def _with_session(work):
-    session = current_app.extensions["hpe_sessions"]()
+    session = app_runtime().sessions()
     try:
         return work(session)
     finally:

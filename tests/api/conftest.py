@@ -7,6 +7,7 @@ import sqlalchemy as sa
 
 from hpe_core.store.models import Activity, ApiKey, Config, MetricsDay, Workspace
 from tests.conftest import BASE, Tenant, create_tenant
+from web.extensions import app_runtime
 
 #: Settings with the only required block; everything else is filled in with defaults.
 MINIMAL_SETTINGS = {"actions": [{"id": "spring-sale"}, {"id": "new-arrivals"}]}
@@ -63,7 +64,7 @@ def row_counts(app):
     """``row_counts()`` -> rows per table, to prove a rejected request wrote nothing."""
 
     def count() -> dict[str, int]:
-        session = app.extensions["hpe_sessions"]()
+        session = app_runtime(app).sessions()
         try:
             return {
                 model.__name__: session.scalar(sa.select(sa.func.count()).select_from(model))

@@ -13,6 +13,7 @@ from hpe_core.decide import assignment
 from hpe_core.store.models import Decision
 from tests.api.conftest import assert_error
 from tests.conftest import BASE
+from web.extensions import app_runtime
 
 #: Logic that has no SQL of its own runs on one backend: app setup dominates the run time.
 sqlite_only = pytest.mark.parametrize("backend", ["sqlite"])
@@ -49,7 +50,7 @@ def _nothing(client, tenant, config_id, **kwargs) -> dict:
 
 
 def _decision_rows(app, config_id) -> list[Decision]:
-    session = app.extensions["hpe_sessions"]()
+    session = app_runtime(app).sessions()
     try:
         return list(
             session.scalars(sa.select(Decision).where(Decision.config_id == uuid.UUID(config_id)))
@@ -379,7 +380,7 @@ def test_holdout_share_matches_percent_and_raising_it_only_adds_holdout_users(
         headers=tenant.headers,
     )
     assert response.status_code == 200
-    sqlite_app.extensions["hpe_decisions"].config_ttl = 0  # as another process would, later
+    app_runtime(sqlite_app).decisions.config_ttl = 0  # as another process would, later
     some = users[:60]
     after = {u: _decided(client, tenant, config_id, user_id=u)["variant"] for u in some}
     assert all(after[u] == "holdout" for u in some if before[u] == "holdout")

@@ -12,6 +12,7 @@ from hpe_core.learn import learning
 from hpe_core.measure.evaluation import POLICIES
 from tests.api.conftest import assert_error
 from tests.conftest import BASE
+from web.extensions import app_runtime
 
 sqlite_only = pytest.mark.parametrize("backend", ["sqlite"])
 
@@ -72,7 +73,7 @@ def _traffic_learned_and_imported(app, client, tenant, config_id) -> list[float]
     )
     assert response.status_code == 202 and response.get_json()["accepted"] == 4
     rewards.extend(IMPORTED_REWARDS)
-    with app.extensions["hpe_sessions"]() as session:
+    with app_runtime(app).sessions() as session:
         report = learning.learn_all_closed(
             session, uuid.UUID(config_id), now=now + dt.timedelta(minutes=5)
         )

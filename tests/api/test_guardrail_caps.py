@@ -18,6 +18,7 @@ from hpe_core.decide.decisions import DecisionRequest
 from hpe_core.store.models import Activity, Decision
 from hpe_core.tenancy.workspaces import Principal
 from tests.conftest import BASE, make_test_app
+from web.extensions import app_runtime
 
 EMAIL_COST = 0.5
 
@@ -27,15 +28,15 @@ def app(database_url, tmp_path):
     app = make_test_app(
         database_url, tmp_path, PLUGINS={"email": {"cost_per_decision": EMAIL_COST}}
     )
-    app.extensions["hpe_decisions"].usage.refresh_interval = 0
+    app_runtime(app).decisions.usage.refresh_interval = 0
     yield app
-    app.extensions["hpe_engine"].dispose()
+    app_runtime(app).engine.dispose()
 
 
 def _engine_decide(app, tenant, config_id, user_id, *, now=None, channel="email", candidates=None):
     """One decision through the engine itself (``now`` lets a test place it in the past)."""
-    engine = app.extensions["hpe_decisions"]
-    session = app.extensions["hpe_sessions"]()
+    engine = app_runtime(app).decisions
+    session = app_runtime(app).sessions()
     try:
         result = engine.decide(
             session,
@@ -64,7 +65,7 @@ def _users(config_id, percent, variant, n):
 
 
 def _count(app, model, **where):
-    session = app.extensions["hpe_sessions"]()
+    session = app_runtime(app).sessions()
     try:
         query = sa.select(sa.func.count()).select_from(model)
         for column, value in where.items():

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from hpe_core.store.models import Decision, Outcome
 from tests.api.conftest import assert_error
 from tests.conftest import BASE
+from web.extensions import app_runtime
 from worker.queues import sweep
 
 sqlite_only = pytest.mark.parametrize("backend", ["sqlite"])
@@ -49,7 +50,7 @@ def _imported(client, tenant, config_id, body) -> dict:
 
 
 def _rows(app, model, config_id) -> list:
-    session = app.extensions["hpe_sessions"]()
+    session = app_runtime(app).sessions()
     try:
         return list(
             session.scalars(sa.select(model).where(model.config_id == uuid.UUID(config_id)))
@@ -59,8 +60,8 @@ def _rows(app, model, config_id) -> list:
 
 
 def _sweep(app) -> None:
-    sweep(app.extensions["hpe_jobs"], app.extensions["hpe_sessions"])
-    app.extensions["hpe_jobs"].run_pending()
+    sweep(app_runtime(app).jobs, app_runtime(app).sessions)
+    app_runtime(app).jobs.run_pending()
 
 
 def test_good_lines_are_imported_and_bad_lines_rejected_with_their_number(

@@ -14,6 +14,7 @@ import pytest
 
 from tests.api.conftest import MINIMAL_SETTINGS, assert_error
 from tests.conftest import BASE
+from web.extensions import app_runtime
 
 #: (method, path template, JSON body) for every endpoint that takes a configuration id.
 BY_ID = [
@@ -151,7 +152,7 @@ def test_every_endpoint_rejects_a_revoked_key_with_401(
     from hpe_core.tenancy import workspaces
 
     spare = make_tenant("owner")
-    session = app.extensions["hpe_sessions"]()
+    session = app_runtime(app).sessions()
     workspaces.revoke_key(session, owner.key[:15])
     session.commit()
     session.close()

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from hpe_core.store.models import Decision
 from tests.api.conftest import assert_error
 from tests.conftest import BASE
+from web.extensions import app_runtime
 
 sqlite_only = pytest.mark.parametrize("backend", ["sqlite"])
 
@@ -197,7 +198,7 @@ def test_apprentice_agreement_counts_baseline_decisions_the_model_agrees_with(
     """Manual mode: every decision is the baseline's; metrics say how often the model agreed."""
     config = create_config(settings={**SETTINGS, "automation": "manual"})
     sent = _live_traffic(client, tenant, config["id"])
-    with app.extensions["hpe_sessions"]() as session:
+    with app_runtime(app).sessions() as session:
         rows = session.execute(
             sa.select(Decision.policy, Decision.action_id, Decision.model_action_id).where(
                 Decision.config_id == uuid.UUID(config["id"])

@@ -13,6 +13,7 @@ from hpe_core.measure import rollups
 from hpe_core.store.models import Config, Decision
 from tests.api.conftest import assert_error
 from tests.conftest import BASE, create_tenant, make_test_app
+from web.extensions import app_runtime
 
 SETTINGS = {
     "actions": [{"id": "a", "cost": 0.5}, {"id": "b", "cost": 0.25}],
@@ -72,7 +73,7 @@ def _move_to(session, decision_ids, day: dt.date) -> None:
 def _refresh(app, session, config_id, marked=()) -> None:
     config = session.get(Config, uuid.UUID(config_id))
     rollups.mark_stale(session, config.id, marked)
-    rollups.refresh(session, config, channel_costs=app.extensions["hpe_measurement"].channel_costs)
+    rollups.refresh(session, config, channel_costs=app_runtime(app).measurement.channel_costs)
     session.commit()
 
 
@@ -186,7 +187,7 @@ def test_channel_costs_come_from_the_plugin_settings(tmp_path, sqlite_url):
         PLUGINS={"email": {"cost_per_decision": 0.05}, "web": {"cost_per_decision": 0.01}},
     )
     try:
-        assert app.extensions["hpe_measurement"].channel_costs["email"] == 0.05
+        assert app_runtime(app).measurement.channel_costs["email"] == 0.05
         tenant = create_tenant(app)
         client = app.test_client()
         created = client.post(
@@ -200,7 +201,7 @@ def test_channel_costs_come_from_the_plugin_settings(tmp_path, sqlite_url):
         )
         assert summary["cost"] == pytest.approx(expected)
     finally:
-        app.extensions["hpe_engine"].dispose()
+        app_runtime(app).engine.dispose()
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from hpe_core.learn import learning
 from hpe_core.store.models import Decision, ModelVersion
 from tests.api.conftest import assert_error
 from tests.conftest import BASE
+from web.extensions import app_runtime
 from worker.queues import sweep
 
 sqlite_only = pytest.mark.parametrize("backend", ["sqlite"])
@@ -57,8 +58,8 @@ def _click(client, tenant, config_id, decision_id) -> None:
 
 def _run_learning(app) -> int:
     """What the sweeper thread and the inline worker do, run now: returns jobs enqueued."""
-    enqueued = sweep(app.extensions["hpe_jobs"], app.extensions["hpe_sessions"])
-    app.extensions["hpe_jobs"].run_pending()
+    enqueued = sweep(app_runtime(app).jobs, app_runtime(app).sessions)
+    app_runtime(app).jobs.run_pending()
     return enqueued
 
 
@@ -73,7 +74,7 @@ def _round(client, tenant, config_id, n, clicked_action, prefix) -> list[dict]:
 
 def _learn_now(app, config_id) -> None:
     """Learn as if every reward window had closed (no waiting)."""
-    with app.extensions["hpe_sessions"]() as session:
+    with app_runtime(app).sessions() as session:
         learning.learn_all_closed(session, uuid.UUID(config_id), now=FAR_FUTURE)
 
 
@@ -84,7 +85,7 @@ def _versions(client, tenant, config_id) -> list[dict]:
 
 
 def _decisions(app, config_id) -> dict[str, Decision]:
-    session = app.extensions["hpe_sessions"]()
+    session = app_runtime(app).sessions()
     try:
         rows = session.scalars(
             sa.select(Decision).where(Decision.config_id == uuid.UUID(config_id))
@@ -95,7 +96,7 @@ def _decisions(app, config_id) -> dict[str, Decision]:
 
 
 def _model(app, config_id, version) -> ModelVersion:
-    session = app.extensions["hpe_sessions"]()
+    session = app_runtime(app).sessions()
     try:
         return session.scalars(
             sa.select(ModelVersion).where(
@@ -156,7 +157,7 @@ def test_models_of_another_workspace_are_404(client, make_tenant, create_config)
 def test_serving_hot_swaps_to_a_new_version_without_restart(app, client, tenant, create_config):
     """Decisions report the new model_version shortly after a learn run, same app object."""
     config = create_config(settings=QUICK)
-    engine = app.extensions["hpe_decisions"]
+    engine = app_runtime(app).decisions
     engine.models.check_interval = 0.05  # the default is 1 s; keep the test short
     bodies = _round(client, tenant, config["id"], 6, "b", "u")
     assert {b["model_version"] for b in bodies} == {0}

@@ -13,6 +13,7 @@ from hpe_core.learn import learning
 from hpe_core.store.models import Decision, Outcome
 from tests.api.conftest import assert_error
 from tests.conftest import BASE
+from web.extensions import app_runtime
 
 sqlite_only = pytest.mark.parametrize("backend", ["sqlite"])
 
@@ -41,7 +42,7 @@ def _accepted(client, tenant, config_id, body) -> dict:
 
 
 def _outcomes(app, config_id) -> list[Outcome]:
-    session = app.extensions["hpe_sessions"]()
+    session = app_runtime(app).sessions()
     try:
         return list(
             session.scalars(sa.select(Outcome).where(Outcome.config_id == uuid.UUID(config_id)))
@@ -52,7 +53,7 @@ def _outcomes(app, config_id) -> list[Outcome]:
 
 def _learn(app, config_id) -> dict[str, Decision]:
     """Close every window (a 'now' far in the future), learn, and return the decisions."""
-    session = app.extensions["hpe_sessions"]()
+    session = app_runtime(app).sessions()
     try:
         learning.learn_all_closed(session, uuid.UUID(config_id), now=FAR_FUTURE)
         session.expire_all()

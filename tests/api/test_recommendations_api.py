@@ -15,6 +15,7 @@ from hpe_core.store.models import Config
 from tests.api.conftest import assert_error
 from tests.conftest import BASE
 from tests.core.recommend.test_circuit_breaker import seed
+from web.extensions import app_runtime
 from worker.queues import sweep_measurements
 
 #: Action "a" engages 4% of treatment, "b" and "c" 30%: "a" should be retired.
@@ -26,13 +27,13 @@ SETTINGS = {
 
 def _measure(app) -> None:
     """One measurement pass for every configuration, as the sweeper runs it."""
-    backend = app.extensions["hpe_jobs"]
-    assert sweep_measurements(backend, app.extensions["hpe_sessions"]) >= 1
+    backend = app_runtime(app).jobs
+    assert sweep_measurements(backend, app_runtime(app).sessions) >= 1
     backend.run_pending()
 
 
 def _seed_bad_action(app, config_id: str) -> None:
-    session = app.extensions["hpe_sessions"]()
+    session = app_runtime(app).sessions()
     try:
         config = session.get(Config, uuid.UUID(config_id))
         seed(session, config, variant="treatment", count=400, engaged=16, action_id="a")
@@ -175,7 +176,7 @@ def test_keys(client, tenant, make_tenant, create_config):
 def test_an_alarm_cannot_be_applied(app, client, tenant, create_config):
     """A holdout that receives nothing (SRM): a critical alarm with no patch; apply → 409."""
     config = create_config(settings=SETTINGS)
-    session = app.extensions["hpe_sessions"]()
+    session = app_runtime(app).sessions()
     try:
         seed(session, session.get(Config, uuid.UUID(config["id"])), variant="treatment",
              count=300, engaged=30)  # fmt: skip

@@ -17,6 +17,7 @@ from plugins.cli import add_plugin_commands
 from plugins.manager import make_plugin_manager
 from tests.conftest import IN_REPO_PLUGINS, make_test_app
 from tests.core.learn.test_attribution import HOUR, T0, Shop
+from web.extensions import app_runtime
 
 
 @pytest.fixture
@@ -41,12 +42,12 @@ def hpe(monkeypatch, sqlite_url, tmp_path):
 @pytest.fixture
 def shop(sqlite_url, tmp_path):
     app = make_test_app(sqlite_url, tmp_path)
-    session = app.extensions["hpe_sessions"]()
+    session = app_runtime(app).sessions()
     try:
         yield Shop(app, session)
     finally:
         session.close()
-        app.extensions["hpe_engine"].dispose()
+        app_runtime(app).engine.dispose()
 
 
 def test_rerun_redoes_attribution_with_the_new_model(hpe, shop):

@@ -19,6 +19,7 @@ from hpe_core.store import db as hpe_db
 from hpe_core.store.models import PREFIX
 from tests.conftest import BASE, IN_REPO_PLUGINS, POSTGRES_URL, make_test_app
 from tests.servers import free_port, hpe_serving
+from web.extensions import app_runtime
 
 HPE = str(Path(sys.executable).with_name("hpe"))
 KEY = re.compile(r"hpe_sk_[A-Za-z0-9_-]{20,}")
@@ -60,7 +61,7 @@ def _status_with(tmp_path: Path, key: str) -> int:
         response = app.test_client().get(f"{BASE}/", headers={"Authorization": f"Bearer {key}"})
         return response.status_code
     finally:
-        app.extensions["hpe_engine"].dispose()
+        app_runtime(app).engine.dispose()
 
 
 @pytest.fixture
@@ -146,7 +147,7 @@ def test_keys_revoke_makes_the_key_401(acme):
         assert status(doomed) == 401
         assert status(_last_line(created)) == 200
     finally:
-        app.extensions["hpe_engine"].dispose()
+        app_runtime(app).engine.dispose()
     unknown = hpe(path, "keys", "revoke", "hpe_sk_nothere0", check=False)
     assert unknown.returncode != 0 and "No key" in unknown.stderr
 

@@ -15,6 +15,7 @@ import pytest
 
 from hpe_core.deliver import webhooks
 from tests.conftest import BASE, Tenant, create_tenant, make_test_app
+from web.extensions import app_runtime
 
 EMAIL_ACTION = {
     "id": "spring-sale",
@@ -183,7 +184,7 @@ def decide(client, tenant, config_id, user_id="u1", channel="email", **extra):
 
 
 def webhook_secret(app, workspace_id: str = "acme") -> str:
-    session = app.extensions["hpe_sessions"]()
+    session = app_runtime(app).sessions()
     try:
         _row, secret = webhooks.create_secret(session, workspace_id, app.config["SECRET_KEY"])
         session.commit()

@@ -13,6 +13,7 @@ from connectors.ads import audience
 from hpe_core.errors import PermanentDeliveryError, TransientDeliveryError
 from hpe_core.store.models import Delivery
 from tests.connectors.conftest import channel_app, create_config, decide, new_tenant
+from web.extensions import app_runtime
 
 ACTIONS = [
     {"id": "spring", "content": {"ads": {"audience": "spring-buyers"}}},
@@ -70,7 +71,7 @@ def _decide_many(app, client, tenant, config_id, people):
             deliver={"to": to},
         )
         assert response.status_code == 201, response.get_json()
-    app.extensions["hpe_jobs"].run_pending_deliveries()
+    app_runtime(app).jobs.run_pending_deliveries()
 
 
 def test_audience_is_uploaded_as_hashed_csv(sqlite_url, tmp_path, http_server):
@@ -89,13 +90,13 @@ def test_audience_is_uploaded_as_hashed_csv(sqlite_url, tmp_path, http_server):
         {"email": "bob@example.org"},
     ]
     _decide_many(app, client, tenant, config_id, people)
-    session = app.extensions["hpe_sessions"]()
+    session = app_runtime(app).sessions()
     rows = list(session.scalars(sa.select(Delivery)))
     assert {r.status for r in rows} == {"sent"}
     assert all(r.recipient is None for r in rows)  # nothing in clear is kept
     assert rows[0].result["email_sha256"] == sha("ada@example.org")
 
-    exported = app.extensions["hpe_channels"]["ads"].export_audiences(session, uuid.UUID(config_id))
+    exported = app_runtime(app).channels["ads"].export_audiences(session, uuid.UUID(config_id))
     session.close()
     assert [(e["audience"], e["rows"]) for e in exported] == [("spring-buyers", 2), ("summer", 0)]
     first = http_server.requests[0]
@@ -107,13 +108,13 @@ def test_audience_is_uploaded_as_hashed_csv(sqlite_url, tmp_path, http_server):
     assert f"{sha('ada@example.org')},{sha('+442079460958')}" in lines
     assert f"{sha('bob@example.org')}," in lines
     assert "example.org" not in first["body"].decode()
-    app.extensions["hpe_engine"].dispose()
+    app_runtime(app).engine.dispose()
 
 
 def test_upload_errors_are_classified(sqlite_url, tmp_path, http_server):
     """429/5xx are transient (with Retry-After), other 4xx permanent."""
     app = channel_app(sqlite_url, tmp_path, ads={"upload_url": f"{http_server.url}/a"})
-    connector = app.extensions["hpe_channels"]["ads"]
+    connector = app_runtime(app).channels["ads"]
     http_server.responses += [(503, b"", {"Retry-After": "7"}), (400, b"bad", {})]
     import datetime as dt
 
@@ -123,7 +124,7 @@ def test_upload_errors_are_classified(sqlite_url, tmp_path, http_server):
     assert transient.value.retry_after == 7
     with pytest.raises(PermanentDeliveryError):
         connector.ship("x", "Email,Phone\n", config_id=uuid.uuid4(), now=now)
-    app.extensions["hpe_engine"].dispose()
+    app_runtime(app).engine.dispose()
 
 
 def test_audience_drop_folder(sqlite_url, tmp_path):
@@ -134,15 +135,15 @@ def test_audience_drop_folder(sqlite_url, tmp_path):
     tenant = new_tenant(app)
     config_id = create_config(client, tenant, ACTIONS, channels=("ads",))
     _decide_many(app, client, tenant, config_id, [{"phone": "+15550100123"}])
-    session = app.extensions["hpe_sessions"]()
-    exported = app.extensions["hpe_channels"]["ads"].export_audiences(session, uuid.UUID(config_id))
+    session = app_runtime(app).sessions()
+    exported = app_runtime(app).channels["ads"].export_audiences(session, uuid.UUID(config_id))
     session.close()
     files = sorted(drop.glob("*.csv"))
     assert [f.name.split("-2")[0] for f in files] == ["spring-buyers", "summer"]
     assert files[0].read_text() == f"email,phone\n,{sha('15550100123')}\n"
     assert not list(drop.glob("*.tmp"))
     assert exported[0]["target"] == str(files[0])
-    app.extensions["hpe_engine"].dispose()
+    app_runtime(app).engine.dispose()
 
 
 def test_recipient_without_identifiers_fails_permanently(sqlite_url, tmp_path):
@@ -154,8 +155,8 @@ def test_recipient_without_identifiers_fails_permanently(sqlite_url, tmp_path):
     _decide_many(
         app, client, tenant, config_id, [{"phone": "0151 2345678"}]
     )  # national, no country code
-    session = app.extensions["hpe_sessions"]()
+    session = app_runtime(app).sessions()
     [row] = list(session.scalars(sa.select(Delivery)))
     session.close()
     assert row.status == "failed" and "email or phone" in row.error
-    app.extensions["hpe_engine"].dispose()
+    app_runtime(app).engine.dispose()

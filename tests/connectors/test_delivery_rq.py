@@ -17,6 +17,7 @@ from tests.connectors.conftest import (
     free_port,
     new_tenant,
 )
+from web.extensions import app_runtime
 
 
 @pytest.mark.redis
@@ -26,7 +27,7 @@ def test_delivery_job_retries_on_rq_then_delivers(sqlite_url, tmp_path, redis_ur
     from rq.serializers import JSONSerializer
 
     from worker import retry
-    from worker.runtime import bind_app
+    from worker.runtime import bind
 
     monkeypatch.setattr(retry, "DELIVERY_INTERVALS", [0])  # retry at once, no scheduler
     port = free_port()
@@ -37,9 +38,9 @@ def test_delivery_job_retries_on_rq_then_delivers(sqlite_url, tmp_path, redis_ur
         PUBLIC_URL="http://hpe.test",
         PLUGINS={"email": email_plugin_config(port)},
     )
-    backend = app.extensions["hpe_jobs"]
+    backend = app_runtime(app).jobs
     assert backend.name == "rq"
-    bind_app(app)
+    bind(app_runtime(app))
     client = app.test_client()
     tenant = new_tenant(app)
     config_id = create_config(client, tenant, [EMAIL_ACTION])
@@ -57,7 +58,7 @@ def test_delivery_job_retries_on_rq_then_delivers(sqlite_url, tmp_path, redis_ur
     )
 
     assert worker.work(burst=True, max_jobs=1) is True
-    session = app.extensions["hpe_sessions"]()
+    session = app_runtime(app).sessions()
     [row] = session.scalars(sa.select(Delivery))
     assert (row.status, row.attempts) == ("retrying", 1)
     assert len(backend.delivery_queue) == 1  # rq re-enqueued it, on the delivery queue
@@ -72,4 +73,4 @@ def test_delivery_job_retries_on_rq_then_delivers(sqlite_url, tmp_path, redis_ur
     [row] = session.scalars(sa.select(Delivery))
     assert (row.status, row.attempts) == ("sent", 2)
     session.close()
-    app.extensions["hpe_engine"].dispose()
+    app_runtime(app).engine.dispose()

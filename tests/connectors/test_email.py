@@ -21,13 +21,14 @@ from tests.connectors.conftest import (
     free_port,
     new_tenant,
 )
+from web.extensions import app_runtime
 
 
 @pytest.fixture
 def email_app(database_url, tmp_path, smtp_server):
     app = channel_app(database_url, tmp_path, email=email_plugin_config(smtp_server.port))
     yield app
-    app.extensions["hpe_engine"].dispose()
+    app_runtime(app).engine.dispose()
 
 
 def _deliver(app, client, tenant, config_id, **deliver):
@@ -37,12 +38,12 @@ def _deliver(app, client, tenant, config_id, **deliver):
     assert response.status_code == 201, response.get_json()
     body = response.get_json()
     assert body["delivery"]["status"] == "pending"
-    app.extensions["hpe_jobs"].run_pending_deliveries()
+    app_runtime(app).jobs.run_pending_deliveries()
     return body
 
 
 def _rows(app, model, *where):
-    session = app.extensions["hpe_sessions"]()
+    session = app_runtime(app).sessions()
     try:
         return list(session.scalars(sa.select(model).where(*where)))
     finally:
@@ -155,13 +156,13 @@ def test_refused_connection_is_retried_then_delivered(sqlite_url, tmp_path):
 
     server = SmtpServer(port).start()
     try:
-        assert app.extensions["hpe_jobs"].run_pending_deliveries() == 1
+        assert app_runtime(app).jobs.run_pending_deliveries() == 1
         assert len(server.wait_for(1)) == 1
     finally:
         server.stop()
     [row] = _rows(app, Delivery)
     assert (row.status, row.attempts) == ("sent", 2)
-    app.extensions["hpe_engine"].dispose()
+    app_runtime(app).engine.dispose()
 
 
 def test_retries_exhausted_is_a_failure_activity(sqlite_url, tmp_path):
@@ -171,7 +172,7 @@ def test_retries_exhausted_is_a_failure_activity(sqlite_url, tmp_path):
     tenant = new_tenant(app)
     config_id = create_config(client, tenant, [EMAIL_ACTION])
     _deliver(app, client, tenant, config_id)
-    while app.extensions["hpe_jobs"].run_pending_deliveries():
+    while app_runtime(app).jobs.run_pending_deliveries():
         pass
     [row] = _rows(app, Delivery)
     assert (row.status, row.attempts) == ("failed", 4)
@@ -184,7 +185,7 @@ def test_retries_exhausted_is_a_failure_activity(sqlite_url, tmp_path):
         headers=tenant.headers,
     )
     assert listed.status_code == 200
-    app.extensions["hpe_engine"].dispose()
+    app_runtime(app).engine.dispose()
 
 
 def test_missing_address_fails_permanently_at_once(sqlite_url, tmp_path, smtp_server):
@@ -197,7 +198,7 @@ def test_missing_address_fails_permanently_at_once(sqlite_url, tmp_path, smtp_se
     [row] = _rows(app, Delivery)
     assert (row.status, row.attempts) == ("failed", 1)
     assert smtp_server.messages == []
-    app.extensions["hpe_engine"].dispose()
+    app_runtime(app).engine.dispose()
 
 
 def test_templates_are_sandboxed(sqlite_app, tmp_path):
@@ -239,7 +240,7 @@ def test_publishable_keys_cannot_send(sqlite_app):
     config_id = create_config(client, tenant, [EMAIL_ACTION])
     response = decide(client, public, config_id, deliver={"to": {"email": "a@b.example"}})
     assert response.status_code == 403
-    session = sqlite_app.extensions["hpe_sessions"]()
+    session = app_runtime(sqlite_app).sessions()
     try:
         assert session.scalar(sa.select(sa.func.count()).select_from(Decision)) == 0
     finally:
@@ -274,7 +275,7 @@ def test_tracked_outcomes_reach_the_learning_loop(email_app, smtp_server):
     tracked = [h for h in links["hrefs"] if h.startswith("http://hpe.test/t/c/")]
     client.get(urllib.parse.urlsplit(tracked[0]).path)
 
-    session = email_app.extensions["hpe_sessions"]()
+    session = app_runtime(email_app).sessions()
     try:
         later = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)  # the reward window closed
         report = learning.learn_all_closed(session, uuid.UUID(config_id), now=later)
@@ -293,7 +294,7 @@ def test_embedded_default_delivers_in_a_background_thread(sqlite_url, tmp_path, 
     app.config["INLINE_SWEEPER"] = True
     from worker.queues import InlineBackend
 
-    app.extensions["hpe_jobs"] = InlineBackend(app.extensions["hpe_sessions"], background=True)
+    app_runtime(app).jobs = InlineBackend(app_runtime(app).sessions, background=True)
     client = app.test_client()
     tenant = new_tenant(app)
     config_id = create_config(client, tenant, [EMAIL_ACTION])
@@ -305,4 +306,4 @@ def test_embedded_default_delivers_in_a_background_thread(sqlite_url, tmp_path, 
     )
     assert response.status_code == 201
     assert len(smtp_server.wait_for(1, timeout=10)) == 1
-    app.extensions["hpe_engine"].dispose()
+    app_runtime(app).engine.dispose()

@@ -17,6 +17,7 @@ from hpe_core.deliver import channels as channel_service
 from hpe_core.store.models import Decision, Outcome
 from tests.conftest import BASE
 from tests.connectors.conftest import channel_app, create_config, new_tenant
+from web.extensions import app_runtime
 
 SHOP = "https://shop.example"
 WEB_ACTION = {
@@ -31,15 +32,15 @@ WEB_ACTION = {
 def web_app(sqlite_url, tmp_path):
     app = channel_app(sqlite_url, tmp_path)
     yield app
-    app.extensions["hpe_engine"].dispose()
+    app_runtime(app).engine.dispose()
 
 
 def _allow(app, workspace_id, *origins):
-    session = app.extensions["hpe_sessions"]()
+    session = app_runtime(app).sessions()
     try:
         channel_service.put_settings(
             session,
-            app.extensions["hpe_channels"],
+            app_runtime(app).channels,
             workspace_id,
             "web",
             {"allowed_origins": list(origins)},
@@ -50,7 +51,7 @@ def _allow(app, workspace_id, *origins):
 
 
 def _count(app, model):
-    session = app.extensions["hpe_sessions"]()
+    session = app_runtime(app).sessions()
     try:
         return session.scalar(sa.select(sa.func.count()).select_from(model))
     finally:
@@ -219,7 +220,7 @@ document.addEventListener("hpe:decision", function (e) {{
         page.server_close()
     assert 'data-hpe-action="hero"' in dom, dom[-2000:]
     assert "Spring sale" in dom
-    session = web_app.extensions["hpe_sessions"]()
+    session = app_runtime(web_app).sessions()
     try:
         types = sorted(session.scalars(sa.select(Outcome.type)))
         [decision] = session.scalars(sa.select(Decision))

@@ -19,10 +19,11 @@ from tests.connectors.conftest import (
     post_webhook,
     webhook_secret,
 )
+from web.extensions import app_runtime
 
 
 def _count(app, model, *where) -> int:
-    session = app.extensions["hpe_sessions"]()
+    session = app_runtime(app).sessions()
     try:
         return session.scalar(sa.select(sa.func.count()).select_from(model).where(*where))
     finally:
@@ -56,7 +57,7 @@ def test_signed_webhook_stores_outcomes_once(app):
 
 
 def _rows(app, model):
-    session = app.extensions["hpe_sessions"]()
+    session = app_runtime(app).sessions()
     try:
         return list(session.scalars(sa.select(model)))
     finally:
@@ -107,7 +108,7 @@ def test_rotated_secret_keeps_the_old_one_for_a_grace_period(sqlite_app):
     assert post_webhook(client, "email", body, old).status_code == 202
     body["events"][0]["type"] = "click"
     assert post_webhook(client, "email", body, new).status_code == 202
-    session = app.extensions["hpe_sessions"]()
+    session = app_runtime(app).sessions()
     _row, newest = webhooks.create_secret(
         session, "acme", app.config["SECRET_KEY"], grace=dt.timedelta(0)
     )
@@ -228,7 +229,7 @@ def test_ads_conversion_postback_by_user_and_config(sqlite_url, tmp_path):
     assert response.status_code == 202, response.get_json()
     [outcome] = _rows(app, Outcome)
     assert (outcome.user_id, outcome.value, outcome.idempotency_key) == ("u9", 10, "k:ads:order-1")
-    app.extensions["hpe_engine"].dispose()
+    app_runtime(app).engine.dispose()
 
 
 def test_old_receipts_are_purged(sqlite_app):
@@ -242,7 +243,7 @@ def test_old_receipts_are_purged(sqlite_app):
     secret = webhook_secret(app)
     body = {"events": [{"type": "open", "decision_id": decision_id}]}
     assert post_webhook(client, "email", body, secret).status_code == 202
-    session = app.extensions["hpe_sessions"]()
+    session = app_runtime(app).sessions()
     later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=11)
     assert webhooks.purge_receipts(session, workspace_id="acme", older_than=later) == 1
     session.commit()

@@ -12,6 +12,7 @@ from hpe_core import hookimpl
 from hpe_core.store.models import Attribution, Outcome
 from plugins.attribution import AttributionModel
 from tests.conftest import BASE
+from web.extensions import app_runtime
 
 
 def email_double(touches, conversion_at, options):
@@ -65,7 +66,7 @@ def _journey(client, tenant, model: str) -> tuple[str, dict[str, uuid.UUID]]:
 
 
 def _run_attribution(app, config_id: str) -> None:
-    jobs = app.extensions["hpe_jobs"]
+    jobs = app_runtime(app).jobs
     assert jobs.enqueue_attribution(uuid.UUID(config_id))
     jobs.run_pending()
 
@@ -74,10 +75,10 @@ def test_a_plugin_model_credits_email_double(kit_app):
     """The plugin's model is offered, accepted in settings and used by the inline job:
     email gets 2/4, web and ads 1/4 each."""
     app, client, tenant = kit_app(EmailDouble())
-    assert "email_double" in app.extensions["hpe_measurement"].attribution_models
+    assert "email_double" in app_runtime(app).measurement.attribution_models
     config_id, decisions = _journey(client, tenant, "email_double")
     _run_attribution(app, config_id)
-    with app.extensions["hpe_sessions"]() as session:
+    with app_runtime(app).sessions() as session:
         rows = session.execute(
             sa.select(Attribution.decision_id, Attribution.credit, Attribution.model)
         ).all()
@@ -92,6 +93,6 @@ def test_a_plugin_model_with_invalid_credit_writes_nothing(kit_app):
     app, client, tenant = kit_app(Broken())
     config_id, _decisions = _journey(client, tenant, "broken")
     _run_attribution(app, config_id)
-    with app.extensions["hpe_sessions"]() as session:
+    with app_runtime(app).sessions() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(Attribution)) == 0
         assert session.scalar(sa.select(Outcome.attributed_at)) is None

@@ -17,6 +17,7 @@ import pytest
 
 from plugins.manager import connectors, make_plugin_manager
 from tests.connectors.conftest import create_config, decide, new_tenant
+from web.extensions import app_runtime
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "hpe-sms"
 # The example is a plugin written against 0.1 and kept so: it imports hpe_core.channels
@@ -141,7 +142,7 @@ def test_example_plugin_delivers_a_decision(hpe_sms_installed, sqlite_url, tmp_p
         deliver={"to": {"phone": "+15550100"}, "variables": {"first_name": "Ada"}},
     )
     assert response.status_code == 201, response.get_json()
-    app.extensions["hpe_jobs"].run_pending_deliveries()
+    app_runtime(app).jobs.run_pending_deliveries()
     [request] = http_server.requests
     import json
 
@@ -150,7 +151,7 @@ def test_example_plugin_delivers_a_decision(hpe_sms_installed, sqlite_url, tmp_p
         "text": "Hi Ada, -20%",
         "reference": response.get_json()["decision_id"],
     }
-    app.extensions["hpe_engine"].dispose()
+    app_runtime(app).engine.dispose()
 
 
 def test_example_plugin_passes_its_own_contract_tests(hpe_sms_installed, hpe_sms_site, tmp_path):
@@ -185,7 +186,7 @@ def test_unconfigured_plugin_is_left_out_and_misconfigured_fails_fast(
     tenant = new_tenant(app)
     channels = app.test_client().get(f"{BASE}/channels", headers=tenant.headers).get_json()
     assert sorted(c["name"] for c in channels) == ["ads", "email", "web"]
-    app.extensions["hpe_engine"].dispose()
+    app_runtime(app).engine.dispose()
     with pytest.raises(RuntimeError, match="gateway_url"):
         make_test_app(
             sqlite_url,

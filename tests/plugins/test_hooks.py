@@ -26,10 +26,11 @@ from tests.connectors.conftest import (
     post_webhook,
     webhook_secret,
 )
+from web.extensions import app_runtime
 
 
 def _rows(app, model):
-    session = app.extensions["hpe_sessions"]()
+    session = app_runtime(app).sessions()
     try:
         return list(session.scalars(sa.select(model)))
     finally:
@@ -88,7 +89,7 @@ def _deliver(app, client, tenant, config_id):
         client, tenant, config_id, deliver={"to": {"email": "a@b.example"}, "variables": {}}
     )
     assert response.status_code == 201, response.get_json()
-    app.extensions["hpe_jobs"].run_pending_deliveries()
+    app_runtime(app).jobs.run_pending_deliveries()
     return response.get_json()
 
 
@@ -372,7 +373,7 @@ def test_hook_hpe_on_delivery_failed(kit_app):
     _deliver(app, client, tenant, config_id)
     [call] = recorder.of("failed")
     assert call["final"] is False and call["error"].retry_after == 1
-    app.extensions["hpe_jobs"].run_pending_deliveries()
+    app_runtime(app).jobs.run_pending_deliveries()
     assert len(recorder.of("delivered")) == 1
 
 

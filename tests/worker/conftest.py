@@ -27,6 +27,7 @@ import sqlalchemy as sa
 
 from hpe_core.store.models import Config, Decision, ModelVersion, utcnow
 from tests.conftest import BASE, IN_REPO_PLUGINS, Tenant, _truncate_all, make_test_app
+from web.extensions import app_runtime
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -65,8 +66,8 @@ def rq_app(pg_url, redis_url, tmp_path):
     """An app on PostgreSQL with the RQ backend on a Redis database of its own."""
     app = make_test_app(pg_url, tmp_path, REDIS_URL=redis_url)
     yield app
-    app.extensions["hpe_jobs"].redis.close()
-    app.extensions["hpe_engine"].dispose()
+    app_runtime(app).jobs.redis.close()
+    app_runtime(app).engine.dispose()
 
 
 @pytest.fixture(autouse=True)
@@ -75,14 +76,14 @@ def _unbind_worker_app():
     from worker import runtime
 
     yield
-    runtime.bind_app(None)
+    runtime.bind(None)
 
 
 def make_tenant_on(app) -> Tenant:
     from hpe_core.tenancy import workspaces
 
     workspace_id = f"ws-{uuid.uuid4().hex[:8]}"
-    session = app.extensions["hpe_sessions"]()
+    session = app_runtime(app).sessions()
     try:
         workspaces.create_workspace(session, workspace_id)
         _row, key = workspaces.create_key(session, workspace_id, kind="secret")
@@ -156,7 +157,7 @@ def insert_closed_decisions(
     rows carry the same columns and shapes as :meth:`DecisionEngine.decide`'s INSERT.
     """
     rng = random.Random(seed)
-    session = app.extensions["hpe_sessions"]()
+    session = app_runtime(app).sessions()
     try:
         config = session.get(Config, config_id)
         workspace_id, eligible = config.workspace_id, [a["id"] for a in config.settings["actions"]]
@@ -169,7 +170,7 @@ def insert_closed_decisions(
     ]  # fmt: skip
     start = utcnow() - dt.timedelta(hours=2)
     eligible_json = json.dumps(eligible)
-    connection = app.extensions["hpe_engine"].raw_connection()
+    connection = app_runtime(app).engine.raw_connection()
     try:
         cursor = connection.driver_connection.cursor()
         statement = f'COPY "{Decision.__tablename__}" ({", ".join(columns)}) FROM STDIN'

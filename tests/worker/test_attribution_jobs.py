@@ -16,8 +16,9 @@ from rq.serializers import JSONSerializer
 from hpe_core.store.models import Attribution, Decision, Outcome
 from tests.conftest import BASE
 from tests.worker.conftest import Loop, wait_windows_closed
+from web.extensions import app_runtime
 from worker.queues import sweep
-from worker.runtime import bind_app
+from worker.runtime import bind
 
 
 def _journey(loop: Loop, config_id: uuid.UUID) -> dict[str, uuid.UUID]:
@@ -32,7 +33,7 @@ def _journey(loop: Loop, config_id: uuid.UUID) -> dict[str, uuid.UUID]:
         )
         assert response.status_code == 201, response.get_json()
         decisions[channel] = uuid.UUID(response.get_json()["decision_id"])
-    with loop.app.extensions["hpe_sessions"]() as session:
+    with app_runtime(loop.app).sessions() as session:
         web_at = session.get(Decision, decisions["web"]).created_at
     response = loop.client.post(
         f"{BASE}/{config_id}/outcomes",
@@ -51,7 +52,7 @@ def _journey(loop: Loop, config_id: uuid.UUID) -> dict[str, uuid.UUID]:
 def _assert_credited_and_learned(app, decisions: dict[str, uuid.UUID]) -> None:
     """last_touch (the default): web has all the credit and learned 1.0 × 80; email has
     none and learned the default 0."""
-    with app.extensions["hpe_sessions"]() as session:
+    with app_runtime(app).sessions() as session:
         credit = dict(session.execute(sa.select(Attribution.decision_id, Attribution.credit)).all())
         assert credit == {decisions["web"]: 1.0}
         assert session.scalar(sa.select(Outcome.attributed_at)) is not None
@@ -68,16 +69,16 @@ def test_rq_attributes_before_learning(rq_app):
     loop = Loop(rq_app)
     config_id = loop.create_config("Journey", wait_seconds=1)
     decisions = _journey(loop, config_id)
-    backend = rq_app.extensions["hpe_jobs"]
+    backend = app_runtime(rq_app).jobs
     assert backend.name == "rq" and len(backend.queue) == 0  # outcomes never touch Redis
-    wait_windows_closed(rq_app.extensions["hpe_engine"])
+    wait_windows_closed(app_runtime(rq_app).engine)
 
-    assert sweep(backend, rq_app.extensions["hpe_sessions"]) == 2
+    assert sweep(backend, app_runtime(rq_app).sessions) == 2
     assert [job.func_name for job in backend.queue.jobs] == [
         "worker.jobs.attribute",
         "worker.jobs.learn",
     ]
-    bind_app(rq_app)
+    bind(app_runtime(rq_app))
     worker = SimpleWorker([backend.queue], connection=backend.redis, serializer=JSONSerializer)
     assert worker.work(burst=True) is True
 
@@ -98,7 +99,7 @@ def test_rq_attributes_before_learning(rq_app):
             "busy": False,
         }
     ]
-    assert sweep(backend, rq_app.extensions["hpe_sessions"]) == 0  # nothing waits any more
+    assert sweep(backend, app_runtime(rq_app).sessions) == 0  # nothing waits any more
 
 
 def test_inline_backend_attributes_before_learning(sqlite_app):
@@ -106,9 +107,9 @@ def test_inline_backend_attributes_before_learning(sqlite_app):
     loop = Loop(sqlite_app)
     config_id = loop.create_config("Journey", wait_seconds=1)
     decisions = _journey(loop, config_id)
-    backend = sqlite_app.extensions["hpe_jobs"]
+    backend = app_runtime(sqlite_app).jobs
     assert backend.name == "inline"
-    wait_windows_closed(sqlite_app.extensions["hpe_engine"])
-    assert sweep(backend, sqlite_app.extensions["hpe_sessions"]) == 2
+    wait_windows_closed(app_runtime(sqlite_app).engine)
+    assert sweep(backend, app_runtime(sqlite_app).sessions) == 2
     backend.run_pending()
     _assert_credited_and_learned(sqlite_app, decisions)

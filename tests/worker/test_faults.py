@@ -27,6 +27,7 @@ from tests.worker.conftest import (
     worker_env,
     worker_log,
 )
+from web.extensions import app_runtime
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -49,7 +50,7 @@ def test_worker_killed_mid_learn_loses_nothing_and_learns_nothing_twice(
     """SIGKILL during a learn batch, then a burst worker: every decision learned exactly once."""
     loop = Loop(rq_app)
     config_id = loop.create_config()
-    engine = rq_app.extensions["hpe_engine"]
+    engine = app_runtime(rq_app).engine
     insert_closed_decisions(rq_app, config_id, 20000)
     env = worker_env(pg_url, redis_url, tmp_path)
 
@@ -96,15 +97,15 @@ def test_redis_down_serves_decisions_and_learns_everything_once_back(
 
     from hpe_core.store.models import Outcome
     from worker.queues import Sweeper, sweep
-    from worker.runtime import bind_app
+    from worker.runtime import bind
 
     port = free_port()
     redis_process = private_redis(port)
     app = make_test_app(pg_url, tmp_path, REDIS_URL=f"redis://127.0.0.1:{port}/0")
     sweeper = None
     try:
-        backend, sessions = app.extensions["hpe_jobs"], app.extensions["hpe_sessions"]
-        engine = app.extensions["hpe_engine"]
+        backend, sessions = app_runtime(app).jobs, app_runtime(app).sessions
+        engine = app_runtime(app).engine
         loop = Loop(app)
         config_id = loop.create_config()
         before = loop.decide_many(config_id, 5)  # the model is loaded in this process
@@ -136,7 +137,7 @@ def test_redis_down_serves_decisions_and_learns_everything_once_back(
         sweeper.stop()
         assert not sweeper._thread.is_alive()
 
-        bind_app(app)
+        bind(app_runtime(app))
         worker = SimpleWorker([backend.queue], connection=backend.redis, serializer=JSONSerializer)
         assert worker.work(burst=True) is True
         state = learning_state(engine, config_id)
@@ -145,8 +146,8 @@ def test_redis_down_serves_decisions_and_learns_everything_once_back(
     finally:
         if sweeper is not None:
             sweeper.stop()
-        app.extensions["hpe_jobs"].redis.close()
-        app.extensions["hpe_engine"].dispose()
+        app_runtime(app).jobs.redis.close()
+        app_runtime(app).engine.dispose()
 
 
 def test_racing_learners_on_one_config_learn_each_decision_once(rq_app):
@@ -156,7 +157,7 @@ def test_racing_learners_on_one_config_learn_each_decision_once(rq_app):
     loop = Loop(rq_app)
     config_id = loop.create_config()
     insert_closed_decisions(rq_app, config_id, 3000)
-    sessions = rq_app.extensions["hpe_sessions"]
+    sessions = app_runtime(rq_app).sessions
     start = threading.Barrier(2)
     reports, errors = [], []
 
@@ -178,7 +179,7 @@ def test_racing_learners_on_one_config_learn_each_decision_once(rq_app):
     winner, loser = sorted(reports, key=lambda r: -r.learned)
     assert (winner.learned, winner.version) == (3000, 1)
     assert loser.learned == 0 and loser.version is None
-    state = learning_state(rq_app.extensions["hpe_engine"], config_id)
+    state = learning_state(app_runtime(rq_app).engine, config_id)
     assert_learned_exactly_once(state)
     assert len(state.versions) == 1
 
@@ -190,7 +191,7 @@ def test_racing_learner_is_kept_out_by_the_advisory_lock(rq_app, pg_url):
     loop = Loop(rq_app)
     config_id = loop.create_config()
     insert_closed_decisions(rq_app, config_id, 3000)
-    sessions = rq_app.extensions["hpe_sessions"]
+    sessions = app_runtime(rq_app).sessions
     holder = sessions()
     try:
         # The same lock a learn run takes first, held by an open transaction.
@@ -204,7 +205,7 @@ def test_racing_learner_is_kept_out_by_the_advisory_lock(rq_app, pg_url):
         assert not report.busy and report.learned == 3000
     finally:
         holder.close()
-    assert_learned_exactly_once(learning_state(rq_app.extensions["hpe_engine"], config_id))
+    assert_learned_exactly_once(learning_state(app_runtime(rq_app).engine, config_id))
 
 
 @pytest.mark.slow
@@ -217,12 +218,12 @@ def test_transient_failure_is_retried_per_retry_policy(rq_app, redis_url, tmp_pa
     from rq.serializers import JSONSerializer
 
     from worker import retry
-    from worker.runtime import bind_app
+    from worker.runtime import bind
 
     loop = Loop(rq_app)
     config_id = loop.create_config()
     insert_closed_decisions(rq_app, config_id, 200)
-    backend = rq_app.extensions["hpe_jobs"]
+    backend = app_runtime(rq_app).jobs
     assert backend.enqueue_learn(config_id)
     (job_id,) = backend.queue.job_ids
     # A worker whose database does not answer (nothing listens on port 1).
@@ -238,12 +239,12 @@ def test_transient_failure_is_retried_per_retry_policy(rq_app, redis_url, tmp_pa
         return worker.work(burst=True, with_scheduler=True)
 
     try:
-        bind_app(cut_off)
+        bind(app_runtime(cut_off))
         failed_at = dt.datetime.now(dt.UTC)
         assert work() is True
     finally:
-        cut_off.extensions["hpe_jobs"].redis.close()
-        cut_off.extensions["hpe_engine"].dispose()
+        app_runtime(cut_off).jobs.redis.close()
+        app_runtime(cut_off).engine.dispose()
     job = Job.fetch(job_id, connection=backend.redis, serializer=JSONSerializer)
     assert job.get_status() == JobStatus.SCHEDULED
     assert job.number_of_retries == 1  # the first of retry.LEARN_MAX
@@ -251,10 +252,10 @@ def test_transient_failure_is_retried_per_retry_policy(rq_app, redis_url, tmp_pa
     due = registry.get_scheduled_time(job_id)
     delay = (due - failed_at).total_seconds()
     assert retry.LEARN_INTERVALS[0] - 1 <= delay <= retry.LEARN_INTERVALS[0] + 30, delay
-    assert learning_state(rq_app.extensions["hpe_engine"], config_id).learned == 0
+    assert learning_state(app_runtime(rq_app).engine, config_id).learned == 0
 
     # The database is back: once due, the scheduler of a burst worker requeues the retry.
-    bind_app(rq_app)
+    bind(app_runtime(rq_app))
     wait_for(
         lambda: dt.datetime.now(dt.UTC) > due + dt.timedelta(milliseconds=100),
         retry.LEARN_INTERVALS[0] + 35,
@@ -265,4 +266,4 @@ def test_transient_failure_is_retried_per_retry_policy(rq_app, redis_url, tmp_pa
     job = Job.fetch(job_id, connection=backend.redis, serializer=JSONSerializer)
     assert job.get_status() == JobStatus.FINISHED
     assert job.return_value()["learned"] == 200
-    assert_learned_exactly_once(learning_state(rq_app.extensions["hpe_engine"], config_id))
+    assert_learned_exactly_once(learning_state(app_runtime(rq_app).engine, config_id))

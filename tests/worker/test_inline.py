@@ -6,6 +6,7 @@ import pytest
 
 from tests.conftest import make_test_app
 from tests.worker.conftest import Loop, assert_learned_exactly_once, learning_state, wait_for
+from web.extensions import app_runtime, app_state
 
 
 @pytest.fixture
@@ -13,17 +14,17 @@ def inline_app(sqlite_url, tmp_path):
     """An app on SQLite without Redis, with its background sweeper running every 0.2 s."""
     app = make_test_app(sqlite_url, tmp_path, INLINE_SWEEPER=True, SWEEP_INTERVAL=0.2)
     yield app
-    app.extensions["hpe_sweeper"].stop()
-    app.extensions["hpe_engine"].dispose()
+    app_state(app).sweeper.stop()
+    app_runtime(app).engine.dispose()
 
 
 def test_inline_sweeper_learns_closed_windows_in_the_background(inline_app):
     """Without Redis, decisions are learned within seconds of their windows closing, unasked."""
-    assert inline_app.extensions["hpe_jobs"].name == "inline"
+    assert app_runtime(inline_app).jobs.name == "inline"
     loop = Loop(inline_app)
     first, second = loop.create_config("First"), loop.create_config("Second")
     counts = {first: len(loop.decide_many(first, 10)), second: len(loop.decide_many(second, 4))}
-    engine = inline_app.extensions["hpe_engine"]
+    engine = app_runtime(inline_app).engine
 
     wait_for(
         lambda: all(learning_state(engine, c).done for c in counts),

@@ -21,15 +21,16 @@ from hpe_core.tenancy import configs
 from hpe_core.tenancy.workspaces import Principal
 from tests.conftest import create_tenant
 from tests.core.recommend.test_circuit_breaker import seed
+from web.extensions import app_runtime
 from worker.queues import sweep_measurements
-from worker.runtime import bind_app
+from worker.runtime import bind
 
 SETTINGS = {"actions": [{"id": "a"}, {"id": "b"}, {"id": "c"}], "holdout": {"percent": 10}}
 
 
 def _config(app, settings: dict = SETTINGS, name: str = "Spring") -> Config:
     """A configuration whose action "a" engages 4% of treatment against 30% for b and c."""
-    session = app.extensions["hpe_sessions"]()
+    session = app_runtime(app).sessions()
     try:
         principal = Principal(create_tenant(app).id, "hpe_sk_test")
         config = configs.create(session, principal, configs.Catalog(), name=name, settings=settings)
@@ -44,13 +45,13 @@ def _config(app, settings: dict = SETTINGS, name: str = "Spring") -> Config:
 
 
 def _pass(app, config_id, **kwargs) -> measurement.MeasurementReport:
-    with app.extensions["hpe_sessions"]() as session:
-        return measurement.run(session, config_id, app.extensions["hpe_measurement"], **kwargs)
+    with app_runtime(app).sessions() as session:
+        return measurement.run(session, config_id, app_runtime(app).measurement, **kwargs)
 
 
 def _state(app, config_id) -> dict:
     """Everything a pass may write, except the rollups' updated_at."""
-    with app.extensions["hpe_sessions"]() as session:
+    with app_runtime(app).sessions() as session:
         config = session.get(Config, config_id)
         rows = session.scalars(
             select(Recommendation)
@@ -83,13 +84,13 @@ def test_measure_job_runs_end_to_end_on_rq(rq_app):
     """The sweep enqueues one measure job per configuration; a burst worker runs it; its
     report comes back as a dict and the recommendation is stored."""
     config = _config(rq_app)
-    backend = rq_app.extensions["hpe_jobs"]
-    sessions = rq_app.extensions["hpe_sessions"]
+    backend = app_runtime(rq_app).jobs
+    sessions = app_runtime(rq_app).sessions
     assert sweep_measurements(backend, sessions) == 1
     assert sweep_measurements(backend, sessions) == 0  # one pending job is enough
     assert len(backend.measure_queue) == 1
 
-    bind_app(rq_app)
+    bind(app_runtime(rq_app))
     worker = SimpleWorker(
         [backend.measure_queue], connection=backend.redis, serializer=JSONSerializer
     )
@@ -125,7 +126,7 @@ def test_two_passes_in_a_row_change_nothing_the_second_time(app, automation):
 
 def test_inactive_and_missing_configurations_are_skipped(app):
     config = _config(app)
-    with app.extensions["hpe_sessions"]() as session:
+    with app_runtime(app).sessions() as session:
         principal = Principal(config.workspace_id, "hpe_sk_test")
         configs.deactivate(session, principal, config.id)
         session.commit()
@@ -140,7 +141,7 @@ def test_a_failing_evaluation_is_reported_and_the_pass_goes_on(app):
     and raises the summary's recommendations, and says why evaluation is missing."""
     config = _config(app)
     junk = b"not a vw model" * 8
-    with app.extensions["hpe_sessions"]() as session:
+    with app_runtime(app).sessions() as session:
         session.add(
             ModelVersion(
                 config_id=config.id,
@@ -167,7 +168,7 @@ def test_thin_logged_support_for_the_model_widens_exploration(app):
         "exploration": {"algorithm": "epsilon", "epsilon": 0.05},
         "holdout": {"percent": 10},
     }
-    with app.extensions["hpe_sessions"]() as session:
+    with app_runtime(app).sessions() as session:
         principal = Principal(create_tenant(app).id, "hpe_sk_test")
         config = configs.create(session, principal, configs.Catalog(), name="S", settings=settings)
         session.commit()
@@ -179,7 +180,7 @@ def test_thin_logged_support_for_the_model_widens_exploration(app):
     report = _pass(app, config.id)
     assert report.evaluation_error is None
     assert "change_exploration:exploration" in report.open_recommendations
-    with app.extensions["hpe_sessions"]() as session:
+    with app_runtime(app).sessions() as session:
         row = session.scalar(
             select(Recommendation).where(Recommendation.kind == "change_exploration")
         )
@@ -196,7 +197,7 @@ def test_autonomous_engine_steps_a_model_worse_than_the_baseline_back(app):
         "holdout": {"percent": 10, "baseline": {"action_id": "a"}},
         "automation": "autonomous",
     }
-    with app.extensions["hpe_sessions"]() as session:
+    with app_runtime(app).sessions() as session:
         principal = Principal(create_tenant(app).id, "hpe_sk_test")
         config = configs.create(session, principal, configs.Catalog(), name="S", settings=settings)
         session.commit()
@@ -207,7 +208,7 @@ def test_autonomous_engine_steps_a_model_worse_than_the_baseline_back(app):
     report = _pass(app, config.id)
     assert report.evaluation_error is None
     assert report.applied == ["model_worse_than_baseline:"]
-    with app.extensions["hpe_sessions"]() as session:
+    with app_runtime(app).sessions() as session:
         assert session.get(Config, config.id).settings["automation"] == "manual"
         row = session.scalar(
             select(Recommendation).where(Recommendation.kind == "model_worse_than_baseline")

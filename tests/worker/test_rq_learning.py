@@ -26,23 +26,24 @@ from tests.worker.conftest import (
     worker_env,
     worker_log,
 )
+from web.extensions import app_runtime
 from worker.queues import sweep
-from worker.runtime import bind_app
+from worker.runtime import bind
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 
 def _sweep(app) -> int:
-    return sweep(app.extensions["hpe_jobs"], app.extensions["hpe_sessions"])
+    return sweep(app_runtime(app).jobs, app_runtime(app).sessions)
 
 
 def _closed(app) -> list:
-    with app.extensions["hpe_sessions"]() as session:
+    with app_runtime(app).sessions() as session:
         return learning.configs_with_closed_windows(session)
 
 
 def _simple_worker(app) -> SimpleWorker:
-    backend = app.extensions["hpe_jobs"]
+    backend = app_runtime(app).jobs
     return SimpleWorker([backend.queue], connection=backend.redis, serializer=JSONSerializer)
 
 
@@ -51,11 +52,11 @@ def test_rq_learns_closed_decisions_end_to_end(rq_app):
     loop = Loop(rq_app)
     first, second = loop.create_config("First"), loop.create_config("Second")
     ids = {first: loop.decide_many(first, 12), second: loop.decide_many(second, 7)}
-    backend = rq_app.extensions["hpe_jobs"]
+    backend = app_runtime(rq_app).jobs
     assert backend.name == "rq"
     assert len(backend.queue) == 0  # decisions and outcomes never touch Redis
 
-    engine = rq_app.extensions["hpe_engine"]
+    engine = app_runtime(rq_app).engine
     wait_windows_closed(engine)
     assert len(_closed(rq_app)) == 2
     assert _sweep(rq_app) == 2
@@ -63,7 +64,7 @@ def test_rq_learns_closed_decisions_end_to_end(rq_app):
     assert len(backend.queue) == 2
     assert sorted(job.args[0] for job in backend.queue.jobs) == sorted([str(first), str(second)])
 
-    bind_app(rq_app)
+    bind(app_runtime(rq_app))
     assert _simple_worker(rq_app).work(burst=True) is True
 
     for config_id, decision_ids in ids.items():
@@ -114,8 +115,8 @@ def test_two_configs_learn_in_parallel_on_two_worker_processes(rq_app, pg_url, r
 
     loop = Loop(rq_app)
     configs = [loop.create_config("First"), loop.create_config("Second")]
-    backend = rq_app.extensions["hpe_jobs"]
-    engine = rq_app.extensions["hpe_engine"]
+    backend = app_runtime(rq_app).jobs
+    engine = app_runtime(rq_app).engine
     with running_worker(
         worker_env(pg_url, redis_url, tmp_path), tmp_path, "--processes", "2"
     ) as process:
@@ -161,14 +162,14 @@ def test_burst_worker_sweeps_learns_and_exits(rq_app, pg_url, redis_url, tmp_pat
     loop = Loop(rq_app)
     config_id = loop.create_config()
     insert_closed_decisions(rq_app, config_id, 300)
-    assert len(rq_app.extensions["hpe_jobs"].queue) == 0
+    assert len(app_runtime(rq_app).jobs.queue) == 0
     with running_worker(worker_env(pg_url, redis_url, tmp_path), tmp_path, "--burst") as process:
         try:
             process.wait(120)
         except subprocess.TimeoutExpired:
             pytest.fail(f"burst worker still running after 120 s:\n{worker_log(process)}")
         assert process.returncode == 0, worker_log(process)
-    state = learning_state(rq_app.extensions["hpe_engine"], config_id)
+    state = learning_state(app_runtime(rq_app).engine, config_id)
     assert state.decisions == 300
     assert_learned_exactly_once(state)
 
@@ -178,7 +179,7 @@ def test_stopping_the_worker_parent_stops_its_worker_processes(rq_app, pg_url, r
     """SIGTERM to `hpe worker --processes 2` alone: both workers shut down, none is orphaned."""
     from rq import Worker
 
-    backend = rq_app.extensions["hpe_jobs"]
+    backend = app_runtime(rq_app).jobs
     with running_worker(
         worker_env(pg_url, redis_url, tmp_path), tmp_path, "--processes", "2"
     ) as process:
@@ -211,9 +212,9 @@ def test_a_failing_learn_job_that_is_not_transient_goes_to_the_failed_registry(r
 
     from worker import jobs
 
-    backend = rq_app.extensions["hpe_jobs"]
+    backend = app_runtime(rq_app).jobs
     job = backend.queue.enqueue(jobs.learn, "not-a-uuid")
-    bind_app(rq_app)
+    bind(app_runtime(rq_app))
     assert _simple_worker(rq_app).work(burst=True) is True
     assert job.get_status(refresh=True) == JobStatus.FAILED
     assert job.id in backend.queue.failed_job_registry.get_job_ids()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import EXCLUDE, Schema, fields
@@ -12,6 +11,7 @@ from plugins.manager import plugin_name_of
 from web.api import BASE
 from web.api.schemas import ChannelSchema
 from web.auth import require_secret_key
+from web.extensions import app_runtime
 
 blp = Blueprint("channels", __name__, url_prefix=BASE, description="Channels")
 blp.before_request(require_secret_key)
@@ -57,9 +57,9 @@ class Channels(MethodView):
         The channels that configurations may use, one per installed connector plugin.
         With `?health=true`, each also reports whether it can work now.
         """
-        pm = current_app.extensions["hpe_pm"]
+        pm = app_runtime().pm
         result = []
-        for name, connector in sorted(current_app.extensions["hpe_channels"].items()):
+        for name, connector in sorted(app_runtime().channels.items()):
             item = {
                 "name": name,
                 "description": connector.description,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -17,7 +16,7 @@ from web.api.schemas import (
     ConfigSchema,
 )
 from web.auth import current_principal, require_secret_key
-from web.extensions import catalog, db_session
+from web.extensions import app_runtime, catalog, db_session
 
 blp = Blueprint("configs", __name__, url_prefix=BASE, description="Configurations")
 blp.ARGUMENTS_PARSER = PARSER  # unreadable JSON is a 400, never a 500
@@ -90,4 +89,4 @@ class ConfigsById(MethodView):
 def _changed(config) -> None:
     # This process serves the change (e.g. the kill switch) at once; others within the
     # decision engine's snapshot TTL.
-    current_app.extensions["hpe_decisions"].invalidate(config.id)
+    app_runtime().decisions.invalidate(config.id)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -12,7 +11,7 @@ from web.api import BASE
 from web.api.delivery import DecisionDeliveredSchema, DecisionDeliverRequestSchema
 from web.api.schemas import PARSER
 from web.auth import current_principal, require_any_key
-from web.extensions import db_session
+from web.extensions import app_state, db_session
 
 blp = Blueprint("decisions", __name__, url_prefix=BASE, description="Decisions")
 blp.ARGUMENTS_PARSER = PARSER  # unreadable JSON is a 400, never a 500
@@ -44,7 +43,7 @@ class Decisions(MethodView):
         deliver = data.pop("deliver", None)  # a DeliverRequest (see DeliverSchema)
         result = touchpoints.decide_and_deliver(
             db_session(),
-            current_app.extensions["hpe_touchpoints"],
+            app_state().touchpoints,
             current_principal(),
             config_id,
             decisions.parse_request(data),

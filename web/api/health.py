@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 from sqlalchemy import text
 
 from hpe_core import __version__
-from web.extensions import db_session
+from web.extensions import app_runtime, db_session
 
 blp = Blueprint("health", __name__, url_prefix="/api/v1", description="Health")
 
@@ -38,7 +37,7 @@ class Health(MethodView):
             db_session().execute(text("SELECT 1"))
         except Exception:  # noqa: BLE001 - any failure means the same to a load balancer
             report["database"] = "unavailable"
-        backend = current_app.extensions["hpe_jobs"]
+        backend = app_runtime().jobs
         if backend.name == "rq":
             try:
                 backend.redis.ping()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -10,7 +9,7 @@ from hpe_core.measure import metrics
 from web.api import BASE
 from web.api.schemas import MetricsQueryArgsSchema, MetricsSchema
 from web.auth import current_principal, require_secret_key
-from web.extensions import db_session
+from web.extensions import app_runtime, db_session
 
 blp = Blueprint("metrics", __name__, url_prefix=BASE, description="Metrics")
 blp.before_request(require_secret_key)
@@ -37,5 +36,5 @@ class Metrics(MethodView):
             config_id,
             date_from=args.get("from_"),
             date_to=args.get("to"),
-            channel_costs=current_app.extensions["hpe_measurement"].channel_costs,
+            channel_costs=app_runtime().measurement.channel_costs,
         )

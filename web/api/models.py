@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -14,7 +13,7 @@ from web.api.loop_schemas import ModelVersionSchema, RollbackSchema
 from web.api.pagination import SQLCursorPage
 from web.api.schemas import PARSER
 from web.auth import current_principal, require_secret_key
-from web.extensions import db_session
+from web.extensions import app_runtime, db_session
 
 blp = Blueprint("models", __name__, url_prefix=BASE, description="Model versions")
 blp.ARGUMENTS_PARSER = PARSER  # unreadable JSON is a 400, never a 500
@@ -65,5 +64,5 @@ class ModelRollback(MethodView):
             data={"to_version": data["version"], "new_version": restored.version},
         )
         session.commit()
-        current_app.extensions["hpe_decisions"].models.reload(config.id)
+        app_runtime().decisions.models.reload(config.id)
         return restored

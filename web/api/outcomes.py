@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -12,7 +11,7 @@ from web.api import BASE
 from web.api.loop_schemas import OutcomesAcceptedSchema, OutcomesRequestSchema
 from web.api.schemas import PARSER
 from web.auth import current_principal, require_any_key
-from web.extensions import db_session
+from web.extensions import app_runtime, db_session
 
 blp = Blueprint("outcomes", __name__, url_prefix=BASE, description="Outcomes")
 blp.ARGUMENTS_PARSER = PARSER  # unreadable JSON is a 400, never a 500
@@ -41,7 +40,7 @@ class Outcomes(MethodView):
         recorded = outcomes.record(session, principal, config_id, events)
         session.commit()
         notify(
-            current_app.extensions["hpe_pm"].hook.hpe_on_outcomes,
+            app_runtime().pm.hook.hpe_on_outcomes,
             workspace_id=principal.workspace_id,
             config_id=config_id,
             outcomes=events,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
@@ -11,7 +10,7 @@ from hpe_core.recommend import recommendations
 from web.api import BASE
 from web.api.schemas import ConfigSchema
 from web.auth import current_principal, require_secret_key
-from web.extensions import catalog, db_session
+from web.extensions import app_runtime, catalog, db_session
 
 blp = Blueprint("recommendations", __name__, url_prefix=BASE, description="Recommendations")
 blp.before_request(require_secret_key)
@@ -110,7 +109,7 @@ class ApplyRecommendation(MethodView):
             session, current_principal(), catalog(), config_id, recommendation_id
         )
         session.commit()
-        current_app.extensions["hpe_decisions"].invalidate(config.id)
+        app_runtime().decisions.invalidate(config.id)
         return {"recommendation": recommendations.as_dict(row), "config": config}
 
 

@@ -11,7 +11,7 @@ import json
 from marshmallow import RAISE, Schema, fields, validate
 from webargs.flaskparser import FlaskParser
 
-from hpe_core.store.models import CONFIG_STATUSES
+from hpe_core.store.vocabulary import ConfigStatus
 
 SETTINGS_DESCRIPTION = (
     "Configuration settings. Only `actions` is required; every other block (channels, "
@@ -59,7 +59,7 @@ class ConfigSchema(HpeSchema):
     workspace_id = fields.String(dump_only=True)
     name = fields.String()
     settings = fields.Dict(metadata={"description": SETTINGS_DESCRIPTION})
-    status = fields.String(validate=validate.OneOf(CONFIG_STATUSES))
+    status = fields.String(validate=validate.OneOf(list(ConfigStatus)))
     created_at = fields.DateTime(dump_only=True)
     updated_at = fields.DateTime(dump_only=True)
 
@@ -70,7 +70,9 @@ class ConfigCreateSchema(HpeSchema):
         required=True,
         metadata={"description": SETTINGS_DESCRIPTION, "example": SETTINGS_EXAMPLE},
     )
-    status = fields.String(load_default="ACTIVE", validate=validate.OneOf(CONFIG_STATUSES))
+    status = fields.String(
+        load_default=ConfigStatus.ACTIVE, validate=validate.OneOf(list(ConfigStatus))
+    )
 
 
 class ConfigPatchSchema(HpeSchema):
@@ -82,11 +84,11 @@ class ConfigPatchSchema(HpeSchema):
             "example": {"holdout": {"percent": 20}},
         }
     )
-    status = fields.String(validate=validate.OneOf(CONFIG_STATUSES))
+    status = fields.String(validate=validate.OneOf(list(ConfigStatus)))
 
 
 class ConfigQueryArgsSchema(Schema):
-    status = fields.String(validate=validate.OneOf(CONFIG_STATUSES))
+    status = fields.String(validate=validate.OneOf(list(ConfigStatus)))
 
 
 class ActivitySchema(HpeSchema):

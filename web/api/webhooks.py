@@ -14,7 +14,7 @@ from hpe_core.deliver.channels import WebhookRequest
 from hpe_core.errors import NotFound, Unauthorized
 from hpe_core.events import notify
 from web.api import BASE
-from web.extensions import db_session
+from web.extensions import app_runtime, db_session
 
 blp = Blueprint(
     "webhooks",
@@ -95,8 +95,8 @@ class Webhooks(MethodView):
         if len(body) > MAX_WEBHOOK_BYTES:
             abort(413, message=f"Webhook bodies are limited to {MAX_WEBHOOK_BYTES} bytes.")
         app = current_app
-        pm = app.extensions["hpe_pm"]
-        connector = app.extensions["hpe_channels"].get(channel)
+        pm = app_runtime(app).pm
+        connector = app_runtime(app).channels.get(channel)
         workspace_id = request.headers.get(webhooks.WORKSPACE_HEADER) or request.args.get(
             "workspace", ""
         )

@@ -22,6 +22,7 @@ from hpe_core.store.models import Decision
 from hpe_core.store.models import Delivery as DeliveryRow
 from hpe_core.tenancy import configs
 from hpe_core.tenancy.workspaces import Principal
+from web.extensions import app_runtime
 
 ACTIONS = [
     {"id": "spring-sale", "channels": ["email", "web"]},
@@ -81,7 +82,7 @@ def _count(sessions, model) -> int:
 
 @pytest.fixture
 def sessions(app):
-    return app.extensions["hpe_sessions"]
+    return app_runtime(app).sessions
 
 
 @pytest.fixture
@@ -94,7 +95,7 @@ def config_id(app, session, principal):
     config = configs.create(
         session,
         principal,
-        app.extensions["hpe_catalog"],
+        app_runtime(app).catalog,
         name="touchpoints",
         settings={"actions": ACTIONS, "channels": ["email", "web"]},
     )
@@ -105,7 +106,7 @@ def config_id(app, session, principal):
 @pytest.fixture
 def recorder(app, sessions):
     recorder = Recorder(sessions)
-    app.extensions["hpe_pm"].register(recorder)
+    app_runtime(app).pm.register(recorder)
     return recorder
 
 
@@ -116,9 +117,9 @@ def jobs(sessions):
 
 def _parts(app, jobs, **replace) -> TouchpointParts:
     parts = TouchpointParts(
-        engine=app.extensions["hpe_decisions"],
-        pm=app.extensions["hpe_pm"],
-        channels=app.extensions["hpe_channels"],
+        engine=app_runtime(app).decisions,
+        pm=app_runtime(app).pm,
+        channels=app_runtime(app).channels,
         enqueue_delivery=jobs,
     )
     return dataclasses.replace(parts, **replace)
@@ -221,7 +222,7 @@ def test_a_publishable_key_cannot_deliver_and_nothing_is_written(
 def test_deliver_on_a_channel_without_a_connector_is_invalid_input(
     app, session, sessions, principal, config_id, jobs
 ):
-    parts = _parts(app, jobs, channels={"web": app.extensions["hpe_channels"]["web"]})
+    parts = _parts(app, jobs, channels={"web": app_runtime(app).channels["web"]})
     with pytest.raises(InvalidInput) as raised:
         touchpoints.decide_and_deliver(session, parts, principal, config_id, _request(), TO_ADA)
     assert raised.value.errors == {"channel": ["No connector for this channel."]}
@@ -236,7 +237,7 @@ def test_enrich_hook_context_is_merged_and_the_callers_keys_win(
         def hpe_enrich_context(self, connector, user_id, context):
             return {"segment": f"vip-{connector.name}-{user_id}", "page": "enriched"}
 
-    app.extensions["hpe_pm"].register(Enricher())
+    app_runtime(app).pm.register(Enricher())
     request = _request(channel="web", context={"page": "/home"})
     result = touchpoints.decide_and_deliver(
         session, _parts(app, jobs), principal, config_id, request
@@ -265,7 +266,7 @@ def test_a_paused_configuration_is_a_conflict(app, session, sessions, principal,
     config = configs.create(
         session,
         principal,
-        app.extensions["hpe_catalog"],
+        app_runtime(app).catalog,
         name="paused",
         settings={"actions": ACTIONS, "channels": ["email", "web"]},
         status="PAUSED",

@@ -20,6 +20,7 @@ from hpe_core.tenancy import configs, workspaces
 from hpe_core.tenancy.workspaces import Principal
 from plugins.attribution import MODELS
 from tests.conftest import BASE
+from web.extensions import app_runtime
 
 T0 = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)
@@ -47,10 +48,10 @@ class Shop:
             "attribution": {"model": "linear", **attribution_settings},
         }
         self.config_id = configs.create(
-            session, self.principal, app.extensions["hpe_catalog"], name="Shop", settings=settings
+            session, self.principal, app_runtime(app).catalog, name="Shop", settings=settings
         ).id
         session.commit()
-        self.engine = DecisionEngine(app.extensions["hpe_sessions"], rng=random.Random(3))
+        self.engine = DecisionEngine(app_runtime(app).sessions, rng=random.Random(3))
 
     def decide(self, user_id: str, at: dt.datetime, channel: str = "email") -> uuid.UUID:
         request = DecisionRequest(user_id=user_id, channel=channel, context={})
@@ -92,7 +93,7 @@ class Shop:
         configs.update(
             self.session,
             self.principal,
-            self.app.extensions["hpe_catalog"],
+            app_runtime(self.app).catalog,
             self.config_id,
             settings_patch=settings_patch,
         )
@@ -143,17 +144,17 @@ def test_a_conversion_is_split_across_the_users_touchpoints(app, client, tenant,
         headers=tenant.headers,
     )
     assert response.status_code == 202, response.get_json()
-    session = app.extensions["hpe_sessions"]()
+    session = app_runtime(app).sessions()
     try:
         assert attribution.configs_with_pending(session) == [uuid.UUID(config_id)]
     finally:
         session.close()
 
-    jobs = app.extensions["hpe_jobs"]
+    jobs = app_runtime(app).jobs
     assert jobs.enqueue_attribution(uuid.UUID(config_id))
     jobs.run_pending()
 
-    session = app.extensions["hpe_sessions"]()
+    session = app_runtime(app).sessions()
     try:
         rows = session.scalars(sa.select(Attribution)).all()
         assert {row.decision_id: row.credit for row in rows} == pytest.approx(
@@ -191,7 +192,7 @@ def test_metrics_count_attributed_revenue_once_after_reattribution(app, client, 
         headers=tenant.headers,
     )
     assert response.status_code == 202
-    jobs = app.extensions["hpe_jobs"]
+    jobs = app_runtime(app).jobs
 
     def attribute_and_measure() -> dict:
         jobs.enqueue_attribution(uuid.UUID(config_id))
@@ -221,7 +222,7 @@ def test_metrics_count_attributed_revenue_once_after_reattribution(app, client, 
         headers=tenant.headers,
     )
     assert response.status_code == 200, response.get_json()
-    session = app.extensions["hpe_sessions"]()
+    session = app_runtime(app).sessions()
     try:
         since = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
         assert attribution.reattribute(session, uuid.UUID(config_id), since=since) == 1
@@ -505,7 +506,7 @@ def test_a_run_finds_the_configuration_busy_while_another_holds_it(app, shop):
     """The per-configuration advisory lock: a second run at the same time writes nothing."""
     shop.decide("alice", T0)
     shop.convert("alice", T0 + HOUR)
-    holder = app.extensions["hpe_sessions"]()
+    holder = app_runtime(app).sessions()
     try:
         assert attribution._try_lock(holder, shop.config_id)
         report = shop.attribute()
@@ -545,7 +546,7 @@ def test_concurrent_runs_never_double_credit(app, shop):
     reports, errors = [], []
 
     def run():
-        session = app.extensions["hpe_sessions"]()
+        session = app_runtime(app).sessions()
         try:
             while True:
                 report = attribution.attribute_pending(
@@ -602,7 +603,7 @@ def test_an_attributed_outcome_counts_its_credit_shares_by_type(app, client, ten
         f"{BASE}/{config_id}/outcomes", json={"outcomes": outcomes}, headers=tenant.headers
     )
     assert response.status_code == 202
-    jobs = app.extensions["hpe_jobs"]
+    jobs = app_runtime(app).jobs
     jobs.enqueue_attribution(uuid.UUID(config_id))
     jobs.run_pending()
     response = client.get(f"{BASE}/{config_id}/metrics", headers=tenant.headers)

@@ -18,6 +18,7 @@ from hpe_core.learn import learning, outcomes
 from hpe_core.store.models import Activity, Decision, ModelVersion
 from hpe_core.tenancy import configs, workspaces
 from hpe_core.tenancy.workspaces import Principal
+from web.extensions import app_runtime
 
 T0 = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
 WAIT = 3600
@@ -32,7 +33,7 @@ def loop(app, session):
     config = configs.create(
         session,
         principal,
-        app.extensions["hpe_catalog"],
+        app_runtime(app).catalog,
         name="Learning",
         settings={
             "actions": ACTIONS,
@@ -41,7 +42,7 @@ def loop(app, session):
         },
     )
     session.commit()
-    engine = DecisionEngine(app.extensions["hpe_sessions"], rng=random.Random(7))
+    engine = DecisionEngine(app_runtime(app).sessions, rng=random.Random(7))
     return principal, config.id, engine
 
 

@@ -22,6 +22,7 @@ from hpe_core.measure.estimators import Z95, LoggedDecision, RewardModel, estima
 from hpe_core.store.models import Decision
 from hpe_core.tenancy import configs, workspaces
 from hpe_core.tenancy.workspaces import Principal
+from web.extensions import app_runtime
 
 # --- Hand computation ------------------------------------------------------------------
 
@@ -266,7 +267,7 @@ def evaluated(app, session):
     config = configs.create(
         session,
         Principal("evaluators", "test"),
-        app.extensions["hpe_catalog"],
+        app_runtime(app).catalog,
         name="Evaluated",
         settings={"actions": DB_ACTIONS, "channels": ["email", "web"]},
     )

@@ -14,6 +14,7 @@ from hpe_core.measure.day_documents import CLOCK_SKEW, MAX_SEGMENTS, OTHER_SEGME
 from hpe_core.store.models import Attribution, Decision, MetricsDay, Outcome, StaleMetricsDay
 from hpe_core.tenancy import configs, workspaces
 from hpe_core.tenancy.workspaces import Principal
+from web.extensions import app_runtime
 
 NOW = dt.datetime(2026, 3, 10, 15, 0, tzinfo=dt.UTC)
 TODAY = NOW.date()
@@ -36,7 +37,7 @@ def config(app, session):
     created = configs.create(
         session,
         Principal("rollers", "test"),
-        app.extensions["hpe_catalog"],
+        app_runtime(app).catalog,
         name="Rollups",
         settings=SETTINGS,
     )

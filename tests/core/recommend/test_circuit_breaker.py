@@ -23,6 +23,7 @@ from hpe_core.tenancy import configs
 from hpe_core.tenancy.settings import validate_settings
 from hpe_core.tenancy.workspaces import Principal
 from tests.conftest import create_tenant
+from web.extensions import app_runtime
 
 BAD_MODEL = {
     "actions": [{"id": "a"}, {"id": "b"}],
@@ -120,7 +121,7 @@ def make_config(app, session, settings: dict, name: str = "Breaker") -> tuple[Pr
 
 
 def run_pass(app, session, config, now=None):
-    return measurement.run(session, config.id, app.extensions["hpe_measurement"], now=now)
+    return measurement.run(session, config.id, app_runtime(app).measurement, now=now)
 
 
 # --- assess: pure ---------------------------------------------------------------------------
@@ -216,7 +217,7 @@ def test_a_clearly_worse_treatment_reverts_everyone_to_the_baseline(app, session
     assert recommendations.as_dict(row)["auto_apply"] is False
     assert "circuit_breaker:" in report.open_recommendations
 
-    engine = app.extensions["hpe_decisions"]
+    engine = app_runtime(app).decisions
     for n in range(40):
         engine.decide(session, principal, config.id, DecisionRequest(f"after-{n}", "email"))
     session.commit()
