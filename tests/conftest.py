@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from hpe_core.store import db as hpe_db
 from hpe_core.store.models import Base
+from web.extensions import app_runtime
 
 POSTGRES_URL = os.environ.get(
     "HPE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -130,7 +131,7 @@ def app(database_url, tmp_path):
     """A fresh app on each backend, with only the in-repo plugins loaded."""
     app = make_test_app(database_url, tmp_path)
     yield app
-    app.extensions["hpe_engine"].dispose()
+    app_runtime(app).engine.dispose()
 
 
 @pytest.fixture
@@ -138,7 +139,7 @@ def sqlite_app(sqlite_url, tmp_path):
     """A fresh app on SQLite only, for tests where the backend does not matter."""
     app = make_test_app(sqlite_url, tmp_path)
     yield app
-    app.extensions["hpe_engine"].dispose()
+    app_runtime(app).engine.dispose()
 
 
 @pytest.fixture
@@ -149,7 +150,7 @@ def client(app):
 @pytest.fixture
 def session(app):
     """A database session on the app's engine, closed after the test."""
-    session = app.extensions["hpe_sessions"]()
+    session = app_runtime(app).sessions()
     yield session
     session.close()
 
@@ -178,7 +179,7 @@ def create_tenant(app, workspace_id: str | None = None, kind: str = "secret") ->
     from hpe_core.tenancy import workspaces
 
     workspace_id = workspace_id or f"ws-{uuid.uuid4().hex[:8]}"
-    session = app.extensions["hpe_sessions"]()
+    session = app_runtime(app).sessions()
     try:
         if session.get(workspaces.Workspace, workspace_id) is None:
             workspaces.create_workspace(session, workspace_id)
