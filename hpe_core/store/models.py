@@ -32,9 +32,19 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql import text
 
-PREFIX = "041_hyper_personalization_engine_"
+from hpe_core.store.vocabulary import (
+    ConfigStatus,
+    ConsentStatus,
+    DecisionSource,
+    DeliveryStatus,
+    KeyKind,
+    RecommendationStatus,
+    Severity,
+    Variant,
+    sql_in,
+)
 
-CONFIG_STATUSES = ("ACTIVE", "PAUSED", "INACTIVE")
+PREFIX = "041_hyper_personalization_engine_"
 
 #: JSON column: JSONB on PostgreSQL (indexable, compact), JSON text on SQLite.
 JsonDocument = JSON().with_variant(JSONB(), "postgresql")
@@ -102,13 +112,13 @@ class ApiKey(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     workspace_id: Mapped[str] = mapped_column(ForeignKey(Workspace.id), index=True)
     name: Mapped[str] = mapped_column(String(200), default="")
-    kind: Mapped[str] = mapped_column(String(20), default="secret")
+    kind: Mapped[str] = mapped_column(String(20), default=KeyKind.SECRET)
     prefix: Mapped[str] = mapped_column(String(32), unique=True)
     secret_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
-    __table_args__ = (CheckConstraint("kind IN ('secret', 'publishable')", name="kind"),)
+    __table_args__ = (CheckConstraint(sql_in("kind", KeyKind), name="kind"),)
 
 
 class Config(Base):
@@ -120,12 +130,12 @@ class Config(Base):
     workspace_id: Mapped[str] = mapped_column(ForeignKey(Workspace.id))
     name: Mapped[str] = mapped_column(String(200))
     settings: Mapped[dict] = mapped_column(JsonDocument)
-    status: Mapped[str] = mapped_column(String(16), default="ACTIVE")
+    status: Mapped[str] = mapped_column(String(16), default=ConfigStatus.ACTIVE)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     __table_args__ = (
-        CheckConstraint("status IN ('ACTIVE', 'PAUSED', 'INACTIVE')", name="status"),
+        CheckConstraint(sql_in("status", ConfigStatus), name="status"),
         Index("ix_041_hpe_configs_workspace_created", "workspace_id", "created_at"),
     )
 
@@ -188,13 +198,13 @@ class Decision(Base):
     action_id: Mapped[str] = mapped_column(String(128))
     probability: Mapped[float] = mapped_column(Float)
     variant: Mapped[str] = mapped_column(String(16))
-    #: "model" or "baseline": which policy served this decision.
+    #: Which policy served this decision (:class:`~hpe_core.store.vocabulary.Policy`).
     policy: Mapped[str] = mapped_column(String(16))
     model_version: Mapped[int] = mapped_column(Integer, default=0)
     #: The model's own top choice (for apprentice mode's agreement rate and evaluation).
     model_action_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
-    #: "live" (the API) or "import" (historical logs).
-    source: Mapped[str] = mapped_column(String(16), default="live")
+    #: The API or historical logs (:class:`~hpe_core.store.vocabulary.DecisionSource`).
+    source: Mapped[str] = mapped_column(String(16), default=DecisionSource.LIVE)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     window_closes_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     learned_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -207,7 +217,7 @@ class Decision(Base):
     features: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (
-        CheckConstraint("variant IN ('treatment', 'holdout')", name="variant"),
+        CheckConstraint(sql_in("variant", Variant), name="variant"),
         # The learner's scan: this config's unlearned decisions whose window has closed.
         Index(
             "ix_041_hpe_decisions_unlearned",
@@ -310,10 +320,6 @@ class StaleMetricsDay(Base):
     marked_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-RECOMMENDATION_STATUSES = ("open", "applied", "dismissed", "resolved")
-RECOMMENDATION_SEVERITIES = ("info", "warning", "critical")
-
-
 class Recommendation(Base):
     """One optimization recommendation for a configuration (migration 0005).
 
@@ -337,7 +343,7 @@ class Recommendation(Base):
     #: A JSON merge patch of the settings, or NULL when there is nothing to apply (an
     #: alarm a person must investigate).
     patch: Mapped[dict | None] = mapped_column(JsonDocument, nullable=True)
-    status: Mapped[str] = mapped_column(String(16), default="open")
+    status: Mapped[str] = mapped_column(String(16), default=RecommendationStatus.OPEN)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     applied_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -345,8 +351,8 @@ class Recommendation(Base):
 
     __table_args__ = (
         UniqueConstraint("config_id", "kind", "subject"),
-        CheckConstraint("status IN ('open', 'applied', 'dismissed', 'resolved')", name="status"),
-        CheckConstraint("severity IN ('info', 'warning', 'critical')", name="severity"),
+        CheckConstraint(sql_in("status", RecommendationStatus), name="status"),
+        CheckConstraint(sql_in("severity", Severity), name="severity"),
     )
 
 
@@ -375,8 +381,6 @@ class ModelVersion(Base):
 
 # --- Channels: deliveries, consent, inbound webhooks (migration 0003) -----------------
 
-DELIVERY_STATUSES = ("pending", "retrying", "sent", "failed")
-
 
 class Delivery(Base):
     """One decision handed to its channel to render and send (at most one per decision).
@@ -395,7 +399,7 @@ class Delivery(Base):
     channel: Mapped[str] = mapped_column(String(64))
     action_id: Mapped[str] = mapped_column(String(128))
     user_id: Mapped[str] = mapped_column(String(256))
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     recipient: Mapped[dict | None] = mapped_column(JsonDocument, nullable=True)
     variables: Mapped[dict | None] = mapped_column(JsonDocument, nullable=True)
@@ -406,7 +410,7 @@ class Delivery(Base):
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     __table_args__ = (
-        CheckConstraint("status IN ('pending', 'retrying', 'sent', 'failed')", name="status"),
+        CheckConstraint(sql_in("status", DeliveryStatus), name="status"),
         # Audiences: one configuration's sent deliveries of a channel, per action, recent.
         Index("ix_041_hpe_deliveries_audience", "config_id", "channel", "action_id", "sent_at"),
     )
@@ -431,9 +435,7 @@ class Consent(Base):
 
     __table_args__ = (
         UniqueConstraint("workspace_id", "channel", "user_id"),
-        CheckConstraint(
-            "status IN ('unsubscribed', 'bounced', 'complained', 'subscribed')", name="status"
-        ),
+        CheckConstraint(sql_in("status", ConsentStatus), name="status"),
     )
 
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from hpe_core.errors import InvalidInput, NotFound
-from hpe_core.store.models import CONFIG_STATUSES, Config
+from hpe_core.store.models import Config
+from hpe_core.store.vocabulary import ConfigStatus
 from hpe_core.tenancy import activities
 from hpe_core.tenancy.merge_patch import diff
 from hpe_core.tenancy.settings import (
@@ -17,9 +21,11 @@ from hpe_core.tenancy.settings import (
     BUILTIN_CHANNELS,
     check_json_document,
     merge_settings_patch,
+    normalize_stored_settings,
     text_problem,
     validate_settings,
 )
+from hpe_core.tenancy.settings_types import Settings
 from hpe_core.tenancy.workspaces import Principal
 
 MAX_NAME_LENGTH = 200
@@ -56,9 +62,9 @@ def _check_name(name: object) -> str:
 
 
 def _check_status(status: object) -> str:
-    if status not in CONFIG_STATUSES:
+    if status not in list(ConfigStatus):
         raise InvalidInput(
-            "Invalid status.", {"status": [f"Must be one of: {', '.join(CONFIG_STATUSES)}."]}
+            "Invalid status.", {"status": [f"Must be one of: {', '.join(ConfigStatus)}."]}
         )
     return status
 
@@ -189,4 +195,58 @@ def _set_status(session: Session, principal: Principal, config: Config, status: 
 
 def measured_ids(session: Session) -> list[uuid.UUID]:
     """Configurations the measurement pass covers: every one not INACTIVE."""
-    return list(session.scalars(select(Config.id).where(Config.status != "INACTIVE")))
+    return list(session.scalars(select(Config.id).where(Config.status != ConfigStatus.INACTIVE)))
+
+
+# --- Reading a stored configuration's settings, once per version -------------------------
+
+_CACHE_SIZE = 1024
+_cache: OrderedDict[tuple[uuid.UUID, dt.datetime | None], Settings] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def settings_of(config) -> Settings:
+    """The typed settings of a configuration (:class:`~hpe_core.store.models.Config`).
+
+    Parsed once per settings version and shared: a configuration loaded unchanged from
+    the database is looked up by ``(id, updated_at)`` (the measurement pass, the learner
+    and the decision engine share one parse per change); one whose settings were just
+    assigned in this session is parsed from that document (and remembered on the
+    instance until it is assigned again). A document stored by an older HPE is read
+    through the schema first, so blocks it lacks get their defaults (without re-checking
+    its channels against today's plugins).
+    """
+    document = config.settings
+    remembered = config.__dict__.get(_INSTANCE_KEY)
+    if remembered is not None and remembered[0] is document:
+        return remembered[1]
+    key = _version_key(config)
+    settings = None
+    if key is not None:
+        with _cache_lock:
+            settings = _cache.get(key)
+            if settings is not None:
+                _cache.move_to_end(key)
+    if settings is None:
+        settings = Settings.of(normalize_stored_settings(document))
+        if key is not None:
+            with _cache_lock:
+                _cache[key] = settings
+                while len(_cache) > _CACHE_SIZE:
+                    _cache.popitem(last=False)
+    # Plain instance state, not a mapped attribute: SQLAlchemy ignores it.
+    config.__dict__[_INSTANCE_KEY] = (document, settings)
+    return settings
+
+
+_INSTANCE_KEY = "_hpe_typed_settings"
+
+
+def _version_key(config) -> tuple[uuid.UUID, dt.datetime] | None:
+    """``(id, updated_at)`` when the instance holds exactly a stored version, else None."""
+    from sqlalchemy import inspect
+
+    state = inspect(config, raiseerr=False)
+    if state is None or not state.persistent or state.modified or config.updated_at is None:
+        return None
+    return (config.id, config.updated_at)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from marshmallow import (
     RAISE,
@@ -24,12 +24,19 @@ from marshmallow import (
 
 from hpe_core.errors import InvalidInput
 from hpe_core.tenancy.merge_patch import apply_merge_patch
+from hpe_core.tenancy.settings_types import (
+    AutomationLevel,
+    BudgetPeriod,
+    ExplorationAlgorithm,
+    Kpi,
+    Settings,
+)
 
 BUILTIN_CHANNELS = ("email", "web", "ads")
-EXPLORATION_ALGORITHMS = ("squarecb", "epsilon", "bag", "cover")
-AUTOMATION_LEVELS = ("manual", "assisted", "autonomous")
+EXPLORATION_ALGORITHMS = tuple(ExplorationAlgorithm)
+AUTOMATION_LEVELS = tuple(AutomationLevel)
 ATTRIBUTION_MODELS = ("last_touch", "first_touch", "linear", "time_decay", "position_based")
-KPIS = ("engagement_rate", "conversion_rate", "revenue_per_decision")
+KPIS = tuple(Kpi)
 
 MAX_ACTIONS = 1000
 # \Z, not $: "$" also matches before a trailing newline.
@@ -341,7 +348,7 @@ class FrequencyCapSchema(_Strict):
 
 class BudgetSchema(_Strict):
     amount = fields.Float(required=True, validate=validate.Range(min=0), allow_nan=False)
-    period = fields.String(load_default="day", validate=validate.OneOf(("day", "month", "total")))
+    period = fields.String(load_default="day", validate=validate.OneOf(tuple(BudgetPeriod)))
 
 
 class CircuitBreakerSchema(_Strict):
@@ -469,13 +476,23 @@ class SettingsSchema(_Strict):
     campaign = _block(CampaignSchema)
     schedule = _block(ScheduleSchema)
 
-    def __init__(self, *, channels: Iterable[str], attribution_models: Iterable[str], **kwargs):
+    def __init__(
+        self,
+        *,
+        channels: Iterable[str],
+        attribution_models: Iterable[str],
+        check_references: bool = True,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.available_channels = tuple(channels)
         self.attribution_models = tuple(attribution_models)
+        self.check_references = check_references
 
     @validates_schema
     def _cross_references(self, data, **kwargs):
+        if not self.check_references:
+            return
         errors: dict = {}
         channels = data.get("channels") or list(self.available_channels)
         unknown = [c for c in channels if c not in self.available_channels]
@@ -616,3 +633,37 @@ def _stringify_keys(messages):
     if isinstance(messages, dict):
         return {str(k): _stringify_keys(v) for k, v in messages.items()}
     return messages
+
+
+def normalize_stored_settings(document: Mapping) -> dict:
+    """A stored settings document with every default filled in, for reading.
+
+    Documents were validated when stored, but an older HPE may have stored one before a
+    block or key existed: loading it through the schema gives those their defaults. The
+    cross-references to installed channels and attribution models are not re-checked (a
+    plugin removed since must not make a stored configuration unreadable).
+
+    :raises InvalidInput: the document is not valid settings at all
+    """
+    schema = SettingsSchema(channels=(), attribution_models=(), check_references=False)
+    try:
+        settings = schema.load(dict(document))
+    except ValidationError as exc:
+        raise InvalidInput(
+            "Invalid stored settings.", {"settings": _stringify_keys(exc.messages)}
+        ) from exc
+    settings.setdefault("channels", list(document.get("channels") or ()))
+    return settings
+
+
+def parse_settings(
+    raw: object,
+    *,
+    channels: Iterable[str] = BUILTIN_CHANNELS,
+    attribution_models: Iterable[str] = ATTRIBUTION_MODELS,
+) -> Settings:
+    """:func:`validate_settings`, read into typed :class:`Settings` (``.document`` is the
+    document to store)."""
+    return Settings.of(
+        validate_settings(raw, channels=channels, attribution_models=attribution_models)
+    )

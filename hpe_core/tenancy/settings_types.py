@@ -1,0 +1,325 @@
+"""A configuration's settings as frozen, typed objects.
+
+:func:`hpe_core.tenancy.settings.validate_settings` checks a document and fills in its
+defaults; that document is what is stored and what the API shows. Code that *reads*
+settings reads these objects instead (``settings.reward.wait_seconds``, not
+``settings["reward"]["wait_seconds"]``): a misspelt attribute fails loudly, the type
+checker knows every field, and nobody re-parses a block with ``.get(...) or {}``.
+
+:func:`hpe_core.tenancy.configs.settings_of` reads them from a stored configuration,
+once per settings version. The enums here are the closed sets of values the schema
+accepts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any
+
+
+class AutomationLevel(StrEnum):
+    #: Everyone gets the baseline; the model learns from it and reports what it would do.
+    MANUAL = "manual"
+    #: The model serves treatment; recommendations wait for a person.
+    ASSISTED = "assisted"
+    #: The engine also applies recommendations inside the guardrails.
+    AUTONOMOUS = "autonomous"
+
+
+class ExplorationAlgorithm(StrEnum):
+    SQUARECB = "squarecb"
+    EPSILON = "epsilon"
+    BAG = "bag"
+    COVER = "cover"
+
+
+class Kpi(StrEnum):
+    ENGAGEMENT_RATE = "engagement_rate"
+    CONVERSION_RATE = "conversion_rate"
+    REVENUE_PER_DECISION = "revenue_per_decision"
+
+
+class BudgetPeriod(StrEnum):
+    DAY = "day"
+    MONTH = "month"
+    TOTAL = "total"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ActionRule:
+    """``{"key": "country", "in": ["DE", "AT"]}``: exactly one operator, or a range."""
+
+    key: str
+    in_: tuple | None = None
+    not_in: tuple | None = None
+    gte: Any = None
+    lte: Any = None
+    exists: bool | None = None
+
+    @classmethod
+    def of(cls, document: Mapping) -> ActionRule:
+        return cls(
+            key=document["key"],
+            in_=_tuple_or_none(document.get("in")),
+            not_in=_tuple_or_none(document.get("not_in")),
+            gte=document.get("gte"),
+            lte=document.get("lte"),
+            exists=document.get("exists"),
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Action:
+    """One offer. ``features`` feed the model, ``content`` goes to the channel.
+
+    :param document: the action as stored (the decision answer's ``action``)
+    """
+
+    id: str
+    channels: tuple[str, ...] | None
+    features: Mapping[str, Any]
+    content: Mapping[str, Any]
+    cost: float
+    rules: tuple[ActionRule, ...]
+    document: Mapping[str, Any] = dataclasses.field(repr=False, compare=False)
+
+    @classmethod
+    def of(cls, document: Mapping) -> Action:
+        return cls(
+            id=document["id"],
+            channels=_tuple_or_none(document.get("channels")),
+            features=document.get("features") or {},
+            content=document.get("content") or {},
+            cost=float(document.get("cost") or 0.0),
+            rules=tuple(ActionRule.of(rule) for rule in document.get("rules") or ()),
+            document=document,
+        )
+
+    def offered_on(self, channel: str) -> bool:
+        """True when this action may be shown on ``channel`` (no list: every channel)."""
+        return self.channels is None or channel in self.channels
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Reward:
+    #: Event type -> weight; a decision is engaged when an outcome's weight is positive.
+    events: Mapping[str, float]
+    #: Event types whose reward is weight x the outcome's value.
+    value_events: tuple[str, ...]
+    wait_seconds: int
+    default: float
+
+    def weight(self, event_type: str) -> float | None:
+        """The event type's weight, or None when ``events`` does not list it."""
+        return self.events.get(event_type)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Exploration:
+    algorithm: ExplorationAlgorithm
+    epsilon: float
+    gamma_scale: float
+    bag_size: int
+    cover_size: int
+    learning_rate: float
+    power_t: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Holdout:
+    percent: float
+    #: None: the baseline is uniform random over the eligible actions; else this action.
+    baseline_action: str | None
+
+    @property
+    def baseline(self) -> str | dict:
+        """The baseline as the settings document spells it (``"random"`` or ``{action_id}``)."""
+        return "random" if self.baseline_action is None else {"action_id": self.baseline_action}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FrequencyCap:
+    channel: str
+    max: int
+    per_hours: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Budget:
+    amount: float
+    period: BudgetPeriod
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CircuitBreaker:
+    enabled: bool
+    alpha: float
+    min_decisions: int
+    window_days: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ChannelExclusion:
+    """No decision on ``channel`` for a context whose ``key`` holds one of ``values``."""
+
+    channel: str
+    key: str
+    values: tuple
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Guardrails:
+    frequency_caps: tuple[FrequencyCap, ...]
+    max_action_share: float | None
+    budget: Budget | None
+    circuit_breaker: CircuitBreaker
+    channel_exclusions: tuple[ChannelExclusion, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Attribution:
+    model: str
+    window_hours: float
+    half_life_hours: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Goals:
+    kpi: Kpi
+    target_lift: float
+    #: The context key whose value is the user's segment (breakdowns, exclusions).
+    segment_key: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Campaign:
+    external_id: str | None
+    source: str | None
+    starts_at: dt.datetime | None
+    ends_at: dt.datetime | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class QuietHours:
+    start: str
+    end: str
+    timezone_context_key: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Schedule:
+    quiet_hours: QuietHours | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Settings:
+    """A configuration's full, validated settings.
+
+    :param document: the settings document these were read from (stored, shown by the API)
+    """
+
+    channels: tuple[str, ...]
+    actions: tuple[Action, ...]
+    reward: Reward
+    exploration: Exploration
+    holdout: Holdout
+    guardrails: Guardrails
+    automation: AutomationLevel
+    attribution: Attribution
+    goals: Goals
+    campaign: Campaign
+    schedule: Schedule
+    document: Mapping[str, Any] = dataclasses.field(repr=False, compare=False)
+    actions_by_id: Mapping[str, Action] = dataclasses.field(repr=False, compare=False)
+
+    @classmethod
+    def of(cls, document: Mapping) -> Settings:
+        """Read a *validated* document (every block present, defaults filled in).
+
+        Use :func:`hpe_core.tenancy.settings.validate_settings` or :func:`settings_of`
+        to get one; this reads keys, it does not check them.
+        """
+        actions = tuple(Action.of(action) for action in document["actions"])
+        return cls(
+            channels=tuple(document["channels"]),
+            actions=actions,
+            reward=_reward(document["reward"]),
+            exploration=_exploration(document["exploration"]),
+            holdout=_holdout(document["holdout"]),
+            guardrails=_guardrails(document["guardrails"]),
+            automation=AutomationLevel(document["automation"]),
+            attribution=Attribution(**document["attribution"]),
+            goals=Goals(
+                kpi=Kpi(document["goals"]["kpi"]),
+                target_lift=document["goals"]["target_lift"],
+                segment_key=document["goals"]["segment_key"],
+            ),
+            campaign=_campaign(document["campaign"]),
+            schedule=_schedule(document["schedule"]),
+            document=document,
+            actions_by_id={action.id: action for action in actions},
+        )
+
+    @property
+    def action_ids(self) -> list[str]:
+        return [action.id for action in self.actions]
+
+
+def _reward(block: Mapping) -> Reward:
+    return Reward(
+        events=dict(block["events"]),
+        value_events=tuple(block["value_events"]),
+        wait_seconds=int(block["wait_seconds"]),
+        default=float(block["default"]),
+    )
+
+
+def _exploration(block: Mapping) -> Exploration:
+    return Exploration(**{**block, "algorithm": ExplorationAlgorithm(block["algorithm"])})
+
+
+def _holdout(block: Mapping) -> Holdout:
+    baseline = block["baseline"]
+    return Holdout(
+        percent=float(block["percent"]),
+        baseline_action=baseline["action_id"] if isinstance(baseline, Mapping) else None,
+    )
+
+
+def _guardrails(block: Mapping) -> Guardrails:
+    budget = block.get("budget")
+    return Guardrails(
+        frequency_caps=tuple(FrequencyCap(**cap) for cap in block["frequency_caps"]),
+        max_action_share=block.get("max_action_share"),
+        budget=None if budget is None else Budget(budget["amount"], BudgetPeriod(budget["period"])),
+        circuit_breaker=CircuitBreaker(**block["circuit_breaker"]),
+        channel_exclusions=tuple(
+            ChannelExclusion(channel=rule["channel"], key=rule["key"], values=tuple(rule["in"]))
+            for rule in block["channel_exclusions"]
+        ),
+    )
+
+
+def _campaign(block: Mapping) -> Campaign:
+    return Campaign(
+        external_id=block.get("external_id"),
+        source=block.get("source"),
+        starts_at=_timestamp(block.get("starts_at")),
+        ends_at=_timestamp(block.get("ends_at")),
+    )
+
+
+def _schedule(block: Mapping) -> Schedule:
+    quiet = block.get("quiet_hours")
+    return Schedule(quiet_hours=None if quiet is None else QuietHours(**quiet))
+
+
+def _timestamp(text: str | None) -> dt.datetime | None:
+    return None if text is None else dt.datetime.fromisoformat(text)
+
+
+def _tuple_or_none(value) -> tuple | None:
+    return None if value is None else tuple(value)
