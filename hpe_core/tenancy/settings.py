@@ -491,55 +491,84 @@ class SettingsSchema(_Strict):
 
     @validates_schema
     def _cross_references(self, data, **kwargs):
+        """Check what one block says about another: channels, action ids, models.
+
+        ``data`` holds only the blocks that loaded; a block with errors of its own is
+        absent (hence the ``.get``s) and its references are not checked twice.
+        """
         if not self.check_references:
             return
-        errors: dict = {}
         channels = data.get("channels") or list(self.available_channels)
-        unknown = [c for c in channels if c not in self.available_channels]
-        if unknown:
-            errors["channels"] = [
-                f"Unknown channel(s) {', '.join(unknown)}; installed plugins provide: "
-                f"{', '.join(self.available_channels) or 'none'}."
-            ]
-        action_errors: dict = {}
-        seen: set[str] = set()
-        for index, action in enumerate(data.get("actions", [])):
-            if action["id"] in seen:
-                action_errors.setdefault(index, {})["id"] = [f"Duplicate action id {action['id']}."]
-            seen.add(action["id"])
-            outside = [c for c in action.get("channels") or [] if c not in channels]
-            if outside:
-                action_errors.setdefault(index, {})["channels"] = [
-                    f"Not among the configuration's channels: {', '.join(outside)}."
-                ]
-        if action_errors:
-            errors["actions"] = action_errors
-        baseline = data.get("holdout", {}).get("baseline")
-        if isinstance(baseline, dict) and baseline["action_id"] not in seen:
-            errors["holdout"] = {"baseline": [f"Unknown action id {baseline['action_id']}."]}
-        caps = data.get("guardrails", {}).get("frequency_caps", [])
-        cap_errors = {
-            i: {"channel": [f"Not among the configuration's channels: {cap['channel']}."]}
-            for i, cap in enumerate(caps)
-            if cap["channel"] not in channels
-        }
-        if cap_errors:
-            errors["guardrails"] = {"frequency_caps": cap_errors}
-        exclusions = data.get("guardrails", {}).get("channel_exclusions", [])
-        exclusion_errors = {
-            i: {"channel": [f"Not among the configuration's channels: {rule['channel']}."]}
-            for i, rule in enumerate(exclusions)
-            if rule["channel"] not in channels
-        }
-        if exclusion_errors:
-            errors.setdefault("guardrails", {})["channel_exclusions"] = exclusion_errors
-        model = data.get("attribution", {}).get("model")
-        if model is not None and model not in self.attribution_models:
-            errors["attribution"] = {
-                "model": [f"Must be one of: {', '.join(self.attribution_models)}."]
-            }
+        guardrails = data.get("guardrails", {})
+        errors: dict = {}
+        _merge(errors, "channels", self._unknown_channels(channels))
+        action_ids, action_errors = _action_references(data.get("actions", []), channels)
+        _merge(errors, "actions", action_errors)
+        _merge(errors, "holdout", _baseline_reference(data.get("holdout", {}), action_ids))
+        _merge(errors, "guardrails", _channel_references(guardrails, channels))
+        _merge(errors, "attribution", self._unknown_model(data.get("attribution", {})))
         if errors:
             raise ValidationError(errors)
+
+    def _unknown_channels(self, channels: list[str]) -> list[str] | None:
+        unknown = [c for c in channels if c not in self.available_channels]
+        if not unknown:
+            return None
+        return [
+            f"Unknown channel(s) {', '.join(unknown)}; installed plugins provide: "
+            f"{', '.join(self.available_channels) or 'none'}."
+        ]
+
+    def _unknown_model(self, attribution: dict) -> dict | None:
+        model = attribution.get("model")
+        if model is None or model in self.attribution_models:
+            return None
+        return {"model": [f"Must be one of: {', '.join(self.attribution_models)}."]}
+
+
+def _merge(errors: dict, key: str, found) -> None:
+    if found:
+        errors[key] = found
+
+
+def _outside(channels: list[str]) -> str:
+    return f"Not among the configuration's channels: {', '.join(channels)}."
+
+
+def _action_references(actions: list[dict], channels: list[str]) -> tuple[set[str], dict]:
+    """The action ids, and per-index errors for duplicate ids and channels outside the
+    configuration's."""
+    errors: dict = {}
+    seen: set[str] = set()
+    for index, action in enumerate(actions):
+        if action["id"] in seen:
+            errors.setdefault(index, {})["id"] = [f"Duplicate action id {action['id']}."]
+        seen.add(action["id"])
+        outside = [c for c in action.get("channels") or [] if c not in channels]
+        if outside:
+            errors.setdefault(index, {})["channels"] = [_outside(outside)]
+    return seen, errors
+
+
+def _baseline_reference(holdout: dict, action_ids: set[str]) -> dict | None:
+    baseline = holdout.get("baseline")
+    if isinstance(baseline, dict) and baseline["action_id"] not in action_ids:
+        return {"baseline": [f"Unknown action id {baseline['action_id']}."]}
+    return None
+
+
+def _channel_references(guardrails: dict, channels: list[str]) -> dict:
+    """Per-index errors for frequency caps and channel exclusions on other channels."""
+    errors = {}
+    for key in ("frequency_caps", "channel_exclusions"):
+        found = {
+            index: {"channel": [_outside([rule["channel"]])]}
+            for index, rule in enumerate(guardrails.get(key, []))
+            if rule["channel"] not in channels
+        }
+        if found:
+            errors[key] = found
+    return errors
 
 
 #: Keys whose default is derived from another key of the same block:
