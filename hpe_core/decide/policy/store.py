@@ -2,6 +2,11 @@
 
 Models are stored as blobs in the ``..._model_versions`` table, so every API process and
 worker on every machine sees the same versions without a shared file system.
+
+A blob is read only where a learner is built from it (:func:`load_learner`: serving's
+model load, learning's resume, evaluation) and where a rollback copies it. Everything
+else (the newest version's number and checksum for every learn batch, the version list,
+pruning) reads the other columns: a model is megabytes, its metadata a few bytes.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import uuid
 
 import vowpalwabbit
 from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer, undefer
 
 from hpe_core.decide.policy.learner import Learner
 from hpe_core.errors import Conflict, NotFound
@@ -32,9 +37,14 @@ def _dist_version() -> str:
 
 
 def latest(session: Session, config_id: uuid.UUID) -> ModelVersion | None:
-    """The newest version of a configuration's model, or None before the first learn."""
+    """The newest version of a configuration's model, or None before the first learn.
+
+    Its blob is deferred: reading ``.model`` (as :func:`load_learner` does) loads it with
+    one more query, while the session is open.
+    """
     return session.scalars(
         select(ModelVersion)
+        .options(defer(ModelVersion.model))
         .where(ModelVersion.config_id == config_id)
         .order_by(ModelVersion.version.desc())
         .limit(1)
@@ -45,7 +55,9 @@ def load_learner(newest: ModelVersion | None, args: str) -> Learner | None:
     """The learner of ``newest`` when it was trained with ``args``, else None.
 
     A model trained with other VW arguments (the exploration settings changed) is never
-    served, extended or evaluated: callers start a fresh ``Learner(args)`` instead.
+    served, extended or evaluated: callers start a fresh ``Learner(args)`` instead. Only
+    then is the blob read (deferred by :func:`latest`: ``newest`` must still be attached
+    to its open session).
     """
     if newest is None or newest.vw_args != args:
         return None
@@ -92,9 +104,14 @@ def save(
 
 
 def list_versions(session: Session, config_id: uuid.UUID):
-    """A statement for the versions of a configuration, newest first (without blobs)."""
+    """A statement for the versions of a configuration, newest first (without blobs).
+
+    The blob is not selected, and reading ``.model`` from a listed version raises
+    instead of loading it: a page of versions must never cost a query per model.
+    """
     return (
         select(ModelVersion)
+        .options(defer(ModelVersion.model, raiseload=True))
         .where(ModelVersion.config_id == config_id)
         .order_by(ModelVersion.version.desc())
     )
@@ -113,10 +130,11 @@ def rollback(
     :raises Conflict: if that version was trained with other exploration settings (it
         could not serve them: restore those settings first)
     """
+    # The one read that needs the blob: the copy carries it.
     source = session.scalars(
-        select(ModelVersion).where(
-            ModelVersion.config_id == config_id, ModelVersion.version == version
-        )
+        select(ModelVersion)
+        .options(undefer(ModelVersion.model))
+        .where(ModelVersion.config_id == config_id, ModelVersion.version == version)
     ).first()
     if source is None:
         raise NotFound(f"No model version {version}.", {"version": ["Unknown version."]})
@@ -144,12 +162,12 @@ def rollback(
 
 def prune(session: Session, config_id: uuid.UUID, keep: int = KEEP_VERSIONS) -> int:
     """Delete all but the newest ``keep`` versions. :returns: how many were deleted."""
-    newest = latest(session, config_id)
-    if newest is None or newest.version <= keep:
+    newest = latest_numbers(session, [config_id]).get(config_id)
+    if newest is None or newest <= keep:
         return 0
     result = session.execute(
         delete(ModelVersion).where(
-            ModelVersion.config_id == config_id, ModelVersion.version <= newest.version - keep
+            ModelVersion.config_id == config_id, ModelVersion.version <= newest - keep
         )
     )
     return result.rowcount or 0
