@@ -121,7 +121,10 @@ def _json_type_problem(field: fields.Field, value: object) -> str | None:
     return None
 
 
-class _Strict(Schema):
+class StrictSchema(Schema):
+    """A schema of JSON input: unknown keys are errors, numbers and booleans must be JSON
+    numbers and booleans (no lenient casts). The settings blocks and imports' lines use it."""
+
     class Meta:
         unknown = RAISE
 
@@ -155,6 +158,9 @@ class _Strict(Schema):
         if errors:
             raise ValidationError(errors)
         return data
+
+
+_Strict = StrictSchema  # the name the settings blocks below use
 
 
 class _Identifier(fields.String):
