@@ -37,6 +37,14 @@ class Forbidden(HpeError):
     delivery)."""
 
 
+class RateLimited(HpeError):
+    """Too many attempts: try again after ``retry_after`` seconds (e.g. failed sign-ins)."""
+
+    def __init__(self, message: str, errors: dict | None = None, retry_after: float = 1.0):
+        super().__init__(message, errors)
+        self.retry_after = retry_after
+
+
 class TransientError(HpeError):
     """A dependency failed in a way that retrying later may fix."""
 

@@ -79,6 +79,10 @@ class Defaults:
     TRACE_PLUGINS = False
     #: Per-plugin settings, e.g. ``{"email": {"smtp_host": "..."}}``.
     PLUGINS: dict = {}
+    #: scrypt's cost (N) for dashboard passwords: 2**17 is OWASP's floor (~0.3 s and
+    #: 128 MiB a hash). Lower only for tests; stored hashes carry their own cost and are
+    #: re-hashed at the next sign-in when it rises.
+    PASSWORD_HASH_COST = 2**17
     #: Largest accepted request body, in bytes (imports are NDJSON and can be big).
     MAX_CONTENT_LENGTH = 64 * 1024 * 1024
 

@@ -1,4 +1,4 @@
-"""The Flask app: REST API (flask-smorest), auth and error handling."""
+"""The Flask app: REST API (flask-smorest), the dashboard, auth and error handling."""
 
 from __future__ import annotations
 
@@ -70,6 +70,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         api.register_blueprint(module.blp)
     api.register_blueprint(health.blp)
     _register_plugin_blueprints(app, api, runtime.pm)
+    from web.dashboard import init_dashboard
+
+    init_dashboard(app)
     register_error_handlers(app)
     _start_inline_sweeper(app, runtime)
     return app

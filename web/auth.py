@@ -10,7 +10,7 @@ from flask import current_app, g, request
 from flask_smorest import abort
 
 from hpe_core.tenancy.workspaces import Principal, authenticate
-from web.extensions import db_session
+from web.extensions import app_state, db_session
 
 
 class _KeyCache:
@@ -34,7 +34,10 @@ class _KeyCache:
 
 
 def _principal(token: str | None) -> Principal:
-    cache = current_app.extensions.setdefault("hpe_key_cache", _KeyCache())
+    state = app_state()
+    if state.key_cache is None:
+        state.key_cache = _KeyCache()
+    cache = state.key_cache
     digest = hashlib.sha256(token.encode()).hexdigest() if token else ""
     max_age = current_app.config["KEY_CACHE_SECONDS"]
     principal = cache.get(digest, max_age) if token and max_age > 0 else None

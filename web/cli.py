@@ -1,4 +1,4 @@
-"""The ``hpe`` command line: serve, worker, db, workspace, keys, plugins, openapi."""
+"""The ``hpe`` command line: serve, worker, db, workspace, keys, user, plugins, openapi."""
 
 from __future__ import annotations
 
@@ -9,8 +9,11 @@ import time
 import click
 from dotenv import load_dotenv
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import select
 
 from hpe_core import __version__
+from hpe_core.store.models import User
+from hpe_core.store.vocabulary import Role
 from hpe_core.tenancy import workspaces
 from plugins.cli import app_or_exit, app_session, use_app_factory
 from web import create_app
@@ -52,7 +55,10 @@ def serve(host, port, workers, threads, timeout, access_log):
 
     # Migrate (embedded default) or check the schema once, before forking; this app only
     # checks, so it starts no background threads and its connections are closed before fork.
-    app_runtime(app_or_exit(INLINE_SWEEPER=False)).engine.dispose()
+    app = app_or_exit(INLINE_SWEEPER=False)
+    base_url = (app.config.get("PUBLIC_URL") or f"http://{host}:{port}").rstrip("/")
+    setup_token = _first_run_token(app)
+    app_runtime(app).engine.dispose()
 
     class _Server(BaseApplication):
         def load_config(self):
@@ -76,8 +82,29 @@ def serve(host, port, workers, threads, timeout, access_log):
 
             return create_app()
 
-    click.echo(f"HPE {__version__} serving on http://{host}:{port}  (API docs: /api/v1/docs)")
+    click.echo(f"HPE {__version__} serving on http://{host}:{port}")
+    click.echo(f"  Dashboard: {base_url}/dashboard/")
+    click.echo(f"  API docs:  {base_url}/api/v1/docs")
+    if setup_token:
+        click.echo(
+            "  First run: nobody can sign in yet. Open this one-time link to create the first "
+            f"admin and workspace:\n    {base_url}/dashboard/setup/{setup_token}"
+        )
     _Server().run()
+
+
+def _first_run_token(app) -> str | None:
+    """A one-time setup link's token while nobody exists (the Jupyter token-URL pattern)."""
+    from hpe_core.tenancy import people
+
+    with app.app_context():
+        session = app_runtime(app).sessions()
+        try:
+            token = people.issue_setup_token(session)
+            session.commit()
+            return token
+        finally:
+            session.close()
 
 
 # --- worker --------------------------------------------------------------------------
@@ -391,6 +418,86 @@ def keys_revoke(prefix):
     with app_session() as (_app, session):
         row = workspaces.revoke_key(session, prefix)
         click.echo(f"Revoked {row.prefix} ({row.workspace_id}).")
+
+
+# --- people ---------------------------------------------------------------------------
+
+
+@cli.group()
+def user():
+    """People who sign in to the dashboard (API keys stay for machines)."""
+
+
+@user.command("create")
+@click.argument("email")
+@click.option("--workspace", "workspace_id", required=True, help="The workspace they join.")
+@click.option(
+    "--role",
+    type=click.Choice([role.value for role in Role]),
+    default=Role.EDITOR.value,
+    show_default=True,
+    help="viewer reads; editor also changes configurations; admin also manages people and keys.",
+)
+@click.option("--name", default="", help="Display name.")
+def user_create(email, workspace_id, role, name):
+    """Create a person (or add them to another workspace) and print a generated password
+    (the last line; an existing person keeps their password and this prints nothing)."""
+    from hpe_core.tenancy import people
+
+    with app_session() as (app, session):
+        existing = session.scalar(select(User).where(User.email == people.normalize_email(email)))
+        _user, password = people.create_user(
+            session,
+            email,
+            workspace_id=workspace_id,
+            role=Role(role),
+            name=name,
+            password_cost=app.config["PASSWORD_HASH_COST"],
+        )
+    if existing is not None:
+        click.echo(f"Added {email} to {workspace_id} as {role}; their password is unchanged.")
+        return
+    click.echo(f"Created {email} ({role} in {workspace_id}). Password (shown only once):", err=True)
+    click.echo(password)
+
+
+@user.command("list")
+@click.option("--workspace", "workspace_id", help="Only this workspace's people.")
+def user_list(workspace_id):
+    """List people: email, workspace, role, last sign-in, disabled."""
+    from hpe_core.tenancy import people
+
+    with app_session() as (_app, session):
+        click.echo("email\tworkspace\trole\tlast sign-in\tdisabled")
+        for person, workspace, role in people.list_people(session, workspace_id):
+            last = f"{person.last_sign_in_at:%Y-%m-%d %H:%M}" if person.last_sign_in_at else "-"
+            disabled = f"{person.disabled_at:%Y-%m-%d %H:%M}" if person.disabled_at else "-"
+            click.echo(f"{person.email}\t{workspace}\t{role}\t{last}\t{disabled}")
+
+
+@user.command("disable")
+@click.argument("email")
+def user_disable(email):
+    """Disable a person: no more sign-ins; their open sessions end at once."""
+    from hpe_core.tenancy import people
+
+    with app_session() as (_app, session):
+        person = people.disable_user(session, email)
+    click.echo(f"Disabled {person.email}.")
+
+
+@user.command("reset-password")
+@click.argument("email")
+def user_reset_password(email):
+    """Give a person a new generated password (the last line); their sessions end."""
+    from hpe_core.tenancy import people
+
+    with app_session() as (app, session):
+        password = people.reset_password(
+            session, email, password_cost=app.config["PASSWORD_HASH_COST"]
+        )
+    click.echo(f"New password for {email} (shown only once):", err=True)
+    click.echo(password)
 
 
 # --- plugins and the API document ------------------------------------------------------

@@ -9,6 +9,15 @@ class DefaultConfig(Defaults):
     """The operational settings of :class:`hpe_core.runtime.Defaults` (shared with
     ``hpe worker``), plus the web app's own."""
 
+    # The dashboard's sign-in cookie (Flask's signed session).
+    SESSION_COOKIE_NAME = "hpe_session"
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    #: None: Secure whenever the request came over HTTPS; True/False to force it.
+    SESSION_COOKIE_SECURE = None
+    #: How long a dashboard sign-in lasts, in seconds (12 hours: a working day).
+    PERMANENT_SESSION_LIFETIME = 12 * 3600
+
     # flask-smorest / OpenAPI
     API_TITLE = "Hyper-Personalization Engine"
     API_VERSION = "v1"

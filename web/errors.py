@@ -6,6 +6,7 @@ Domain errors (``hpe_core.errors``) are translated here and nowhere else.
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 
 from flask import Flask, jsonify, request
@@ -18,11 +19,13 @@ from hpe_core.errors import (
     HpeError,
     InvalidInput,
     NotFound,
+    RateLimited,
     TransientError,
     Unauthorized,
 )
 
 log = logging.getLogger(__name__)
+DASHBOARD_PREFIX = "/dashboard/"
 
 STATUS_BY_ERROR: dict[type[HpeError], int] = {
     InvalidInput: 422,
@@ -30,6 +33,7 @@ STATUS_BY_ERROR: dict[type[HpeError], int] = {
     Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
+    RateLimited: 429,
     TransientError: 503,
 }
 
@@ -58,7 +62,20 @@ _DEFAULT_MESSAGES = {
 }
 
 
+def _for_a_person() -> bool:
+    """True for the dashboard's pages: people get an HTML page, machines the JSON shape."""
+    return request.path == "/" or request.path.startswith(DASHBOARD_PREFIX)
+
+
+def _page(code: int, message: str, headers: dict | None = None):
+    from web.dashboard.errors import error_page
+
+    return error_page(code, message, headers or {})
+
+
 def handle_http_exception(error: HTTPException):
+    if _for_a_person():
+        return _page(error.code or 500, error.description or error.name)
     data = getattr(error, "data", None) or {}
     errors = data.get("errors") or data.get("messages") or {}
     # webargs files a body it cannot parse as {"json": ["Invalid JSON body."]}: once the
@@ -88,13 +105,16 @@ def handle_domain_error(error: HpeError):
     code = next(
         (status for kind, status in STATUS_BY_ERROR.items() if isinstance(error, kind)), 400
     )
+    if _for_a_person():
+        return _page(code, error.message)
     response = jsonify(error_body(code, error.message, error.errors))
     response.status_code = code
     if code == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="hpe"'
     retry_after = getattr(error, "retry_after", None)
     if retry_after:
-        response.headers["Retry-After"] = str(int(retry_after))
+        # Whole seconds, rounded up: "0" would invite an immediate retry.
+        response.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
     return response
 
 
@@ -102,6 +122,8 @@ def handle_unexpected(error: Exception):
     # Logged once with an id the caller can quote; no traceback text leaves the server.
     request_id = uuid.uuid4().hex[:12]
     log.exception("unhandled error %s on %s %s", request_id, request.method, request.path)
+    if _for_a_person():
+        return _page(500, f"Something went wrong on our side (request id {request_id}).")
     body = error_body(500, f"Internal error (request id {request_id}).")
     response = jsonify(body)
     response.status_code = 500

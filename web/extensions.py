@@ -30,12 +30,16 @@ class AppState:
     :param touchpoints: the decide-and-deliver parts, built once rather than per request
     :param api: the flask-smorest ``Api`` (its OpenAPI document)
     :param sweeper: the inline sweeper thread (embedded default only), else None
+    :param key_cache: verified API keys, so the decision hot path skips the lookup
+    :param sign_in_limiter: failed dashboard sign-ins per client address
     """
 
     runtime: Runtime
     touchpoints: TouchpointParts
     api: Any = None
     sweeper: Any = None
+    key_cache: Any = None
+    sign_in_limiter: Any = None
 
 
 def bind_runtime(app: Flask, runtime: Runtime) -> AppState:

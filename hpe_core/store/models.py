@@ -32,6 +32,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql import text
 
+from hpe_core.store.limits import MAX_USER_ID_LENGTH
 from hpe_core.store.vocabulary import (
     ConfigStatus,
     ConsentStatus,
@@ -39,6 +40,7 @@ from hpe_core.store.vocabulary import (
     DeliveryStatus,
     KeyKind,
     RecommendationStatus,
+    Role,
     Severity,
     Variant,
     sql_in,
@@ -153,7 +155,8 @@ class Activity(Base):
     workspace_id: Mapped[str] = mapped_column(ForeignKey(Workspace.id))
     config_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey(Config.id), nullable=True)
     type: Mapped[str] = mapped_column(String(64))
-    actor: Mapped[str] = mapped_column(String(64))
+    #: An API key prefix, ``cli``, ``engine``, or a person (``user:<email>``, hence 320).
+    actor: Mapped[str] = mapped_column(String(320))
     data: Mapped[dict] = mapped_column(JsonDocument, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -189,7 +192,7 @@ class Decision(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     workspace_id: Mapped[str] = mapped_column(String(64))
     config_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(Config.id))
-    user_id: Mapped[str] = mapped_column(String(256))
+    user_id: Mapped[str] = mapped_column(String(MAX_USER_ID_LENGTH))
     channel: Mapped[str] = mapped_column(String(64))
     context: Mapped[dict] = mapped_column(JsonDocument, default=dict)
     #: Eligible action ids, in the order VW saw them, and the full distribution over them.
@@ -248,7 +251,7 @@ class Outcome(Base):
     decision_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey(Decision.id), nullable=True, index=True
     )
-    user_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    user_id: Mapped[str | None] = mapped_column(String(MAX_USER_ID_LENGTH), nullable=True)
     type: Mapped[str] = mapped_column(String(64))
     value: Mapped[float | None] = mapped_column(Float, nullable=True)
     occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
@@ -398,7 +401,7 @@ class Delivery(Base):
     decision_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(Decision.id), unique=True)
     channel: Mapped[str] = mapped_column(String(64))
     action_id: Mapped[str] = mapped_column(String(128))
-    user_id: Mapped[str] = mapped_column(String(256))
+    user_id: Mapped[str] = mapped_column(String(MAX_USER_ID_LENGTH))
     status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     recipient: Mapped[dict | None] = mapped_column(JsonDocument, nullable=True)
@@ -428,7 +431,7 @@ class Consent(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     workspace_id: Mapped[str] = mapped_column(String(64))
     channel: Mapped[str] = mapped_column(String(64))
-    user_id: Mapped[str] = mapped_column(String(256))
+    user_id: Mapped[str] = mapped_column(String(MAX_USER_ID_LENGTH))
     status: Mapped[str] = mapped_column(String(16))
     source: Mapped[str] = mapped_column(String(64), default="")
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -485,3 +488,62 @@ class ChannelSettings(Base):
     channel: Mapped[str] = mapped_column(String(64), primary_key=True)
     settings: Mapped[dict] = mapped_column(JsonDocument, default=dict)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+# --- People: dashboard users, their workspaces and roles (migration 0007) --------------
+
+
+class User(Base):
+    """A person who signs in to the dashboard (API keys stay for machines).
+
+    Only a salted, memory-hard hash of the password is kept
+    (:mod:`hpe_core.tenancy.passwords`). ``session_epoch`` is copied into each sign-in
+    session: disabling the person or resetting the password bumps it, which ends every
+    session at once, in every process.
+    """
+
+    __tablename__ = PREFIX + "users"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    #: Lower-cased: one person, one address, however it is typed.
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str] = mapped_column(String(255))
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0)
+    #: Consecutive failed sign-ins, and until when further attempts are refused.
+    failed_sign_ins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    first_sign_in_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_sign_in_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    disabled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Membership(Base):
+    """A person's role in one workspace."""
+
+    __tablename__ = PREFIX + "memberships"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(User.id), primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey(Workspace.id), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16), default=Role.EDITOR)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint(sql_in("role", Role), name="role"),
+        Index("ix_041_hpe_memberships_workspace", "workspace_id"),
+    )
+
+
+class SetupToken(Base):
+    """The one-time first-run link (``hpe serve`` prints it while nobody can sign in).
+
+    Stored hashed, like API keys; ``used_at`` is set when it created the first admin, and
+    the link is dead from then on.
+    """
+
+    __tablename__ = PREFIX + "setup_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -59,6 +59,23 @@ class KeyKind(StrEnum):
     PUBLISHABLE = "publishable"
 
 
+class Role(StrEnum):
+    """A person's role in one workspace; each role may do what the ones before it may."""
+
+    #: Reads every page.
+    VIEWER = "viewer"
+    #: Also creates and edits configurations, pauses them, applies and dismisses
+    #: recommendations, rolls models back.
+    EDITOR = "editor"
+    #: Also manages people and API keys.
+    ADMIN = "admin"
+
+    def allows(self, needed: Role) -> bool:
+        """True when this role may do what ``needed`` may."""
+        order = list(Role)
+        return order.index(self) >= order.index(needed)
+
+
 class RecommendationStatus(StrEnum):
     """A recommendation's life: open until a person or the engine acts, or it resolves."""
 

@@ -24,6 +24,9 @@ from hpe_core.store.models import ApiKey, Workspace, utcnow
 KEY_KINDS = {"secret": "sk", "publishable": "pk"}
 PREFIX_LENGTH = 15  # "hpe_sk_" + 8 random characters
 _WORKSPACE_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")  # fullmatch: "$" would let "\n" in
+WORKSPACE_ID_RULE = (
+    "A workspace id is 1-64 characters of a-z, 0-9, '_' or '-', starting with a letter or digit."
+)
 # What create_key makes: "hpe_", a kind, "_", then URL-safe base64. Anything else (e.g. a
 # NUL byte, which PostgreSQL refuses in a query parameter) is malformed before any lookup.
 _KEY_FORMAT = re.compile(r"hpe_[a-z]{2}_[A-Za-z0-9_-]{8,200}")
@@ -48,17 +51,18 @@ def create_workspace(session: Session, workspace_id: str, name: str | None = Non
     :raises InvalidInput: if the id is not a lowercase slug of at most 64 characters
     :raises Conflict: if the workspace exists
     """
-    if not _WORKSPACE_ID.fullmatch(workspace_id or ""):
-        raise InvalidInput(
-            "A workspace id is 1-64 characters of a-z, 0-9, '_' or '-', starting with a letter "
-            "or digit."
-        )
+    if not valid_workspace_id(workspace_id):
+        raise InvalidInput(WORKSPACE_ID_RULE, {"workspace_id": [WORKSPACE_ID_RULE]})
     if session.get(Workspace, workspace_id) is not None:
         raise Conflict(f"Workspace {workspace_id} already exists.")
     workspace = Workspace(id=workspace_id, name=name or workspace_id)
     session.add(workspace)
     session.flush()
     return workspace
+
+
+def valid_workspace_id(workspace_id: str | None) -> bool:
+    return bool(_WORKSPACE_ID.fullmatch(workspace_id or ""))
 
 
 def get_workspace(session: Session, workspace_id: str) -> Workspace:
