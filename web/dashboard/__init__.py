@@ -13,12 +13,15 @@ from flask import Blueprint, Flask, redirect, url_for
 from hpe_core.tenancy import people
 from web.dashboard import csrf, formatting, security_headers
 from web.dashboard.sessions import DashboardSessionInterface, current_person
-from web.extensions import db_session
+from web.extensions import app_state, db_session
 
 
 def init_dashboard(app: Flask) -> None:
     """Register the dashboard's pages, its session cookie and its template helpers."""
+    from web.dashboard.views.account import make_sign_in_limiter
+
     app.session_interface = DashboardSessionInterface()
+    app_state(app).sign_in_limiter = make_sign_in_limiter()
     formatting.register(app)
     app.register_blueprint(_make_blueprint())
     app.add_url_rule("/", "root", lambda: redirect(url_for("dashboard.overview")))
