@@ -47,25 +47,44 @@ def postgres_url():
     with admin.connect() as connection:
         connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
     url = POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
-    engine = hpe_db.make_engine(url)
+    engine = hpe_db.make_engine(url, pool_size=1, max_overflow=0)
     hpe_db.upgrade(engine)
-    engine.dispose()
-    yield url
-    with admin.connect() as connection:
-        connection.execute(
-            sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
-            {"name": name},
-        )
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
+    _CLEANUP_ENGINES[url] = engine  # kept for the session: empty_database() reuses it
+    try:
+        yield url
+    finally:
+        _CLEANUP_ENGINES.pop(url).dispose()
+        with admin.connect() as connection:
+            connection.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"
+                ),
+                {"name": name},
+            )
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
 
 
-def _truncate_all(url: str) -> None:
-    engine = sa.create_engine(url)
-    tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
-    with engine.begin() as connection:
-        connection.execute(sa.text(f"TRUNCATE {tables} CASCADE"))
-    engine.dispose()
+#: The session database's own engine, one connection kept open: a new engine per test
+#: cost more than emptying the tables.
+_CLEANUP_ENGINES: dict[str, sa.Engine] = {}
+#: Children before parents, so that no DELETE breaks a foreign key.
+_TABLES_CHILDREN_FIRST = tuple(reversed(Base.metadata.sorted_tables))
+
+
+def empty_database(url: str) -> None:
+    """Delete every row of every HPE table of the session database ``url``, in one
+    transaction (Alembic's version row stays).
+
+    DELETE on the few rows a test leaves takes about 1.5 ms; TRUNCATE takes about 40 ms
+    however empty the tables are (it replaces each table's files), 55 ms with a new engine.
+    """
+    with _CLEANUP_ENGINES[url].begin() as connection:
+        for table in _TABLES_CHILDREN_FIRST:
+            connection.execute(table.delete())
+
+
+_truncate_all = empty_database  # the name tests/worker/conftest.py imports
 
 
 # --- SQLite ----------------------------------------------------------------------------
@@ -106,8 +125,11 @@ def make_test_app(database_url: str, tmp_path, **extra):
         "KEY_CACHE_SECONDS": 0,  # revocation is immediate in tests (one test covers the cache)
     }
     config.update(extra)
-    os.environ.setdefault("HPE_INSTANCE_PATH", str(tmp_path / "instance"))
-    return create_app(config)
+    # create_app reads the instance folder from HPE_INSTANCE_PATH: set it for this app
+    # only, so that no test's folder outlives it in the environment.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HPE_INSTANCE_PATH", str(tmp_path / "instance"))
+        return create_app(config)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -123,7 +145,7 @@ def database_url(request, backend, tmp_path):
         return
     url = request.getfixturevalue("postgres_url")
     yield url
-    _truncate_all(url)
+    empty_database(url)
 
 
 @pytest.fixture
