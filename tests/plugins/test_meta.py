@@ -53,11 +53,20 @@ def test_hookspec_has_a_test(name):
     assert f"test_hook_{name}" in _test_names()
 
 
-@pytest.mark.parametrize("name", SPECS)
+#: Specs whose docstring is still a single line: hpe_core/hookspecs.py has to say more
+#: (what the arguments are, when it is called). Strict: drop a name once it is fixed.
+ONE_LINE_DOCSTRINGS = {"hpe_on_delivered"}
+_ONE_LINE = pytest.mark.xfail(strict=True, reason="one-line docstring in hpe_core/hookspecs.py")
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=_ONE_LINE) if n in ONE_LINE_DOCSTRINGS else n for n in SPECS]
+)
 def test_hookspec_docstring_says_what_and_when(name):
     """Every spec has a docstring of more than one line."""
     doc = inspect.getdoc(getattr(hookspecs, name)) or ""
-    assert len(doc.splitlines()) >= 1 and len(doc) > 40
+    lines = [line for line in doc.splitlines() if line.strip()]
+    assert len(lines) > 1 and len(doc) > 40, doc
 
 
 def test_no_undocumented_hook_headings():

@@ -1,8 +1,8 @@
 """The VW learner and the exploration command line, against the real vowpalwabbit."""
 
+import collections
 import math
 import threading
-import time
 
 import pytest
 import vowpalwabbit
@@ -161,26 +161,40 @@ def test_concurrent_use_is_serialized():
     assert errors == []
 
 
-def test_learn_and_predict_are_not_slower_than_plain_vw():
-    """learn_batch and predict cost no more than Workspace.learn/predict on the same text."""
+def test_learn_and_predict_do_vws_native_work_once_per_example(monkeypatch):
+    """learn_batch and predict make one native parse, learn or predict, and finish per
+    example, and build none of the Python ``Example`` objects that Workspace.learn/predict
+    build for every line. (How fast that is: ``bench/exploration.py --throughput``.)"""
     args = vw_arguments({})
     examples = _examples(300)
     labelled = [adf_example(s, a, (i, -r, p)) for s, a, i, r, p in examples]
     shared = examples[0][0]
-
-    def best_of_3(run):
-        timings = []
-        for _ in range(3):
-            started = time.perf_counter()
-            run()
-            timings.append(time.perf_counter() - started)
-        return min(timings)
-
     ours, plain = Learner(args), vowpalwabbit.Workspace(args)
-    assert best_of_3(lambda: ours.learn_batch(examples)) <= best_of_3(
-        lambda: [plain.learn(lines) for lines in labelled]
-    )
-    lines = [shared, *ACTIONS]
-    assert best_of_3(lambda: [ours.predict(shared, ACTIONS) for _ in range(300)]) <= best_of_3(
-        lambda: [plain.predict(lines) for _ in range(300)]
-    )
+    calls = collections.Counter()
+
+    def counting(cls, name):
+        original = getattr(cls, name)
+
+        def counted(*call_args, **call_kwargs):
+            calls[name] += 1
+            return original(*call_args, **call_kwargs)
+
+        monkeypatch.setattr(cls, name, counted)
+
+    for name in ("_parse", "learn_multi", "predict_multi", "_finish_example_multi_ex"):
+        counting(vowpalwabbit.Workspace, name)
+    counting(vowpalwabbit.Example, "__init__")
+
+    assert ours.learn_batch(examples) == 300
+    assert calls == {"_parse": 300, "learn_multi": 300, "_finish_example_multi_ex": 300}
+    calls.clear()
+    for _ in range(300):
+        ours.predict(shared, ACTIONS)
+    assert calls == {"_parse": 300, "predict_multi": 300, "_finish_example_multi_ex": 300}
+
+    calls.clear()  # the counters see the conveniences' extra work: one Example per line
+    for lines in labelled:
+        plain.learn(lines)
+    plain.predict([shared, *ACTIONS])
+    assert calls["__init__"] == 301 * (1 + len(ACTIONS))
+    assert calls["_parse"] == 301
