@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
+from hpe_core.store.vocabulary import Variant
+
 BUCKETS = 10_000
 
 
@@ -17,11 +19,11 @@ def bucket(config_id: object, user_id: str) -> int:
     return int.from_bytes(digest[:8], "big") % BUCKETS
 
 
-def variant(config_id: object, user_id: str, holdout_percent: float) -> str:
-    """``"holdout"`` for the first ``holdout_percent`` of buckets, else ``"treatment"``.
+def variant(config_id: object, user_id: str, holdout_percent: float) -> Variant:
+    """The holdout for the first ``holdout_percent`` of buckets, else treatment.
 
     Raising the percentage only moves treatment users into the holdout, never back out.
     """
-    return (
-        "holdout" if bucket(config_id, user_id) < holdout_percent * BUCKETS / 100 else "treatment"
-    )
+    if bucket(config_id, user_id) < holdout_percent * BUCKETS / 100:
+        return Variant.HOLDOUT
+    return Variant.TREATMENT

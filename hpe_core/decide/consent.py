@@ -18,11 +18,12 @@ from sqlalchemy.orm import Session
 
 from hpe_core.errors import InvalidInput
 from hpe_core.store.models import Consent, utcnow
+from hpe_core.store.vocabulary import WITHDRAWN_CONSENT, ConsentStatus
 from hpe_core.tenancy import activities
 
-WITHDRAWN = ("unsubscribed", "bounced", "complained")
-STATUSES = (*WITHDRAWN, "subscribed")
 CONSENT_CHANGED = "consent.changed"
+#: The longest ``source`` kept (the column's length).
+_SOURCE_LENGTH = 64
 
 
 _CONSENTS = Consent.__table__
@@ -35,14 +36,14 @@ _STATUS = select(_CONSENTS.c.status).where(
 )
 
 
-def status_of(session: Session, workspace_id: str, channel: str, user_id: str) -> str:
+def status_of(session: Session, workspace_id: str, channel: str, user_id: str) -> ConsentStatus:
     """``subscribed`` (the default) or the recorded withdrawal (one indexed lookup)."""
     status = (
         session.connection()
         .execute(_STATUS, {"workspace_id": workspace_id, "channel": channel, "user_id": user_id})
         .scalar()
     )
-    return status or "subscribed"
+    return ConsentStatus(status) if status else ConsentStatus.SUBSCRIBED
 
 
 _ANY_WITHDRAWN = (
@@ -50,7 +51,7 @@ _ANY_WITHDRAWN = (
     .where(
         _CONSENTS.c.workspace_id == bindparam("workspace_id"),
         _CONSENTS.c.channel == bindparam("channel"),
-        _CONSENTS.c.status.in_(WITHDRAWN),
+        _CONSENTS.c.status.in_(WITHDRAWN_CONSENT),
     )
     .limit(1)
 )
@@ -72,7 +73,7 @@ def allowed(session: Session, workspace_id: str, channel: str, user_id: str) -> 
         _no_withdrawals[key] = time.monotonic()
         return True
     _no_withdrawals.pop(key, None)
-    return status_of(session, workspace_id, channel, user_id) not in WITHDRAWN
+    return not status_of(session, workspace_id, channel, user_id).withdrawn
 
 
 def set_status(
@@ -94,11 +95,34 @@ def set_status(
     :returns: whether anything changed (the caller fires ``hpe_on_consent_changed``)
     :raises InvalidInput: for an unknown status
     """
-    if status not in STATUSES:
-        raise InvalidInput(f"Consent status must be one of: {', '.join(STATUSES)}.")
+    if status not in tuple(ConsentStatus):
+        raise InvalidInput(f"Consent status must be one of: {', '.join(ConsentStatus)}.")
+    status = ConsentStatus(status)
     _no_withdrawals.pop((workspace_id, channel), None)  # this process sees it at once
     now = now or utcnow()
-    row = session.scalar(
+    source = source[:_SOURCE_LENGTH]
+    row = _locked_row(session, workspace_id, channel, user_id)
+    if row is None:
+        changed = status.withdrawn and _insert(
+            session, workspace_id, channel, user_id, status, source, now
+        )
+    else:
+        changed = _update(row, status, source, now)
+    if changed and config_id is not None:
+        activities.record(
+            session,
+            workspace_id=workspace_id,
+            config_id=config_id,
+            type=CONSENT_CHANGED,
+            actor=source,
+            data={"channel": channel, "user_id": user_id, "status": status},
+        )
+    return changed
+
+
+def _locked_row(session: Session, workspace_id: str, channel: str, user_id: str) -> Consent | None:
+    """The user's consent row for the channel, locked until the transaction ends."""
+    return session.scalar(
         select(Consent)
         .where(
             Consent.workspace_id == workspace_id,
@@ -107,34 +131,38 @@ def set_status(
         )
         .with_for_update()
     )
-    if row is None:
-        if status == "subscribed":
-            return False
-        try:
-            with session.begin_nested():
-                session.add(
-                    Consent(
-                        workspace_id=workspace_id,
-                        channel=channel,
-                        user_id=user_id,
-                        status=status,
-                        source=source[:64],
-                        updated_at=now,
-                    )
+
+
+def _insert(
+    session: Session,
+    workspace_id: str,
+    channel: str,
+    user_id: str,
+    status: ConsentStatus,
+    source: str,
+    now: dt.datetime,
+) -> bool:
+    """Store a first withdrawal; False when a concurrent request stored one first."""
+    try:
+        with session.begin_nested():
+            session.add(
+                Consent(
+                    workspace_id=workspace_id,
+                    channel=channel,
+                    user_id=user_id,
+                    status=status,
+                    source=source,
+                    updated_at=now,
                 )
-        except IntegrityError:  # a concurrent request recorded it first
-            return False
-    else:
-        if row.status == status or (status in WITHDRAWN and row.status in WITHDRAWN):
-            return False
-        row.status, row.source, row.updated_at = status, source[:64], now
-    if config_id is not None:
-        activities.record(
-            session,
-            workspace_id=workspace_id,
-            config_id=config_id,
-            type=CONSENT_CHANGED,
-            actor=source[:64],
-            data={"channel": channel, "user_id": user_id, "status": status},
-        )
+            )
+    except IntegrityError:  # a concurrent request recorded it first
+        return False
+    return True
+
+
+def _update(row: Consent, status: ConsentStatus, source: str, now: dt.datetime) -> bool:
+    """Change a stored status; a withdrawal after a withdrawal keeps the first reason."""
+    if row.status == status or (status.withdrawn and row.status in WITHDRAWN_CONSENT):
+        return False
+    row.status, row.source, row.updated_at = status, source, now
     return True

@@ -1,4 +1,9 @@
-"""decide(): eligibility → guardrails → assignment → policy → one durable log row.
+"""decide(): eligibility → guardrails → assignment → choice → one durable log row.
+
+:meth:`DecisionEngine.decide` runs these steps, each a function with its name, and
+returns a :class:`~hpe_core.decide.results.Decision` (logged) or a
+:class:`~hpe_core.decide.results.NoDecision` with its reason (nothing logged): values, not
+the API's JSON, which :func:`hpe_core.deliver.touchpoints.response` makes of them.
 
 The hot path reads a cached configuration snapshot and a cached model, may run one
 indexed count per frequency cap, reads the share and budget counts from a per-process
@@ -24,6 +29,7 @@ from hpe_core.decide import assignment, consent, eligibility
 from hpe_core.decide.features import ActionCatalog, decision_features
 from hpe_core.decide.guardrails import (
     REFRESH_SECONDS,
+    Usage,
     UsageCache,
     affordable,
     over_share,
@@ -32,14 +38,19 @@ from hpe_core.decide.guardrails import (
 )
 from hpe_core.decide.policy.exploration import vw_arguments
 from hpe_core.decide.policy.serving import ModelRegistry
+from hpe_core.decide.results import Decision, NoDecision, NoDecisionReason
 from hpe_core.errors import Conflict, InvalidInput, NotFound
-from hpe_core.store.models import Config, Decision, utcnow
+from hpe_core.store.limits import MAX_USER_ID_LENGTH
+from hpe_core.store.models import Config, utcnow
+from hpe_core.store.models import Decision as DecisionRow
+from hpe_core.store.vocabulary import ConfigStatus, DecisionSource, Policy, Variant
 from hpe_core.tenancy import activities
+from hpe_core.tenancy.configs import settings_of
+from hpe_core.tenancy.settings_types import Action, AutomationLevel, Budget, Holdout, Settings
 from hpe_core.tenancy.workspaces import Principal
 
-_DECISIONS = Decision.__table__
+_DECISIONS = DecisionRow.__table__
 _INSERT_DECISION = insert(_DECISIONS)
-MAX_USER_ID_LENGTH = 256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +61,25 @@ class DecisionRequest:
     candidates: list[str] | None = None
 
 
+class _Refused(Exception):
+    """A step found nothing to offer: :meth:`DecisionEngine.decide` answers ``reason``."""
+
+    def __init__(self, reason: NoDecisionReason):
+        self.reason = reason
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Choice:
+    """What the policy step chose, for the log."""
+
+    policy: Policy
+    probabilities: list[float]
+    index: int
+    features: str
+    model_version: int
+    model_action_id: str
+
+
 @dataclasses.dataclass(frozen=True)
 class ConfigSnapshot:
     """What the hot path needs of a configuration, prepared once per settings version."""
@@ -57,25 +87,26 @@ class ConfigSnapshot:
     id: uuid.UUID
     workspace_id: str
     status: str
-    settings: dict
-    actions: dict[str, dict]
+    settings: Settings
     catalog: ActionCatalog
     vw_args: str
     loaded_at: float
 
     @classmethod
     def of(cls, config: Config) -> ConfigSnapshot:
-        settings = config.settings
+        settings = settings_of(config)
         return cls(
             id=config.id,
             workspace_id=config.workspace_id,
             status=config.status,
             settings=settings,
-            actions={a["id"]: a for a in settings["actions"]},
-            catalog=ActionCatalog(settings["actions"]),
-            vw_args=vw_arguments(settings["exploration"]),
+            catalog=ActionCatalog(settings.actions),
+            vw_args=vw_arguments(settings.exploration),
             loaded_at=time.monotonic(),
         )
+
+    def action(self, action_id: str) -> Action:
+        return self.settings.actions_by_id[action_id]
 
 
 class DecisionEngine:
@@ -138,81 +169,97 @@ class DecisionEngine:
         config_id: uuid.UUID,
         request: DecisionRequest,
         now: dt.datetime | None = None,
-    ) -> dict:
+    ) -> Decision | NoDecision:
         """Choose one action for one user at one touchpoint and log it with its propensity.
 
-        :returns: the decision response (``action_id`` None with a ``reason`` when nothing
-            is eligible; nothing is logged then)
+        :returns: the logged :class:`Decision`, or :class:`NoDecision` with its reason
+            when nothing may be offered (nothing is logged then)
         :raises NotFound: unknown configuration
         :raises Conflict: the configuration is PAUSED or INACTIVE (the kill switch)
         :raises InvalidInput: unknown channel or candidates
         """
         now = now or utcnow()
         snap = self.snapshot(session, principal, config_id)
-        if snap.status != "ACTIVE":
-            raise Conflict(f"Configuration {config_id} is {snap.status}: no decisions are made.")
-        settings = snap.settings
-        _check_request(snap, request)
+        _check_decidable(snap, request)
+        try:
+            eligible = _eligibility(session, snap, request, now)
+            eligible, usage = self._guardrails(session, snap, request, eligible, now)
+            variant, eligible = _assignment(snap, request, eligible, usage)
+        except _Refused as refused:
+            return NoDecision(refused.reason)
+        choice = self._choose(snap, request, variant, eligible)
+        return self._log(session, snap, request, variant, eligible, choice, usage, now)
 
-        # 1. Eligibility
-        if not eligibility.campaign_running(settings["campaign"], now):
-            return _nothing("campaign_not_running")
-        if eligibility.in_quiet_hours(settings["schedule"], request.context, now):
-            return _nothing("quiet_hours")
-        # .get: configurations stored before channel exclusions existed lack the key.
-        exclusions = settings["guardrails"].get("channel_exclusions")
-        if exclusions and eligibility.excluded(exclusions, request.channel, request.context):
-            return _nothing("excluded")
-        # An unsubscribe, bounce or complaint stops the channel for this user (one lookup).
-        if not consent.allowed(session, snap.workspace_id, request.channel, request.user_id):
-            return _nothing("no_consent")
-        eligible = eligibility.eligible_actions(
-            settings["actions"], request.channel, request.context, request.candidates
-        )
-        if not eligible:
-            return _nothing("no_eligible_action")
+    # --- the steps ---------------------------------------------------------------------
 
-        # 2. Guardrails
+    def _guardrails(
+        self,
+        session: Session,
+        snap: ConfigSnapshot,
+        request: DecisionRequest,
+        eligible: list[str],
+        now: dt.datetime,
+    ) -> tuple[list[str], Usage | None]:
+        """Frequency caps, then the budget: the actions still affordable, and the cached
+        counts when a share or budget guardrail needs them.
+
+        :raises _Refused: ``frequency_cap`` or ``budget_exhausted``
+        """
         if _over_frequency_cap(session, snap, request, now):
-            return _nothing("frequency_cap")
+            raise _Refused(NoDecisionReason.FREQUENCY_CAP)
         # Share and budget: cached counts (soft caps, see hpe_core.decide.guardrails).
-        guardrails = settings["guardrails"]
-        budget, max_share = guardrails.get("budget"), guardrails.get("max_action_share")
-        usage = None
-        if budget is not None or max_share is not None:
-            usage = self.usage.usage(session, snap.id, settings, now)
+        guardrails = snap.settings.guardrails
+        if guardrails.budget is None and guardrails.max_action_share is None:
+            return eligible, None
+        usage = self.usage.usage(session, snap.id, snap.settings, now)
+        budget = guardrails.budget
         if budget is not None:
             # Holdout decisions spend too: the budget applies to both variants.
             costs = {a: self._cost(snap, a, request.channel) for a in eligible}
-            eligible = affordable(eligible, costs, usage.spend, budget["amount"])
+            eligible = affordable(eligible, costs, usage.spend, budget.amount)
             if not eligible:
                 self._budget_exhausted(snap, budget, usage.spend, now)
-                return _nothing("budget_exhausted")
+                raise _Refused(NoDecisionReason.BUDGET_EXHAUSTED)
+        return eligible, usage
 
-        # 3. Assignment
-        variant = assignment.variant(snap.id, request.user_id, settings["holdout"]["percent"])
-        if variant == "treatment" and max_share is not None:
-            # The holdout is the control: its baseline keeps every action.
-            capped = over_share(usage.counts, max_share)
-            eligible = [a for a in eligible if a not in capped]
-            if not eligible:
-                return _nothing("max_action_share")
-
-        # 4. Policy: the model scores every decision (apprentice mode reports agreement);
-        # it serves treatment unless the automation level is manual.
+    def _choose(
+        self, snap: ConfigSnapshot, request: DecisionRequest, variant: Variant, eligible: list[str]
+    ) -> _Choice:
+        """The policy: the model scores every decision (apprentice mode reports agreement);
+        it serves treatment unless the automation level is manual, else the baseline does."""
         model = self.models.get(snap.id, snap.vw_args)
         features = decision_features(request.channel, request.context)
         scores = model.learner.predict(features, snap.catalog.lines(eligible))
         model_action = eligible[max(range(len(eligible)), key=scores.__getitem__)]
-        if variant == "treatment" and settings["automation"] != "manual":
-            policy, probabilities = "model", scores
+        settings = snap.settings
+        if variant == Variant.TREATMENT and settings.automation != AutomationLevel.MANUAL:
+            policy, probabilities = Policy.MODEL, scores
         else:
-            baseline = settings["holdout"]["baseline"]
-            policy, probabilities = "baseline", baseline_probabilities(baseline, eligible)
-        index = self._sample(probabilities)
+            policy = Policy.BASELINE
+            probabilities = baseline_probabilities(settings.holdout, eligible)
+        return _Choice(
+            policy=policy,
+            probabilities=probabilities,
+            index=self._sample(probabilities),
+            features=features,
+            model_version=model.version,
+            model_action_id=model_action,
+        )
 
-        # 5. The durable log: one INSERT.
+    def _log(
+        self,
+        session: Session,
+        snap: ConfigSnapshot,
+        request: DecisionRequest,
+        variant: Variant,
+        eligible: list[str],
+        choice: _Choice,
+        usage: Usage | None,
+        now: dt.datetime,
+    ) -> Decision:
+        """The durable log: one INSERT, then this process's share and budget counts."""
         decision_id = uuid.uuid4()
+        chosen = eligible[choice.index]
         # Core insert on the session's connection: one row, no ORM bookkeeping.
         session.connection().execute(
             _INSERT_DECISION,
@@ -224,51 +271,46 @@ class DecisionEngine:
                     "user_id": request.user_id,
                     "channel": request.channel,
                     "context": dict(request.context),
-                    "features": features,
+                    "features": choice.features,
                     "eligible": eligible,
-                    "probabilities": probabilities,
-                    "action_id": eligible[index],
-                    "probability": probabilities[index],
+                    "probabilities": choice.probabilities,
+                    "action_id": chosen,
+                    "probability": choice.probabilities[choice.index],
                     "variant": variant,
-                    "policy": policy,
-                    "model_version": model.version,
-                    "model_action_id": model_action,
-                    "source": "live",
+                    "policy": choice.policy,
+                    "model_version": choice.model_version,
+                    "model_action_id": choice.model_action_id,
+                    "source": DecisionSource.LIVE,
                     "created_at": now,
                     "window_closes_at": now
-                    + dt.timedelta(seconds=settings["reward"]["wait_seconds"]),
+                    + dt.timedelta(seconds=snap.settings.reward.wait_seconds),
                 }
             ],
         )
         if usage is not None:
-            chosen = eligible[index]
             self.usage.note(snap.id, chosen, self._cost(snap, chosen, request.channel), now)
-        ranking = sorted(
-            (
-                {"action_id": a, "probability": p}
-                for a, p in zip(eligible, probabilities, strict=True)
-            ),
-            key=lambda item: -item["probability"],
+        return Decision(
+            decision_id=decision_id,
+            action=snap.action(chosen),
+            probability=choice.probabilities[choice.index],
+            variant=variant,
+            policy=choice.policy,
+            model_version=choice.model_version,
+            eligible=tuple(eligible),
+            probabilities=tuple(choice.probabilities),
         )
-        return {
-            "decision_id": decision_id,
-            "action_id": eligible[index],
-            "action": snap.actions[eligible[index]],
-            "probability": probabilities[index],
-            "variant": variant,
-            "model_version": model.version,
-            "ranking": ranking,
-        }
+
+    # --- helpers -----------------------------------------------------------------------
 
     def _cost(self, snap: ConfigSnapshot, action_id: str, channel: str) -> float:
-        return unit_cost(snap.actions[action_id], channel, self.usage.channel_costs)
+        return unit_cost(snap.action(action_id), channel, self.usage.channel_costs)
 
     def _budget_exhausted(
-        self, snap: ConfigSnapshot, budget: Mapping, spend: float, now: dt.datetime
+        self, snap: ConfigSnapshot, budget: Budget, spend: float, now: dt.datetime
     ) -> None:
         """Log ``guardrail.budget_exhausted`` once per configuration, period and process."""
-        start = period_start(budget["period"], now.astimezone(dt.UTC).date())
-        period_key = f"{start.isoformat() if start else 'total'}:{budget['amount']}"
+        start = period_start(budget.period, now.astimezone(dt.UTC).date())
+        period_key = f"{start.isoformat() if start else 'total'}:{budget.amount}"
         if not self.usage.first_exhaustion(snap.id, period_key):
             return
         # Its own short transaction: a decision that finds nothing eligible commits nothing.
@@ -281,8 +323,8 @@ class DecisionEngine:
                 type="guardrail.budget_exhausted",
                 actor="engine",
                 data={
-                    "amount": budget["amount"],
-                    "period": budget["period"],
+                    "amount": budget.amount,
+                    "period": budget.period,
                     "period_start": start.isoformat() if start else None,
                     "spend": round(spend, 6),
                 },
@@ -306,41 +348,90 @@ class DecisionEngine:
         return len(probabilities) - 1  # rounding: the sum may fall just short of 1
 
 
-def _nothing(reason: str) -> dict:
-    return {
-        "decision_id": None,
-        "action_id": None,
-        "action": None,
-        "probability": None,
-        "variant": None,
-        "model_version": None,
-        "ranking": [],
-        "reason": reason,
-    }
+def _check_decidable(snap: ConfigSnapshot, request: DecisionRequest) -> None:
+    """Refuse a stopped configuration, then a request that does not fit its settings.
 
-
-def _check_request(snap: ConfigSnapshot, request: DecisionRequest) -> None:
+    :raises Conflict: the configuration is PAUSED or INACTIVE
+    :raises InvalidInput: unknown channel or candidates
+    """
+    if snap.status != ConfigStatus.ACTIVE:
+        raise Conflict(f"Configuration {snap.id} is {snap.status}: no decisions are made.")
     errors = {}
-    if request.channel not in snap.settings["channels"]:
-        channels = ", ".join(snap.settings["channels"])
-        errors["channel"] = [f"Not a channel of this configuration: use one of {channels}."]
+    channels = snap.settings.channels
+    if request.channel not in channels:
+        listed = ", ".join(channels)
+        errors["channel"] = [f"Not a channel of this configuration: use one of {listed}."]
     if request.candidates is not None:
-        unknown = [c for c in request.candidates if c not in snap.actions]
+        actions = snap.settings.actions_by_id
+        unknown = [c for c in request.candidates if c not in actions]
         if unknown:
             errors["candidates"] = [f"Unknown action ids: {', '.join(unknown[:10])}."]
     if errors:
         raise InvalidInput("Invalid decision request.", errors)
 
 
-def baseline_probabilities(baseline: object, eligible: list[str]) -> list[float]:
+def _eligibility(
+    session: Session, snap: ConfigSnapshot, request: DecisionRequest, now: dt.datetime
+) -> list[str]:
+    """The campaign window, quiet hours, channel exclusions, consent, then the actions
+    this user may see here (channels, candidates, action rules).
+
+    :returns: the eligible action ids, in settings (or candidates) order
+    :raises _Refused: with the first check that fails
+    """
+    settings = snap.settings
+    if not eligibility.campaign_running(settings.campaign, now):
+        raise _Refused(NoDecisionReason.CAMPAIGN_NOT_RUNNING)
+    if eligibility.in_quiet_hours(settings.schedule, request.context, now):
+        raise _Refused(NoDecisionReason.QUIET_HOURS)
+    exclusions = settings.guardrails.channel_exclusions
+    if exclusions and eligibility.excluded(exclusions, request.channel, request.context):
+        raise _Refused(NoDecisionReason.EXCLUDED)
+    # An unsubscribe, bounce or complaint stops the channel for this user (one lookup).
+    if not consent.allowed(session, snap.workspace_id, request.channel, request.user_id):
+        raise _Refused(NoDecisionReason.NO_CONSENT)
+    eligible = eligibility.eligible_actions(
+        settings.actions_by_id, request.channel, request.context, request.candidates
+    )
+    if not eligible:
+        raise _Refused(NoDecisionReason.NO_ELIGIBLE_ACTION)
+    return eligible
+
+
+def _assignment(
+    snap: ConfigSnapshot, request: DecisionRequest, eligible: list[str], usage: Usage | None
+) -> tuple[Variant, list[str]]:
+    """Treatment or the holdout; treatment then loses the actions over their share.
+
+    :raises _Refused: ``max_action_share`` (treatment only)
+    """
+    settings = snap.settings
+    variant = assignment.variant(snap.id, request.user_id, settings.holdout.percent)
+    max_share = settings.guardrails.max_action_share
+    if variant == Variant.TREATMENT and max_share is not None:
+        # The holdout is the control: its baseline keeps every action.
+        capped = over_share(usage.counts, max_share)
+        eligible = [a for a in eligible if a not in capped]
+        if not eligible:
+            raise _Refused(NoDecisionReason.MAX_ACTION_SHARE)
+    return variant, eligible
+
+
+def baseline_probabilities(holdout: Holdout | str | Mapping, eligible: list[str]) -> list[float]:
     """The holdout baseline's distribution over the eligible actions (also evaluated offline).
 
-    :param baseline: the settings' ``holdout.baseline``: ``"random"`` or ``{"action_id"}``
+    :param holdout: the settings' typed holdout; or its ``baseline`` as the document
+        spells it (``"random"`` or ``{"action_id"}``), which off-policy evaluation
+        still passes
     :param eligible: the eligible action ids, at least one
     :returns: one probability per eligible action, in their order
     """
-    if isinstance(baseline, dict) and baseline["action_id"] in eligible:
-        return [1.0 if a == baseline["action_id"] else 0.0 for a in eligible]
+    if isinstance(holdout, Holdout):
+        fixed = holdout.baseline_action
+    else:
+        fixed = holdout["action_id"] if isinstance(holdout, Mapping) else None
+    if fixed is not None and fixed in eligible:
+        return [1.0 if a == fixed else 0.0 for a in eligible]
     # Random baseline (or the fixed action is not eligible here): uniform, so its
     # propensities are known and its decisions are good training data.
     return [1.0 / len(eligible)] * len(eligible)
@@ -349,10 +440,10 @@ def baseline_probabilities(baseline: object, eligible: list[str]) -> list[float]
 def _over_frequency_cap(
     session: Session, snap: ConfigSnapshot, request: DecisionRequest, now: dt.datetime
 ) -> bool:
-    for cap in snap.settings["guardrails"]["frequency_caps"]:
-        if cap["channel"] != request.channel:
+    for cap in snap.settings.guardrails.frequency_caps:
+        if cap.channel != request.channel:
             continue
-        since = now - dt.timedelta(hours=cap["per_hours"])
+        since = now - dt.timedelta(hours=cap.per_hours)
         count = session.scalar(
             select(func.count())
             .select_from(_DECISIONS)
@@ -363,7 +454,7 @@ def _over_frequency_cap(
                 _DECISIONS.c.channel == request.channel,
             )
         )
-        if count >= cap["max"]:
+        if count >= cap.max:
             return True
     return False
 
@@ -372,7 +463,7 @@ def parse_request(body: Mapping) -> DecisionRequest:
     """Build a request from the API body (already shape-checked by the web schema)."""
     user_id = body["user_id"]
     if not user_id or len(user_id) > MAX_USER_ID_LENGTH:
-        raise InvalidInput("Invalid user_id.", {"user_id": ["1-256 characters."]})
+        raise InvalidInput("Invalid user_id.", {"user_id": [f"1-{MAX_USER_ID_LENGTH} characters."]})
     return DecisionRequest(
         user_id=user_id,
         channel=body["channel"],

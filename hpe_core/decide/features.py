@@ -25,6 +25,8 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 
+from hpe_core.tenancy.settings_types import Action
+
 #: VW namespace of the context features (the ``c`` of ``-q ca``).
 CONTEXT_NAMESPACE = "c"
 #: VW namespace of the action features (the ``a`` of ``-q ca``).
@@ -134,20 +136,24 @@ class ActionCatalog:
     Build one per configuration version and reuse it: the decision hot path then only
     joins cached strings.
 
-    :param actions: the settings' ``actions`` list (``{"id", "features"?, ...}``)
+    :param actions: the settings' actions: typed (``Settings.actions``), or as documents
+        (``{"id", "features"?, ...}``, e.g. a simulation's or a test's list)
     :raises ValueError: if two actions share an id
     """
 
-    def __init__(self, actions: Iterable[Mapping]):
+    def __init__(self, actions: Iterable[Action | Mapping]):
         lines: dict[str, str] = {}
         for action in actions:
-            action_id = str(action["id"])
+            if isinstance(action, Action):
+                action_id, features = action.id, action.features
+            else:
+                action_id, features = str(action["id"]), action.get("features") or {}
             if action_id in lines:
                 raise ValueError(f"Duplicate action id {action_id!r}.")
             # The id token gives every action its own weights even when two actions
             # have identical features.
             tokens = [f"id={_escape_value(action_id)}"]
-            tokens.extend(_tokens(action.get("features") or {}, limit=MAX_FEATURES))
+            tokens.extend(_tokens(features, limit=MAX_FEATURES))
             lines[action_id] = f"{_ACTION_PREFIX} {' '.join(tokens)}"
         self._lines = lines
         self.ids: tuple[str, ...] = tuple(lines)

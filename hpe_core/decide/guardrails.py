@@ -30,6 +30,8 @@ from sqlalchemy.orm import Session
 
 from hpe_core.store.days import created_between
 from hpe_core.store.models import Config, Decision
+from hpe_core.store.vocabulary import DecisionSource
+from hpe_core.tenancy.settings_types import Action, BudgetPeriod, Settings
 
 #: Seconds a configuration's counts are trusted before one grouped query refreshes them.
 REFRESH_SECONDS = 5.0
@@ -67,9 +69,13 @@ def over_share(
     return {action for action, count in counts.items() if count / total >= max_share}
 
 
-def unit_cost(action: Mapping, channel: str, channel_costs: Mapping[str, float]) -> float:
-    """One decision's cost: the action's ``cost`` plus the channel's cost per decision."""
-    return float(action.get("cost") or 0.0) + float(channel_costs.get(channel, 0.0))
+def unit_cost(action: Action | None, channel: str, channel_costs: Mapping[str, float]) -> float:
+    """One decision's cost: the action's ``cost`` plus the channel's cost per decision.
+
+    :param action: None for an action no longer in the settings (it costs nothing more)
+    """
+    action_cost = action.cost if action is not None else 0.0
+    return action_cost + float(channel_costs.get(channel, 0.0))
 
 
 def affordable(
@@ -85,11 +91,11 @@ def affordable(
     return [a for a in eligible if spend + costs[a] <= amount + 1e-9]
 
 
-def period_start(period: str, today: dt.date) -> dt.date | None:
+def period_start(period: BudgetPeriod, today: dt.date) -> dt.date | None:
     """First day of the budget period holding ``today`` (None: ``total``, all time)."""
-    if period == "day":
+    if period == BudgetPeriod.DAY:
         return today
-    if period == "month":
+    if period == BudgetPeriod.MONTH:
         return today.replace(day=1)
     return None
 
@@ -131,7 +137,7 @@ class UsageCache:
         self._lock = threading.Lock()
 
     def usage(
-        self, session: Session, config_id: uuid.UUID, settings: Mapping, now: dt.datetime
+        self, session: Session, config_id: uuid.UUID, settings: Settings, now: dt.datetime
     ) -> Usage:
         """The cached counts, re-read when older than the interval or of another day."""
         today = now.astimezone(dt.UTC).date()
@@ -147,8 +153,8 @@ class UsageCache:
         # Two threads may both refresh: harmless, the later answer wins.
         counts, today_spend = self._today(session, config_id, settings, today)
         past_spend, past_loaded_at = 0.0, clock
-        budget = settings["guardrails"].get("budget")
-        if budget and budget["period"] != "day":
+        budget = settings.guardrails.budget
+        if budget is not None and budget.period != BudgetPeriod.DAY:
             if (
                 usage is not None
                 and usage.day == today
@@ -157,7 +163,7 @@ class UsageCache:
             ):
                 past_spend, past_loaded_at = usage.past_spend, usage.past_loaded_at
             else:
-                past_spend = self._past_spend(session, config_id, budget["period"], today)
+                past_spend = self._past_spend(session, config_id, budget.period, today)
         fresh = Usage(today, counts, today_spend, past_spend, clock, past_loaded_at)
         with self._lock:
             self._usage[config_id] = fresh
@@ -190,29 +196,30 @@ class UsageCache:
             self._usage.pop(config_id, None)
 
     def _today(
-        self, session: Session, config_id: uuid.UUID, settings: Mapping, today: dt.date
+        self, session: Session, config_id: uuid.UUID, settings: Settings, today: dt.date
     ) -> tuple[dict[str, int], float]:
         # One grouped query over today's live decisions; ix_041_hpe_decisions_created
         # (config_id, created_at) covers the range.
         rows = session.execute(
-            select(_DECISIONS.c.action_id, _DECISIONS.c.channel, func.count())
+            select(_DECISIONS.c.action_id, _DECISIONS.c.channel, func.count().label("decisions"))
             .where(
                 _DECISIONS.c.config_id == config_id,
                 created_between(today, today),
-                _DECISIONS.c.source == "live",
+                _DECISIONS.c.source == DecisionSource.LIVE,
             )
             .group_by(_DECISIONS.c.action_id, _DECISIONS.c.channel)
         ).all()
-        actions = {a["id"]: a for a in settings["actions"]}
+        actions = settings.actions_by_id
         counts: dict[str, int] = {}
         spend = 0.0
-        for action_id, channel, count in rows:
-            counts[action_id] = counts.get(action_id, 0) + count
-            spend += count * unit_cost(actions.get(action_id, {}), channel, self.channel_costs)
+        for row in rows:
+            counts[row.action_id] = counts.get(row.action_id, 0) + row.decisions
+            cost = unit_cost(actions.get(row.action_id), row.channel, self.channel_costs)
+            spend += row.decisions * cost
         return counts, spend
 
     def _past_spend(
-        self, session: Session, config_id: uuid.UUID, period: str, today: dt.date
+        self, session: Session, config_id: uuid.UUID, period: BudgetPeriod, today: dt.date
     ) -> float:
         """Spend of the period's days before today, from the stored daily rollups."""
         # Imported here: rollups pulls in the day documents, needed only for these budgets.
@@ -222,7 +229,8 @@ class UsageCache:
         if first is None:  # total: from the first live decision on
             oldest = session.scalar(
                 select(func.min(_DECISIONS.c.created_at)).where(
-                    _DECISIONS.c.config_id == config_id, _DECISIONS.c.source == "live"
+                    _DECISIONS.c.config_id == config_id,
+                    _DECISIONS.c.source == DecisionSource.LIVE,
                 )
             )
             if oldest is None:

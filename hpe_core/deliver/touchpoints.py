@@ -7,7 +7,8 @@ and the batch endpoint run the same steps.
 For each request: refuse a delivery the caller may not have (:func:`check_deliver`), add
 the plugins' context (:func:`enrich`), decide (:class:`~hpe_core.decide.decisions.DecisionEngine`)
 and, when delivery was asked for and an action was chosen, store a pending delivery in
-the same transaction (:func:`answer`, which does not commit). After the commit,
+the same transaction (:func:`answer`, which does not commit). :func:`response` turns the
+engine's result into the answer the API returns and ``hpe_on_decision`` receives. After the commit,
 :func:`after_commit` enqueues the delivery jobs and calls the ``hpe_on_decision`` event
 hook. :func:`decide_and_deliver_all` does all of it for a list in one transaction, and
 :func:`decide_and_deliver` for one request.
@@ -24,10 +25,12 @@ import pluggy
 from sqlalchemy.orm import Session
 
 from hpe_core.decide.decisions import DecisionEngine, DecisionRequest
+from hpe_core.decide.results import Decision, NoDecision
 from hpe_core.deliver import delivery
 from hpe_core.deliver.channels import Connector
 from hpe_core.errors import Forbidden, InvalidInput
 from hpe_core.events import notify
+from hpe_core.store.vocabulary import DeliveryStatus, KeyKind
 from hpe_core.tenancy.workspaces import Principal
 
 log = logging.getLogger(__name__)
@@ -71,19 +74,52 @@ class Answer:
     """One answered request, staged in the session and not yet committed.
 
     :param request: the request as decided (with the plugins' context)
-    :param decision: the decision response. It has a ``delivery`` entry
-        (``{id, status: "pending"}``) when a delivery was stored
+    :param result: what the engine decided
+    :param decision: the decision response (:func:`response`). It has a ``delivery``
+        entry (``{id, status: "pending"}``) when a delivery was stored
     :param delivery_id: the pending delivery to enqueue after the commit, or None
     """
 
     request: DecisionRequest
+    result: Decision | NoDecision
     decision: dict
     delivery_id: uuid.UUID | None = None
 
     @property
     def logged(self) -> bool:
         """Whether a decision was logged (False: nothing eligible, see ``reason``)."""
-        return self.decision["decision_id"] is not None
+        return isinstance(self.result, Decision)
+
+
+def response(result: Decision | NoDecision) -> dict:
+    """The decision answer: what ``POST /{id}/decisions`` returns and ``hpe_on_decision``
+    receives.
+
+    ``{decision_id, action_id, action, probability, variant, model_version, ranking:
+    [{action_id, probability}]}``, the ranking most likely first; for
+    :class:`~hpe_core.decide.results.NoDecision` every field is null, ``ranking`` is
+    empty and ``reason`` says why.
+    """
+    if isinstance(result, NoDecision):
+        return {
+            "decision_id": None,
+            "action_id": None,
+            "action": None,
+            "probability": None,
+            "variant": None,
+            "model_version": None,
+            "ranking": [],
+            "reason": result.reason,
+        }
+    return {
+        "decision_id": result.decision_id,
+        "action_id": result.action_id,
+        "action": result.action.document,
+        "probability": result.probability,
+        "variant": result.variant,
+        "model_version": result.model_version,
+        "ranking": [{"action_id": a, "probability": p} for a, p in result.ranked_pairs()],
+    }
 
 
 def check_deliver(
@@ -100,7 +136,7 @@ def check_deliver(
     """
     if deliver is None:
         return
-    if principal.kind != "secret":
+    if principal.kind != KeyKind.SECRET:
         raise Forbidden("A publishable key cannot request delivery: use a secret key.")
     if request.channel not in channels:
         raise InvalidInput(
@@ -152,22 +188,23 @@ def answer(
     """
     check_deliver(principal, parts.channels, request, deliver)
     request = enrich(parts.pm, parts.channels, request)
-    decision = parts.engine.decide(session, principal, config_id, request)
-    if deliver is None or decision["decision_id"] is None:
-        return Answer(request, decision)
+    result = parts.engine.decide(session, principal, config_id, request)
+    decision = response(result)
+    if deliver is None or isinstance(result, NoDecision):
+        return Answer(request, result, decision)
     row = delivery.request_delivery(
         session,
         workspace_id=principal.workspace_id,
         config_id=config_id,
-        decision_id=decision["decision_id"],
+        decision_id=result.decision_id,
         channel=request.channel,
         user_id=request.user_id,
-        action_id=decision["action_id"],
+        action_id=result.action_id,
         recipient=deliver.recipient,
         variables=deliver.variables,
     )
-    decision["delivery"] = {"id": row.id, "status": "pending"}
-    return Answer(request, decision, row.id)
+    decision["delivery"] = {"id": row.id, "status": DeliveryStatus.PENDING}
+    return Answer(request, result, decision, row.id)
 
 
 def after_commit(

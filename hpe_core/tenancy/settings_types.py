@@ -99,8 +99,12 @@ class Action:
         )
 
     def offered_on(self, channel: str) -> bool:
-        """True when this action may be shown on ``channel`` (no list: every channel)."""
-        return self.channels is None or channel in self.channels
+        """True when this action may be shown on ``channel``.
+
+        No list, or an empty one, means every channel: the schema accepts ``[]`` and the
+        engine has always read it that way.
+        """
+        return not self.channels or channel in self.channels
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

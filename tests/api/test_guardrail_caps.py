@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from hpe_core.decide import assignment
 from hpe_core.decide.decisions import DecisionRequest
+from hpe_core.deliver.touchpoints import response
 from hpe_core.store.models import Activity, Decision
 from hpe_core.tenancy.workspaces import Principal
 from tests.conftest import BASE, make_test_app
@@ -34,7 +35,8 @@ def app(database_url, tmp_path):
 
 
 def _engine_decide(app, tenant, config_id, user_id, *, now=None, channel="email", candidates=None):
-    """One decision through the engine itself (``now`` lets a test place it in the past)."""
+    """One decision through the engine itself (``now`` lets a test place it in the past),
+    as the API would answer it."""
     engine = app_runtime(app).decisions
     session = app_runtime(app).sessions()
     try:
@@ -46,7 +48,7 @@ def _engine_decide(app, tenant, config_id, user_id, *, now=None, channel="email"
             now=now,
         )
         session.commit()
-        return result
+        return response(result)
     finally:
         session.close()
 

@@ -52,13 +52,6 @@ class DeliveryRefSchema(Schema):
 
 
 class DecisionDeliveredSchema(DecisionSchema):
-    reason = fields.String(
-        metadata={
-            "description": "Why nothing was chosen: no_eligible_action, frequency_cap, "
-            "quiet_hours, campaign_not_running, no_consent, excluded (a channel exclusion), "
-            "max_action_share, budget_exhausted"
-        }
-    )
     delivery = fields.Nested(
         DeliveryRefSchema, metadata={"description": "Only when `deliver` was requested"}
     )

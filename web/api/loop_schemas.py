@@ -6,7 +6,9 @@ import datetime as dt
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from hpe_core.decide.results import NoDecisionReason
 from hpe_core.errors import InvalidInput
+from hpe_core.store.limits import MAX_USER_ID_LENGTH
 from hpe_core.tenancy.settings import check_json_document, text_problem
 from web.api.schemas import HpeSchema
 
@@ -42,7 +44,7 @@ def _utc_representable(value: dt.datetime) -> None:
 class DecisionRequestSchema(HpeSchema):
     user_id = fields.String(
         required=True,
-        validate=[validate.Length(1, 256), _storable_text],
+        validate=[validate.Length(1, MAX_USER_ID_LENGTH), _storable_text],
         metadata={"description": "Your id for the person; hashed for assignment, never a feature."},
     )
     channel = fields.String(required=True, validate=validate.Length(1, 64))
@@ -78,16 +80,16 @@ class DecisionSchema(Schema):
     ranking = fields.List(fields.Nested(RankedActionSchema))
     reason = fields.String(
         metadata={
-            "description": "Why nothing was chosen: no_eligible_action, frequency_cap, "
-            "quiet_hours, campaign_not_running, excluded (guardrails.channel_exclusions), "
-            "max_action_share, budget_exhausted"
+            "description": "Only when nothing was chosen, why: "
+            + ", ".join(NoDecisionReason)
+            + " (checked in this order; see docs/learning.md)"
         }
     )
 
 
 class OutcomeInputSchema(HpeSchema):
     decision_id = fields.UUID()
-    user_id = fields.String(validate=[validate.Length(1, 256), _storable_text])
+    user_id = fields.String(validate=[validate.Length(1, MAX_USER_ID_LENGTH), _storable_text])
     type = fields.String(validate=_EVENT_TYPE, metadata={"example": "click"})
     value = fields.Float(allow_nan=False, validate=validate.Range(-1e12, 1e12))
     occurred_at = fields.AwareDateTime(default_timezone=None, validate=_utc_representable)
@@ -105,7 +107,7 @@ class OutcomesRequestSchema(HpeSchema):
     """One outcome (the fields of an outcome) or a batch (``{"outcomes": [...]}``)."""
 
     decision_id = fields.UUID()
-    user_id = fields.String(validate=[validate.Length(1, 256), _storable_text])
+    user_id = fields.String(validate=[validate.Length(1, MAX_USER_ID_LENGTH), _storable_text])
     type = fields.String(validate=_EVENT_TYPE)
     value = fields.Float(allow_nan=False, validate=validate.Range(-1e12, 1e12))
     occurred_at = fields.AwareDateTime(default_timezone=None, validate=_utc_representable)

@@ -8,10 +8,12 @@ model's meaning).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 from hpe_core.decide.features import ACTION_NAMESPACE, CONTEXT_NAMESPACE
 from hpe_core.tenancy.settings import EXPLORATION_ALGORITHMS, ExplorationSchema
+from hpe_core.tenancy.settings_types import Exploration
 
 #: Hash bits of the weight table: 2**18 weights, a few MB per model, few collisions for
 #: hundreds of context features crossed with up to 1000 actions.
@@ -36,17 +38,20 @@ def exploration_defaults() -> dict:
     return ExplorationSchema().load({})
 
 
-def vw_arguments(exploration: Mapping) -> str:
+def vw_arguments(exploration: Exploration | Mapping) -> str:
     """Build the VW command line for one configuration's exploration block.
 
     Missing keys take the settings defaults; keys that the chosen algorithm does not use
     are left out of the string, so changing them does not change the model's identity.
 
-    :param exploration: the settings' ``exploration`` block, e.g. ``{"algorithm": "bag"}``
+    :param exploration: the settings' typed ``exploration``, or the block as a document
+        (e.g. ``{"algorithm": "bag"}``)
     :returns: e.g. ``"--cb_explore_adf --cb_type mtr --quiet -b 18 -q ca -l 0.5
         --power_t 0.5 --squarecb --gamma_scale 10.0"``
     :raises ValueError: for an unknown algorithm
     """
+    if isinstance(exploration, Exploration):
+        exploration = dataclasses.asdict(exploration)
     merged = {**exploration_defaults(), **exploration}
     algorithm = merged["algorithm"]
     args = [

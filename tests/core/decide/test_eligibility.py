@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 
 from hpe_core.decide import eligibility
+from hpe_core.tenancy.settings_types import Action, ActionRule, Campaign, QuietHours, Schedule
 
 CONTEXT = {
     "country": "DE",
@@ -40,7 +41,7 @@ CONTEXT = {
 )
 def test_rule_operators(rule, expected):
     """in / not_in / gte / lte / exists, on top-level and dotted nested keys."""
-    assert eligibility.rule_matches(rule, CONTEXT) is expected
+    assert eligibility.rule_matches(ActionRule.of(rule), CONTEXT) is expected
 
 
 @pytest.mark.parametrize(
@@ -57,13 +58,13 @@ def test_rule_operators(rule, expected):
 )
 def test_rules_on_missing_keys_fail(rule):
     """A missing (or null) key fails every operator except exists: false."""
-    assert eligibility.rule_matches(rule, CONTEXT) is False
+    assert eligibility.rule_matches(ActionRule.of(rule), CONTEXT) is False
 
 
 def test_exists_false_holds_for_missing_keys():
     """exists: false is the one rule a missing key satisfies."""
-    assert eligibility.rule_matches({"key": "missing", "exists": False}, CONTEXT)
-    assert eligibility.rule_matches({"key": "nothing", "exists": False}, CONTEXT)
+    assert eligibility.rule_matches(ActionRule(key="missing", exists=False), CONTEXT)
+    assert eligibility.rule_matches(ActionRule(key="nothing", exists=False), CONTEXT)
 
 
 @pytest.mark.parametrize(
@@ -77,21 +78,27 @@ def test_exists_false_holds_for_missing_keys():
 )
 def test_type_mismatches_fail_instead_of_raising(rule):
     """Comparing mismatched types makes the rule fail; it never raises."""
-    assert eligibility.rule_matches(rule, CONTEXT) is False
+    assert eligibility.rule_matches(ActionRule.of(rule), CONTEXT) is False
 
 
 def test_unhashable_values_with_in_do_not_raise():
     """An object or list value tested with in/not_in is simply not a member."""
-    assert eligibility.rule_matches({"key": "profile", "in": ["x"]}, CONTEXT) is False
-    assert eligibility.rule_matches({"key": "profile.tags", "not_in": ["x"]}, CONTEXT) is True
+    assert eligibility.rule_matches(ActionRule(key="profile", in_=("x",)), CONTEXT) is False
+    assert eligibility.rule_matches(ActionRule(key="profile.tags", not_in=("x",)), CONTEXT) is True
 
 
-ACTIONS = [
-    {"id": "mail", "channels": ["email"]},
-    {"id": "adult", "rules": [{"key": "age", "gte": 18}]},
-    {"id": "any"},
-    {"id": "web-fr", "channels": ["web"], "rules": [{"key": "country", "in": ["FR"]}]},
-]
+ACTIONS = {
+    action.id: action
+    for action in map(
+        Action.of,
+        [
+            {"id": "mail", "channels": ["email"]},
+            {"id": "adult", "rules": [{"key": "age", "gte": 18}]},
+            {"id": "any"},
+            {"id": "web-fr", "channels": ["web"], "rules": [{"key": "country", "in": ["FR"]}]},
+        ],
+    )
+}
 
 
 def test_eligible_actions_apply_channels_rules_and_candidates():
@@ -109,14 +116,20 @@ def test_eligible_actions_apply_channels_rules_and_candidates():
     assert eligibility.eligible_actions(ACTIONS, "email", CONTEXT, ["web-fr"]) == []
 
 
+def test_an_empty_channel_list_offers_the_action_everywhere():
+    """``channels: []`` is accepted by the schema and means no restriction, like no list."""
+    actions = {"open": Action.of({"id": "open", "channels": []})}
+    assert eligibility.eligible_actions(actions, "web", CONTEXT, None) == ["open"]
+
+
 def test_duplicate_candidates_count_once():
     """A candidate listed twice is eligible once, at its first position."""
     candidates = ["any", "mail", "any", "mail"]
     assert eligibility.eligible_actions(ACTIONS, "email", CONTEXT, candidates) == ["any", "mail"]
 
 
-QUIET = {"quiet_hours": {"start": "21:00", "end": "08:00", "timezone_context_key": "tz"}}
-DAYTIME = {"quiet_hours": {"start": "12:00", "end": "14:00", "timezone_context_key": "where.tz"}}
+QUIET = Schedule(QuietHours(start="21:00", end="08:00", timezone_context_key="tz"))
+DAYTIME = Schedule(QuietHours(start="12:00", end="14:00", timezone_context_key="where.tz"))
 
 
 def _utc(hour: int, minute: int = 0) -> dt.datetime:
@@ -171,14 +184,19 @@ def test_quiet_hours_within_one_day_and_a_nested_zone_key():
 def test_quiet_hours_need_a_valid_zone(context):
     """Without a usable time zone in the context, quiet hours do not apply."""
     assert not eligibility.in_quiet_hours(QUIET, context, _utc(23))
-    assert not eligibility.in_quiet_hours({"quiet_hours": None}, {"tz": "UTC"}, _utc(23))
+    assert not eligibility.in_quiet_hours(Schedule(quiet_hours=None), {"tz": "UTC"}, _utc(23))
 
 
 def test_campaign_window_bounds_decisions():
     """Before starts_at or from ends_at on, the campaign is not running."""
-    campaign = {"starts_at": "2026-06-01T00:00:00+00:00", "ends_at": "2026-07-01T00:00:00+02:00"}
+    campaign = Campaign(
+        external_id=None,
+        source=None,
+        starts_at=dt.datetime.fromisoformat("2026-06-01T00:00:00+00:00"),
+        ends_at=dt.datetime.fromisoformat("2026-07-01T00:00:00+02:00"),
+    )
     assert not eligibility.campaign_running(campaign, _utc(0).replace(month=5))
     assert eligibility.campaign_running(campaign, _utc(12))
     assert eligibility.campaign_running(campaign, dt.datetime(2026, 6, 30, 21, 59, tzinfo=dt.UTC))
     assert not eligibility.campaign_running(campaign, dt.datetime(2026, 6, 30, 22, tzinfo=dt.UTC))
-    assert eligibility.campaign_running({}, _utc(12))
+    assert eligibility.campaign_running(Campaign(None, None, None, None), _utc(12))

@@ -14,6 +14,7 @@ from hpe_core.decide.guardrails import (
     period_start,
     unit_cost,
 )
+from hpe_core.tenancy.settings_types import Action, BudgetPeriod
 
 
 def test_shares_do_not_count_before_enough_decisions():
@@ -57,12 +58,13 @@ def test_float_rounding_does_not_refuse_an_exact_fit():
 
 def test_period_start():
     today = dt.date(2026, 3, 20)
-    assert period_start("day", today) == today
-    assert period_start("month", today) == dt.date(2026, 3, 1)
-    assert period_start("total", today) is None
+    assert period_start(BudgetPeriod.DAY, today) == today
+    assert period_start(BudgetPeriod.MONTH, today) == dt.date(2026, 3, 1)
+    assert period_start(BudgetPeriod.TOTAL, today) is None
 
 
 def test_unit_cost_adds_the_channel_cost():
-    assert unit_cost({"id": "a", "cost": 1.25}, "email", {"email": 0.5}) == 1.75
-    assert unit_cost({"id": "a"}, "web", {"email": 0.5}) == 0.0
-    assert unit_cost({"id": "a", "cost": None}, "email", {"email": 0.5}) == 0.5
+    assert unit_cost(Action.of({"id": "a", "cost": 1.25}), "email", {"email": 0.5}) == 1.75
+    assert unit_cost(Action.of({"id": "a"}), "web", {"email": 0.5}) == 0.0
+    assert unit_cost(Action.of({"id": "a", "cost": None}), "email", {"email": 0.5}) == 0.5
+    assert unit_cost(None, "email", {"email": 0.5}) == 0.5  # an action removed since

@@ -55,9 +55,9 @@ class Shop:
 
     def decide(self, user_id: str, at: dt.datetime, channel: str = "email") -> uuid.UUID:
         request = DecisionRequest(user_id=user_id, channel=channel, context={})
-        body = self.engine.decide(self.session, self.principal, self.config_id, request, now=at)
+        decision = self.engine.decide(self.session, self.principal, self.config_id, request, now=at)
         self.session.commit()
-        return body["decision_id"]
+        return decision.decision_id
 
     def convert(
         self, user_id: str, at: dt.datetime, value: float = 100.0, received: dt.datetime = None

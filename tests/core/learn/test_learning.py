@@ -14,6 +14,7 @@ from hpe_core.decide.features import ActionCatalog, context_features, decision_f
 from hpe_core.decide.policy import store
 from hpe_core.decide.policy.exploration import vw_arguments
 from hpe_core.decide.policy.learner import Learner
+from hpe_core.deliver.touchpoints import response
 from hpe_core.learn import learning, outcomes
 from hpe_core.store.models import Activity, Decision, ModelVersion
 from hpe_core.tenancy import configs, workspaces
@@ -49,7 +50,7 @@ def loop(app, session):
 def _decide(session, loop, user_id, context, now=T0) -> dict:
     principal, config_id, engine = loop
     request = DecisionRequest(user_id=user_id, channel="email", context=context)
-    return engine.decide(session, principal, config_id, request, now=now)
+    return response(engine.decide(session, principal, config_id, request, now=now))
 
 
 def _click(session, loop, decision_id, now=T0) -> None:

@@ -20,6 +20,7 @@ from hpe_core.recommend.rules import propose
 from hpe_core.recommend.targeting_rules import RETIRE_ALPHA
 from hpe_core.tenancy.merge_patch import apply_merge_patch
 from hpe_core.tenancy.settings import validate_settings
+from hpe_core.tenancy.settings_types import ChannelExclusion
 
 
 def _settings(**blocks) -> dict:
@@ -512,7 +513,7 @@ def test_segment_key_defaults_and_validates():
 
 
 def test_excluded_matches_channel_key_and_value_also_by_text():
-    rules = [{"channel": "email", "key": "segment", "in": ["bargain", "3", "true"]}]
+    rules = [ChannelExclusion(channel="email", key="segment", values=("bargain", "3", "true"))]
     assert excluded(rules, "email", {"segment": "bargain"})
     assert excluded(rules, "email", {"segment": 3})  # reports name segments as text
     assert excluded(rules, "email", {"segment": True})
