@@ -13,23 +13,31 @@ import queue as queue_module
 import threading
 import time
 import uuid
+from typing import NamedTuple
 
-from hpe_core.learn import learning
-from worker import jobs
+from hpe_core.learn import attribution, learning
+from hpe_core.tenancy import configs
+from worker import jobs, retry
+from worker.jobs import DELIVERY_QUEUE, LEARN_QUEUE, MEASURE_QUEUE, JobKind
 
 log = logging.getLogger(__name__)
 
-LEARN_QUEUE = "hpe-learn"
-#: Measurement passes (rollups, recommendations) can take seconds on a big day: their own
-#: queue, listed last, so they never hold up learning or a send.
-MEASURE_QUEUE = "hpe-measure"
-#: Deliveries have their own queue, listed first by workers: a send never waits behind a
-#: long learn run.
-DELIVERY_QUEUE = "hpe-deliver"
 #: A delivery still pending (never attempted) this long after its decision lost its job
 #: (e.g. Redis was down when it was enqueued): the sweeper enqueues it again.
 STRANDED_DELIVERY_SECONDS = 300
+#: How long a pending key outlives a job that never started (a lost enqueue).
 _PENDING_TTL = 60
+_CONFIG_JOB_OPTIONS = {"job_timeout": 600, "result_ttl": 300, "failure_ttl": 7 * 86400}
+
+
+class _DueDelivery(NamedTuple):
+    """An inline delivery waiting for its time (the earliest due first; ``sequence`` is
+    unique, so two entries never compare their runtimes)."""
+
+    due: float
+    sequence: int
+    delivery_id: str
+    runtime: object
 
 
 class InlineBackend:
@@ -45,25 +53,29 @@ class InlineBackend:
         self._background = background
         self._plugins = plugins
         self._jobs: queue_module.Queue = queue_module.Queue()
-        self._pending: set[str] = set()
+        self._pending: set[tuple[JobKind, uuid.UUID]] = set()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        # (due time, sequence, delivery id, runtime): the earliest due first
+        # _DueDelivery entries: the earliest due first
         self._deliveries: queue_module.PriorityQueue = queue_module.PriorityQueue()
         self._delivery_seq = itertools.count()
         self._delivery_thread: threading.Thread | None = None
 
     def enqueue_learn(self, config_id: uuid.UUID) -> bool:
-        return self._enqueue("learn", config_id)
+        return self.enqueue(JobKind.LEARN, config_id)
 
     def enqueue_attribution(self, config_id: uuid.UUID) -> bool:
-        return self._enqueue("attribute", config_id)
+        return self.enqueue(JobKind.ATTRIBUTE, config_id)
 
     def enqueue_measure(self, config_id: uuid.UUID) -> bool:
-        return self._enqueue("measure", config_id)
+        return self.enqueue(JobKind.MEASURE, config_id)
 
-    def _enqueue(self, kind: str, config_id: uuid.UUID) -> bool:
-        key = f"{kind}:{config_id}"
+    def enqueue(self, kind: JobKind, config_id: uuid.UUID) -> bool:
+        """Queue one job of ``kind`` for the configuration unless one is already queued.
+
+        :returns: True if this call queued it
+        """
+        key = (kind, config_id)
         with self._lock:
             if key in self._pending:
                 return False
@@ -92,13 +104,13 @@ class InlineBackend:
             key = self._jobs.get()
             self._run(key)
 
-    def _run(self, key: str) -> None:
+    def _run(self, key: tuple[JobKind, uuid.UUID]) -> None:
         with self._lock:
             self._pending.discard(key)
-        kind, config_id = key.split(":", 1)
+        kind, config_id = key
         try:
             with self._sessions() as session:
-                jobs.run_for_config(kind, session, uuid.UUID(config_id), self._plugins)
+                jobs.run_for_config(kind, session, config_id, self._plugins)
         except Exception:  # the sweeper will enqueue the configuration again
             log.exception("inline %s job for %s failed", kind, config_id)
 
@@ -116,7 +128,9 @@ class InlineBackend:
                 )
                 self._delivery_thread.start()
         self._deliveries.put(
-            (time.monotonic() + delay, next(self._delivery_seq), str(delivery_id), runtime)
+            _DueDelivery(
+                time.monotonic() + delay, next(self._delivery_seq), str(delivery_id), runtime
+            )
         )
 
     def run_pending_deliveries(self) -> int:
@@ -132,25 +146,23 @@ class InlineBackend:
                 jobs_now.append(self._deliveries.get_nowait())
             except queue_module.Empty:
                 break
-        for _due, _seq, key, runtime in jobs_now:
-            self._run_delivery(key, runtime)
+        for item in jobs_now:
+            self._run_delivery(item.delivery_id, item.runtime)
         return len(jobs_now)
 
     def _delivery_loop(self) -> None:
         while True:
-            item = self._deliveries.get()
-            wait = item[0] - time.monotonic()
+            item: _DueDelivery = self._deliveries.get()
+            wait = item.due - time.monotonic()
             if wait > 0:
                 # The earliest delivery is not due yet: put it back, look again soon (a new
                 # delivery, due now, is then picked first).
                 self._deliveries.put(item)
                 time.sleep(min(wait, 0.2))
                 continue
-            self._run_delivery(item[2], item[3])
+            self._run_delivery(item.delivery_id, item.runtime)
 
     def _run_delivery(self, key: str, runtime) -> None:
-        from worker import retry
-
         try:
             with self._sessions() as session:
                 report = jobs.attempt_delivery(session, runtime, uuid.UUID(key))
@@ -182,37 +194,28 @@ class RQBackend:
             DELIVERY_QUEUE, connection=self.redis, serializer=JSONSerializer
         )
         self.measure_queue = Queue(MEASURE_QUEUE, connection=self.redis, serializer=JSONSerializer)
+        self._queues = {LEARN_QUEUE: self.queue, MEASURE_QUEUE: self.measure_queue}
 
     def enqueue_learn(self, config_id: uuid.UUID) -> bool:
-        # One queued learn job per configuration is enough: it learns everything closed.
-        if not self.redis.set(jobs.PENDING_KEY.format(config_id), "1", nx=True, ex=_PENDING_TTL):
-            return False
-        self.queue.enqueue(
-            jobs.learn,
-            str(config_id),
-            job_timeout=600,
-            result_ttl=300,
-            failure_ttl=7 * 86400,
-        )
-        return True
+        return self.enqueue(JobKind.LEARN, config_id)
 
     def enqueue_attribution(self, config_id: uuid.UUID) -> bool:
-        # On the learn queue: attribution credit must reach decisions before they are
-        # learned, and these jobs are short.
-        return self._enqueue_once(self.queue, jobs.attribute, jobs.ATTRIBUTE_PENDING_KEY, config_id)
+        return self.enqueue(JobKind.ATTRIBUTE, config_id)
 
     def enqueue_measure(self, config_id: uuid.UUID) -> bool:
-        return self._enqueue_once(
-            self.measure_queue, jobs.measure, jobs.MEASURE_PENDING_KEY, config_id
-        )
+        return self.enqueue(JobKind.MEASURE, config_id)
 
-    def _enqueue_once(self, queue, function, pending_key: str, config_id: uuid.UUID) -> bool:
-        # The job clears its key when it starts, like learn jobs (see jobs.learn).
-        if not self.redis.set(pending_key.format(config_id), "1", nx=True, ex=_PENDING_TTL):
+    def enqueue(self, kind: JobKind, config_id: uuid.UUID) -> bool:
+        """Queue one job of ``kind`` for the configuration unless one is already queued
+        (its pending key exists: one job learns, attributes or measures everything there
+        is; the job clears the key when it starts, see :func:`worker.jobs._clear_pending`).
+
+        :returns: True if this call queued it
+        """
+        job = jobs.CONFIG_JOBS[kind]
+        if not self.redis.set(job.pending_key.format(config_id), "1", nx=True, ex=_PENDING_TTL):
             return False
-        queue.enqueue(
-            function, str(config_id), job_timeout=600, result_ttl=300, failure_ttl=7 * 86400
-        )
+        self._queues[job.queue].enqueue(job.function, str(config_id), **_CONFIG_JOB_OPTIONS)
         return True
 
     def enqueue_delivery(self, delivery_id: uuid.UUID, *, runtime=None, delay: float = 0.0) -> None:
@@ -249,8 +252,6 @@ def sweep(backend, session_factory) -> int:
 
     :returns: how many jobs were enqueued
     """
-    from hpe_core.learn import attribution
-
     with session_factory() as session:
         waiting = attribution.configs_with_pending(session)
         config_ids = learning.configs_with_closed_windows(session)
@@ -263,8 +264,6 @@ def sweep_measurements(backend, session_factory) -> int:
 
     :returns: how many jobs were enqueued
     """
-    from hpe_core.tenancy import configs
-
     with session_factory() as session:
         config_ids = configs.measured_ids(session)
     return sum(1 for config_id in config_ids if backend.enqueue_measure(config_id))
