@@ -24,6 +24,8 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 from hpe_core.deliver.tracking_links import TrackingLinks
 from hpe_core.errors import InvalidInput, PermanentDeliveryError
 from hpe_core.events import notify  # noqa: F401 - its 0.1 home: plugins may import it here
+from hpe_core.store.limits import MAX_USER_ID_LENGTH
+from hpe_core.store.vocabulary import ConsentStatus
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,8 +116,10 @@ class WebhookRequest:
             raise InvalidInput("The webhook body is not JSON.", {"body": [str(exc)]}) from exc
 
 
-#: Consent changes an inbound event may carry (see :mod:`hpe_core.decide.consent`).
-CONSENT_STATUSES = ("unsubscribed", "bounced", "complained", "subscribed")
+#: Consent changes an inbound event may carry (see :mod:`hpe_core.decide.consent`). The
+#: values of :class:`~hpe_core.store.vocabulary.ConsentStatus`; kept as a tuple because this
+#: connector contract exported it (``status in CONSENT_STATUSES`` works on any string).
+CONSENT_STATUSES = tuple(ConsentStatus)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,7 +150,7 @@ class _GenericEventSchema(Schema):
         required=True, validate=validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}\Z")
     )
     decision_id = fields.UUID(load_default=None)
-    user_id = fields.String(load_default=None, validate=validate.Length(1, 256))
+    user_id = fields.String(load_default=None, validate=validate.Length(1, MAX_USER_ID_LENGTH))
     config_id = fields.UUID(load_default=None)
     value = fields.Float(load_default=None, allow_nan=False)
     occurred_at = fields.AwareDateTime(load_default=None)

@@ -19,6 +19,7 @@ import datetime as dt
 import logging
 import uuid
 from collections.abc import Iterator, Mapping
+from enum import StrEnum
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -33,13 +34,16 @@ from hpe_core.errors import (
 from hpe_core.events import notify
 from hpe_core.store.models import Config, Decision, utcnow
 from hpe_core.store.models import Delivery as DeliveryRow
+from hpe_core.store.vocabulary import DeliveryStatus
 from hpe_core.tenancy import activities
+from hpe_core.tenancy.configs import settings_of
 
 log = logging.getLogger(__name__)
 
 DELIVERY_FAILED = "delivery.failed"
 
 __all__ = [
+    "AttemptOutcome",
     "AttemptReport",
     "Delivery",
     "DeliveryResult",
@@ -52,12 +56,27 @@ __all__ = [
 ]
 
 
+class AttemptOutcome(StrEnum):
+    """What one :func:`attempt` did."""
+
+    SENT = "sent"
+    #: A transient failure: try again after ``retry_after`` seconds.
+    RETRY = "retry"
+    #: For good (a permanent failure, or the last retry).
+    FAILED = "failed"
+    #: Already settled (sent or failed): jobs run at least once.
+    SKIPPED = "skipped"
+
+
+#: Delivery statuses after which nothing more is attempted.
+_SETTLED = (DeliveryStatus.SENT, DeliveryStatus.FAILED)
+
+
 @dataclasses.dataclass(frozen=True)
 class AttemptReport:
-    """What one :func:`attempt` did: ``sent``, ``retry`` (after ``retry_after`` s),
-    ``failed`` (for good) or ``skipped`` (already settled)."""
+    """What one :func:`attempt` did, and for a retry when and why."""
 
-    outcome: str
+    outcome: AttemptOutcome
     retry_after: float | None = None
     error: str | None = None
 
@@ -86,7 +105,7 @@ def request_delivery(
         channel=channel,
         user_id=user_id,
         action_id=action_id,
-        status="pending",
+        status=DeliveryStatus.PENDING,
         attempts=0,
         recipient=dict(recipient or {}),
         variables=dict(variables or {}),
@@ -106,7 +125,7 @@ def stranded(
         session.scalars(
             select(DeliveryRow.id)
             .where(
-                DeliveryRow.status == "pending",
+                DeliveryRow.status == DeliveryStatus.PENDING,
                 DeliveryRow.attempts == 0,
                 DeliveryRow.created_at < cutoff,
             )
@@ -125,8 +144,10 @@ def load(session: Session, delivery_id: uuid.UUID) -> tuple[DeliveryRow, Deliver
         raise NotFound(f"No delivery {delivery_id}.")
     decision = session.get(Decision, row.decision_id)
     config = session.get(Config, row.config_id)
-    action = next((a for a in config.settings["actions"] if a["id"] == row.action_id), None)
-    action = action or {"id": row.action_id}
+    action = settings_of(config).actions_by_id.get(row.action_id)
+    # An action removed from the settings since the decision: its id is all that is known.
+    document = action.document if action is not None else {"id": row.action_id}
+    content = action.content.get(row.channel) if action is not None else None
     delivery = Delivery(
         id=row.id,
         decision_id=row.decision_id,
@@ -135,8 +156,8 @@ def load(session: Session, delivery_id: uuid.UUID) -> tuple[DeliveryRow, Deliver
         channel=row.channel,
         user_id=row.user_id,
         action_id=row.action_id,
-        action=action,
-        content=(action.get("content") or {}).get(row.channel) or {},
+        action=document,
+        content=content or {},
         recipient=row.recipient or {},
         variables=row.variables or {},
         context=decision.context if decision is not None else {},
@@ -165,40 +186,44 @@ def attempt(
     :param max_attempts: after this many transient failures the delivery fails for good
     """
     row, delivery = load(session, delivery_id)
-    if row.status in ("sent", "failed"):
-        return AttemptReport("skipped")
+    if row.status in _SETTLED:
+        return AttemptReport(AttemptOutcome.SKIPPED)
     row.attempts += 1
     row.updated_at = now or utcnow()
     session.commit()
-
-    connector = channels.get(row.channel)
-    transient = None
     try:
-        if connector is None:
-            raise PermanentDeliveryError(f"No installed plugin provides the {row.channel} channel.")
-        result = pm.hook.hpe_deliver(delivery=delivery, connector=connector)
-        if result is None:
-            raise PermanentDeliveryError(f"No plugin delivered on the {row.channel} channel.")
-        if not isinstance(result, DeliveryResult):
-            raise PermanentDeliveryError(f"The {row.channel} plugin returned {result!r}.")
-    except TransientDeliveryError as exc:
-        transient = exc
+        result = _send(pm, channels.get(row.channel), delivery)
     except PermanentDeliveryError as exc:
         return _fail(session, pm, row, delivery, exc, "permanent")
+    except TransientDeliveryError as exc:
+        return _retry_or_fail(session, pm, row, delivery, exc, max_attempts)
     except Exception as exc:  # noqa: BLE001 - a plugin bug: retried, then failed and logged
         log.exception("delivery %s: unexpected error in the %s plugin", row.id, row.channel)
         session.rollback()
         transient = TransientDeliveryError(f"Unexpected error in the {row.channel} plugin: {exc!r}")
-    if transient is not None:
-        if row.attempts >= max_attempts:
-            why = f"gave up after {row.attempts} attempts"
-            return _fail(session, pm, row, delivery, transient, why)
-        row.status, row.error = "retrying", transient.message
-        session.commit()
-        notify(pm.hook.hpe_on_delivery_failed, delivery=delivery, error=transient, final=False)
-        return AttemptReport("retry", retry_after=transient.retry_after, error=transient.message)
+        return _retry_or_fail(session, pm, row, delivery, transient, max_attempts)
+    return _sent(session, pm, row, delivery, result, now)
 
-    row.status = "sent"
+
+def _send(pm, connector, delivery: Delivery) -> DeliveryResult:
+    """Hand the delivery to the plugins (``hpe_deliver``: by default the connector's send).
+
+    :raises PermanentDeliveryError: no connector, no plugin delivered, or a wrong result
+    :raises TransientDeliveryError: what the plugin raised (retried)
+    """
+    channel = delivery.channel
+    if connector is None:
+        raise PermanentDeliveryError(f"No installed plugin provides the {channel} channel.")
+    result = pm.hook.hpe_deliver(delivery=delivery, connector=connector)
+    if result is None:
+        raise PermanentDeliveryError(f"No plugin delivered on the {channel} channel.")
+    if not isinstance(result, DeliveryResult):
+        raise PermanentDeliveryError(f"The {channel} plugin returned {result!r}.")
+    return result
+
+
+def _sent(session, pm, row, delivery, result: DeliveryResult, now) -> AttemptReport:
+    row.status = DeliveryStatus.SENT
     row.sent_at = now or utcnow()
     row.error = None
     row.result = {
@@ -209,11 +234,23 @@ def attempt(
     row.recipient = row.variables = None  # personal data is not kept once settled
     session.commit()
     notify(pm.hook.hpe_on_delivered, delivery=delivery, result=result)
-    return AttemptReport("sent")
+    return AttemptReport(AttemptOutcome.SENT)
+
+
+def _retry_or_fail(
+    session, pm, row, delivery, exc: TransientDeliveryError, max_attempts: int
+) -> AttemptReport:
+    """A transient failure: retry later, unless this was the last attempt."""
+    if row.attempts >= max_attempts:
+        return _fail(session, pm, row, delivery, exc, f"gave up after {row.attempts} attempts")
+    row.status, row.error = DeliveryStatus.RETRYING, exc.message
+    session.commit()
+    notify(pm.hook.hpe_on_delivery_failed, delivery=delivery, error=exc, final=False)
+    return AttemptReport(AttemptOutcome.RETRY, retry_after=exc.retry_after, error=exc.message)
 
 
 def _fail(session, pm, row, delivery, exc, why: str) -> AttemptReport:
-    row.status, row.error = "failed", exc.message
+    row.status, row.error = DeliveryStatus.FAILED, exc.message
     row.recipient = row.variables = None
     activities.record(
         session,
@@ -234,7 +271,7 @@ def _fail(session, pm, row, delivery, exc, why: str) -> AttemptReport:
     session.commit()
     log.warning("delivery %s failed (%s): %s", row.id, why, exc.message)
     notify(pm.hook.hpe_on_delivery_failed, delivery=delivery, error=exc, final=True)
-    return AttemptReport("failed", error=exc.message)
+    return AttemptReport(AttemptOutcome.FAILED, error=exc.message)
 
 
 def sent_results(

@@ -9,7 +9,12 @@ Signing (documented in docs/plugins.md, "Inbound webhooks")::
 A signature is accepted within :data:`TOLERANCE_SECONDS` of the server's clock, compared
 in constant time against every live secret of the workspace (after a rotation the old
 secret keeps working for a grace period), and each accepted signature is stored so a
-replay is answered without being processed twice.
+replay is answered without being processed twice. A channel plugin may verify its
+provider's own signature instead (``hpe_verify_webhook``).
+
+:func:`receive` runs the whole of ``POST /webhooks/{channel}`` after the body is read:
+authenticate, dedupe, parse (``hpe_parse_webhook``), store (:func:`ingest`), commit,
+then announce (``hpe_on_outcomes``, ``hpe_on_consent_changed``).
 
 Secrets: the workspace's secret is ``HMAC(SECRET_KEY, nonce)``; only the random nonce is
 stored. It must be recomputable (HMAC needs the secret itself, unlike API keys, which are
@@ -28,13 +33,21 @@ import re
 import secrets as secrets_module
 import uuid
 from collections import defaultdict
+from collections.abc import Mapping
+from typing import NamedTuple
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from hpe_core.decide import consent
-from hpe_core.deliver.channels import CONSENT_STATUSES, InboundEvent, WebhookRequest
-from hpe_core.errors import InvalidInput, Unauthorized
+from hpe_core.deliver.channels import (
+    CONSENT_STATUSES,
+    Connector,
+    InboundEvent,
+    WebhookRequest,
+)
+from hpe_core.errors import InvalidInput, NotFound, Unauthorized
+from hpe_core.events import notify
 from hpe_core.learn import outcomes
 from hpe_core.store.db import dialect_insert
 from hpe_core.store.models import Config, Decision, WebhookReceipt, WebhookSecret, utcnow
@@ -234,76 +247,117 @@ def ingest(
     """
     now = now or utcnow()
     report = IngestReport()
-    workspace_id, channel = request.workspace_id, request.channel
-    decision_ids = {e.decision_id for e in events if isinstance(e.decision_id, uuid.UUID)}
-    decisions = {}
-    if decision_ids:
-        rows = session.execute(
-            select(Decision.id, Decision.config_id, Decision.user_id).where(
-                Decision.workspace_id == workspace_id, Decision.id.in_(decision_ids)
-            )
-        ).all()
-        decisions = {row.id: row for row in rows}
-    config_ids = {e.config_id for e in events if isinstance(e.config_id, uuid.UUID)}
-    known_configs = set()
-    if config_ids:
-        known_configs = set(
-            session.scalars(
-                select(Config.id).where(
-                    Config.workspace_id == workspace_id, Config.id.in_(config_ids)
-                )
-            )
-        )
-
+    targets = _Targets.load(session, request.workspace_id, events)
     by_config: dict[uuid.UUID, list[outcomes.OutcomeEvent]] = defaultdict(list)
     for index, event in enumerate(events):
-        if not isinstance(event.type, str) or not _EVENT_TYPE.fullmatch(event.type):
-            report.ignored.append({"index": index, "reason": "invalid event type"})
+        target = targets.of(event)
+        if isinstance(target, str):
+            report.ignored.append({"index": index, "reason": target})
             continue
-        if event.consent is not None and event.consent not in CONSENT_STATUSES:
-            report.ignored.append({"index": index, "reason": "invalid consent status"})
-            continue
-        decision = decisions.get(event.decision_id)
-        if event.decision_id is not None and decision is None:
-            report.ignored.append({"index": index, "reason": "unknown decision"})
-            continue
-        config_id = decision.config_id if decision else event.config_id
-        user_id = decision.user_id if decision else event.user_id
-        if decision is None and (config_id not in known_configs or not user_id):
-            report.ignored.append(
-                {"index": index, "reason": "needs a decision_id, or a config_id and user_id"}
-            )
-            continue
-        by_config[config_id].append(
-            outcomes.OutcomeEvent(
-                type=event.type,
-                decision_id=event.decision_id,
-                user_id=user_id,
-                value=event.value,
-                occurred_at=event.occurred_at,
-                idempotency_key=f"{channel}:{event.event_id}" if event.event_id else None,
-            )
-        )
-        if event.consent and consent.set_status(
-            session,
-            workspace_id=workspace_id,
-            channel=channel,
-            user_id=user_id,
-            status=event.consent,
-            source=f"webhook:{channel}",
-            config_id=config_id,
-            now=now,
-        ):
-            report.consent_changes.append((config_id, user_id, event.consent))
+        by_config[target.config_id].append(_outcome(request.channel, event, target.user_id))
+        if event.consent and _change_consent(session, request, event, target, now):
+            report.consent_changes.append((target.config_id, target.user_id, event.consent))
+    _record_outcomes(session, request, by_config, report, now)
+    return report
 
-    principal = Principal(workspace_id=workspace_id, actor=f"webhook:{channel}")
+
+class _Target(NamedTuple):
+    """The configuration and user an inbound event belongs to."""
+
+    config_id: uuid.UUID
+    user_id: str
+
+
+@dataclasses.dataclass(frozen=True)
+class _Targets:
+    """The workspace's decisions and configurations that a batch of events names (two
+    queries for the whole batch)."""
+
+    decisions: Mapping[uuid.UUID, _Target]
+    configs: frozenset[uuid.UUID]
+
+    @classmethod
+    def load(cls, session: Session, workspace_id: str, events: list[InboundEvent]) -> _Targets:
+        decision_ids = {e.decision_id for e in events if isinstance(e.decision_id, uuid.UUID)}
+        config_ids = {e.config_id for e in events if isinstance(e.config_id, uuid.UUID)}
+        decisions: dict[uuid.UUID, _Target] = {}
+        if decision_ids:
+            rows = session.execute(
+                select(Decision.id, Decision.config_id, Decision.user_id).where(
+                    Decision.workspace_id == workspace_id, Decision.id.in_(decision_ids)
+                )
+            )
+            decisions = {row.id: _Target(row.config_id, row.user_id) for row in rows}
+        configs: frozenset[uuid.UUID] = frozenset()
+        if config_ids:
+            configs = frozenset(
+                session.scalars(
+                    select(Config.id).where(
+                        Config.workspace_id == workspace_id, Config.id.in_(config_ids)
+                    )
+                )
+            )
+        return cls(decisions, configs)
+
+    def of(self, event: InboundEvent) -> _Target | str:
+        """Where the event belongs, or why it is ignored."""
+        if not isinstance(event.type, str) or not _EVENT_TYPE.fullmatch(event.type):
+            return "invalid event type"
+        if event.consent is not None and event.consent not in CONSENT_STATUSES:
+            return "invalid consent status"
+        if event.decision_id is not None:
+            return self.decisions.get(event.decision_id) or "unknown decision"
+        if event.config_id not in self.configs or not event.user_id:
+            return "needs a decision_id, or a config_id and user_id"
+        return _Target(event.config_id, event.user_id)
+
+
+def _outcome(channel: str, event: InboundEvent, user_id: str) -> outcomes.OutcomeEvent:
+    # The provider's event id, namespaced by channel, makes a redelivered event count once.
+    return outcomes.OutcomeEvent(
+        type=event.type,
+        decision_id=event.decision_id,
+        user_id=user_id,
+        value=event.value,
+        occurred_at=event.occurred_at,
+        idempotency_key=f"{channel}:{event.event_id}" if event.event_id else None,
+    )
+
+
+def _change_consent(
+    session: Session,
+    request: WebhookRequest,
+    event: InboundEvent,
+    target: _Target,
+    now: dt.datetime,
+) -> bool:
+    return consent.set_status(
+        session,
+        workspace_id=request.workspace_id,
+        channel=request.channel,
+        user_id=target.user_id,
+        status=event.consent,
+        source=f"webhook:{request.channel}",
+        config_id=target.config_id,
+        now=now,
+    )
+
+
+def _record_outcomes(
+    session: Session,
+    request: WebhookRequest,
+    by_config: Mapping[uuid.UUID, list[outcomes.OutcomeEvent]],
+    report: IngestReport,
+    now: dt.datetime,
+) -> None:
+    """Store each configuration's outcomes, in batches the outcome store accepts."""
+    principal = Principal(workspace_id=request.workspace_id, actor=f"webhook:{request.channel}")
     for config_id, batch in by_config.items():
         for start in range(0, len(batch), outcomes.MAX_BATCH):
             chunk = batch[start : start + outcomes.MAX_BATCH]
             outcomes.record(session, principal, config_id, chunk, source="webhook", now=now)
             report.outcomes[config_id].extend(chunk)
             report.accepted += len(chunk)
-    return report
 
 
 def validate_event_list(events: object) -> list[InboundEvent]:
@@ -314,3 +368,100 @@ def validate_event_list(events: object) -> list[InboundEvent]:
     if not isinstance(events, list) or not all(isinstance(e, InboundEvent) for e in events):
         raise InvalidInput("The channel plugin returned something other than a list of events.")
     return events
+
+
+# --- One inbound request, end to end ---------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Receipt:
+    """What :func:`receive` did with one request (the API's answer).
+
+    :param duplicate: the signed request was processed before: nothing was stored
+    :param report: what was stored (None for a duplicate)
+    """
+
+    duplicate: bool
+    report: IngestReport | None = None
+
+
+def receive(
+    session: Session,
+    pm,
+    channels: Mapping[str, Connector],
+    request: WebhookRequest,
+    *,
+    secret_key: str,
+    signature: str | None,
+) -> Receipt:
+    """Authenticate, dedupe, parse and store one inbound webhook; commit; then call the
+    ``hpe_on_outcomes`` and ``hpe_on_consent_changed`` events.
+
+    :param pm: the plugin manager (``hpe_verify_webhook``, ``hpe_parse_webhook``, events)
+    :param channels: channel name -> connector
+    :param secret_key: the app's SECRET_KEY (webhook secrets derive from it)
+    :param signature: the ``X-HPE-Signature`` header
+    :raises Unauthorized: the plugin refused the signature, or ours does not verify
+    :raises NotFound: no installed plugin provides the channel (told only once the
+        request is authenticated)
+    :raises InvalidInput: a body the channel cannot read
+    """
+    connector = channels.get(request.channel)
+    digest = _authenticate(session, pm, connector, request, secret_key, signature)
+    if connector is None:
+        raise NotFound(f"No installed plugin provides the {request.channel!r} channel.")
+    if not claim(session, request.workspace_id, request.channel, digest):
+        session.rollback()
+        return Receipt(duplicate=True)
+    events = pm.hook.hpe_parse_webhook(request=request, connector=connector)
+    report = ingest(session, request, validate_event_list(events or []))
+    # Receipts only matter within the signature tolerance: each request tidies its own.
+    purge_receipts(session, workspace_id=request.workspace_id)
+    session.commit()
+    _announce(pm, request, report)
+    return Receipt(duplicate=False, report=report)
+
+
+def _authenticate(
+    session: Session,
+    pm,
+    connector: Connector | None,
+    request: WebhookRequest,
+    secret_key: str,
+    signature: str | None,
+) -> str:
+    """The digest that identifies this authenticated request (for replay dedupe).
+
+    The channel's plugin may vouch for its provider's own signature; otherwise HPE's
+    signature must verify, even for an unknown channel: authenticate before telling
+    whether the channel exists.
+    """
+    verdict = None
+    if connector is not None:
+        verdict = pm.hook.hpe_verify_webhook(request=request, connector=connector)
+    if verdict is False:
+        raise Unauthorized("The channel plugin refused this webhook's signature.")
+    if verdict is True:
+        return hashlib.sha256(b"plugin:" + request.body).hexdigest()
+    return verify(session, secret_key, request.workspace_id, signature, request.body)
+
+
+def _announce(pm, request: WebhookRequest, report: IngestReport) -> None:
+    """The event hooks for what was committed: outcomes per configuration, consent changes."""
+    for config_id, stored in report.outcomes.items():
+        notify(
+            pm.hook.hpe_on_outcomes,
+            workspace_id=request.workspace_id,
+            config_id=config_id,
+            outcomes=stored,
+            source="webhook",
+        )
+    for _config_id, user_id, status in report.consent_changes:
+        notify(
+            pm.hook.hpe_on_consent_changed,
+            workspace_id=request.workspace_id,
+            channel=request.channel,
+            user_id=user_id,
+            status=status,
+            source=f"webhook:{request.channel}",
+        )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-
 from flask import current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
@@ -11,8 +9,6 @@ from marshmallow import Schema, fields
 
 from hpe_core.deliver import webhooks
 from hpe_core.deliver.channels import WebhookRequest
-from hpe_core.errors import NotFound, Unauthorized
-from hpe_core.events import notify
 from web.api import BASE
 from web.extensions import app_runtime, db_session
 
@@ -88,67 +84,42 @@ class Webhooks(MethodView):
         No API key: the request is signed with the workspace's webhook secret (`hpe
         webhooks create-secret`) over `<t>.<raw body>`, and accepted within 5 minutes of
         `t`. A replayed request answers 200 with `duplicate: true` and stores nothing.
+        ---
+        Internal: backed by hpe_core.deliver.webhooks.receive.
         """
-        if (request.content_length or 0) > MAX_WEBHOOK_BYTES:
-            abort(413, message=f"Webhook bodies are limited to {MAX_WEBHOOK_BYTES} bytes.")
-        body = request.get_data(cache=True)
-        if len(body) > MAX_WEBHOOK_BYTES:
-            abort(413, message=f"Webhook bodies are limited to {MAX_WEBHOOK_BYTES} bytes.")
-        app = current_app
-        pm = app_runtime(app).pm
-        connector = app_runtime(app).channels.get(channel)
-        workspace_id = request.headers.get(webhooks.WORKSPACE_HEADER) or request.args.get(
-            "workspace", ""
+        runtime = app_runtime()
+        receipt = webhooks.receive(
+            db_session(),
+            runtime.pm,
+            runtime.channels,
+            _inbound(channel, _body()),
+            secret_key=current_app.config["SECRET_KEY"],
+            signature=request.headers.get(webhooks.SIGNATURE_HEADER),
         )
-        inbound = WebhookRequest(
-            channel=channel,
-            workspace_id=workspace_id,
-            headers={name.lower(): value for name, value in request.headers.items()},
-            body=body,
-            query=request.args.to_dict(),
-        )
-        session = db_session()
-        verdict = None
-        if connector is not None:
-            verdict = pm.hook.hpe_verify_webhook(request=inbound, connector=connector)
-        if verdict is False:
-            raise Unauthorized("The channel plugin refused this webhook's signature.")
-        if verdict is True:
-            digest = hashlib.sha256(b"plugin:" + body).hexdigest()
-        else:
-            # Authenticate before telling whether the channel exists.
-            digest = webhooks.verify(
-                session,
-                app.config["SECRET_KEY"],
-                workspace_id,
-                request.headers.get(webhooks.SIGNATURE_HEADER),
-                body,
-            )
-        if connector is None:
-            raise NotFound(f"No installed plugin provides the {channel!r} channel.")
-        if not webhooks.claim(session, workspace_id, channel, digest):
-            session.rollback()
+        if receipt.duplicate:
             return {"accepted": 0, "duplicate": True, "ignored": []}, 200
-        events = pm.hook.hpe_parse_webhook(request=inbound, connector=connector)
-        report = webhooks.ingest(session, inbound, webhooks.validate_event_list(events or []))
-        # Receipts only matter within the signature tolerance: each request tidies its own.
-        webhooks.purge_receipts(session, workspace_id=workspace_id)
-        session.commit()
-        for config_id, stored in report.outcomes.items():
-            notify(
-                pm.hook.hpe_on_outcomes,
-                workspace_id=workspace_id,
-                config_id=config_id,
-                outcomes=stored,
-                source="webhook",
-            )
-        for _config_id, user_id, status in report.consent_changes:
-            notify(
-                pm.hook.hpe_on_consent_changed,
-                workspace_id=workspace_id,
-                channel=channel,
-                user_id=user_id,
-                status=status,
-                source=f"webhook:{channel}",
-            )
+        report = receipt.report
         return {"accepted": report.accepted, "duplicate": False, "ignored": report.ignored}
+
+
+def _body() -> bytes:
+    """The raw body, exactly as signed; 413 past :data:`MAX_WEBHOOK_BYTES`."""
+    if (request.content_length or 0) > MAX_WEBHOOK_BYTES:
+        abort(413, message=f"Webhook bodies are limited to {MAX_WEBHOOK_BYTES} bytes.")
+    body = request.get_data(cache=True)
+    if len(body) > MAX_WEBHOOK_BYTES:
+        abort(413, message=f"Webhook bodies are limited to {MAX_WEBHOOK_BYTES} bytes.")
+    return body
+
+
+def _inbound(channel: str, body: bytes) -> WebhookRequest:
+    workspace_id = request.headers.get(webhooks.WORKSPACE_HEADER) or request.args.get(
+        "workspace", ""
+    )
+    return WebhookRequest(
+        channel=channel,
+        workspace_id=workspace_id,
+        headers={name.lower(): value for name, value in request.headers.items()},
+        body=body,
+        query=request.args.to_dict(),
+    )
