@@ -19,6 +19,7 @@ from hpe_core.deliver.channels import Connector, HealthStatus
 from hpe_core.deliver.delivery import Delivery, DeliveryResult
 from hpe_core.errors import PermanentDeliveryError, TransientDeliveryError
 from hpe_core.store.models import Config, utcnow
+from hpe_core.tenancy.configs import settings_of
 
 
 class AdsConfigSchema(Schema):
@@ -100,15 +101,15 @@ class AdsConnector(Connector):
             raise PermanentDeliveryError(f"No configuration {config_id}.")
         since = now - dt.timedelta(days=self.plugin_config["audience_days"])
         exported = []
-        for action in config.settings["actions"]:
-            if action.get("channels") and self.name not in action["channels"]:
+        for action in settings_of(config).actions:
+            if not action.offered_on(self.name):
                 continue
-            name = ((action.get("content") or {}).get("ads") or {}).get("audience") or action["id"]
-            rows = delivery_service.sent_results(session, config_id, self.name, action["id"], since)
+            name = (action.content.get("ads") or {}).get("audience") or action.id
+            rows = delivery_service.sent_results(session, config_id, self.name, action.id, since)
             text, count = audience.to_csv(rows, self.plugin_config["format"])
             target = self.ship(name, text, config_id=config_id, now=now)
             exported.append(
-                {"action_id": action["id"], "audience": name, "rows": count, "target": target}
+                {"action_id": action.id, "audience": name, "rows": count, "target": target}
             )
         return exported
 

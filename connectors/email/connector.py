@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -111,55 +112,72 @@ class EmailConnector(Connector):
 
         :raises PermanentDeliveryError: no address, no email content, a template error
         """
-        config, content = self.plugin_config, delivery.content
         address = (delivery.recipient or {}).get("email")
         if not address:
             raise PermanentDeliveryError("No recipient email address (deliver.to.email).")
-        if not content.get("subject"):
+        if not delivery.content.get("subject"):
             raise PermanentDeliveryError(f"Action {delivery.action_id} has no content.email.")
-        links = dict(content.get("links") or {})
-        tracking = self._tracking()
-        links_out = {
-            name: self._click_url(delivery, name) if tracking and config["track_clicks"] else url
-            for name, url in links.items()
-        }
-        unsubscribe = (
-            self.runtime.links.url("unsubscribe", delivery.decision_id) if tracking else ""
-        )
+        links = _Links.of(self, delivery)
+        subject, html_body, text_body = self._render_templates(delivery, links)
+        html_body, text_body = self._track(delivery, links, html_body, text_body)
+        message = self._headers(delivery, address, subject, links.unsubscribe)
+        if text_body:
+            message.set_content(text_body)
+            if html_body:
+                message.add_alternative(html_body, subtype="html")
+        else:
+            message.set_content(html_body, subtype="html")
+        return message
+
+    def _render_templates(
+        self, delivery: Delivery, links: _Links
+    ) -> tuple[str, str | None, str | None]:
+        """The subject, HTML and text bodies with the delivery's variables filled in.
+
+        :raises PermanentDeliveryError: a template that does not render
+        """
+        content = delivery.content
         variables = {
             **dict(delivery.variables),
             "user_id": delivery.user_id,
             "action_id": delivery.action_id,
             "to": dict(delivery.recipient),
             "features": dict(delivery.action.get("features") or {}),
-            "links": links_out,
-            "unsubscribe_url": unsubscribe,
+            "links": links.shown,
+            "unsubscribe_url": links.unsubscribe,
         }
+        html, text = content.get("html"), content.get("text")
         try:
             subject = templates.render(content["subject"], variables).strip()
-            html_body = (
-                templates.render(content["html"], variables, html_mode=True)
-                if content.get("html")
-                else None
-            )
-            text_body = None
-            if content.get("text"):
-                text_body = templates.render(content["text"], variables)
+            html_body = templates.render(html, variables, html_mode=True) if html else None
+            text_body = templates.render(text, variables) if text else None
         except (TemplateError, ValueError) as exc:
             raise PermanentDeliveryError(
                 f"Cannot render action {delivery.action_id}: {exc}"
             ) from exc
-        if tracking and config["track_clicks"]:
+        return subject, html_body, text_body
+
+    def _track(
+        self, delivery: Delivery, links: _Links, html_body: str | None, text_body: str | None
+    ) -> tuple[str | None, str | None]:
+        """The bodies with the action's links tracked and the open pixel added (when on)."""
+        if links.tracked:
             track = lambda name: self._click_url(delivery, name)  # noqa: E731
             if html_body:
-                html_body = templates.rewrite_html_links(html_body, links, track)
+                html_body = templates.rewrite_html_links(html_body, links.targets, track)
             if text_body:
-                text_body = templates.rewrite_text_links(text_body, links, track)
-        if tracking and config["track_opens"] and html_body:
+                text_body = templates.rewrite_text_links(text_body, links.targets, track)
+        if self._tracking() and self.plugin_config["track_opens"] and html_body:
             html_body = templates.add_pixel(
                 html_body, self.runtime.links.url("open", delivery.decision_id)
             )
+        return html_body, text_body
 
+    def _headers(
+        self, delivery: Delivery, address: str, subject: str, unsubscribe: str
+    ) -> EmailMessage:
+        """A message with its headers set and no body yet."""
+        config, content = self.plugin_config, delivery.content
         message = EmailMessage()
         message["Subject"] = " ".join(subject.split())
         from_name = content.get("from_name") or config["from_name"]
@@ -177,12 +195,6 @@ class EmailConnector(Connector):
         if unsubscribe:
             message["List-Unsubscribe"] = f"<{unsubscribe}>"
             message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"  # RFC 8058
-        if text_body:
-            message.set_content(text_body)
-            if html_body:
-                message.add_alternative(html_body, subtype="html")
-        else:
-            message.set_content(html_body, subtype="html")
         return message
 
     def parse_webhook(self, request: WebhookRequest):
@@ -199,3 +211,33 @@ class EmailConnector(Connector):
 
     def _click_url(self, delivery: Delivery, name: str) -> str:
         return self.runtime.links.url("click", delivery.decision_id, name)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Links:
+    """The action's links as one message shows them.
+
+    :param targets: link name -> the configured URL (the only redirect targets)
+    :param shown: link name -> the URL templates get (tracked when click tracking is on)
+    :param tracked: whether clicks are tracked
+    :param unsubscribe: the one-click unsubscribe URL ("" without tracking)
+    """
+
+    targets: dict[str, str]
+    shown: dict[str, str]
+    tracked: bool
+    unsubscribe: str
+
+    @classmethod
+    def of(cls, connector: EmailConnector, delivery: Delivery) -> _Links:
+        tracking = connector._tracking()
+        tracked = tracking and connector.plugin_config["track_clicks"]
+        targets = dict(delivery.content.get("links") or {})
+        shown = {
+            name: connector._click_url(delivery, name) if tracked else url
+            for name, url in targets.items()
+        }
+        unsubscribe = (
+            connector.runtime.links.url("unsubscribe", delivery.decision_id) if tracking else ""
+        )
+        return cls(targets, shown, tracked, unsubscribe)

@@ -24,6 +24,8 @@ from hpe_core.errors import InvalidInput
 from hpe_core.events import notify
 from hpe_core.learn import outcomes
 from hpe_core.store.models import Config, Decision
+from hpe_core.store.vocabulary import ConsentStatus
+from hpe_core.tenancy.configs import settings_of
 from hpe_core.tenancy.workspaces import Principal
 from plugins.app_runtime import app_runtime
 
@@ -82,8 +84,9 @@ def _decision(decision_id: uuid.UUID) -> tuple[Decision, Config]:
 def click(token: str):
     decision_id, link = _verify("click", token)
     decision, config = _decision(decision_id)
-    action = next((a for a in config.settings["actions"] if a["id"] == decision.action_id), {})
-    target = (((action.get("content") or {}).get("email") or {}).get("links") or {}).get(link)
+    action = settings_of(config).actions_by_id.get(decision.action_id)
+    email = action.content.get("email") if action is not None else None
+    target = ((email or {}).get("links") or {}).get(link)
     if not target:
         raise NotFound("This link is no longer part of the message's offer.")
     _record(decision, "click")
@@ -123,7 +126,7 @@ def unsubscribe(token: str):
             workspace_id=decision.workspace_id,
             channel="email",
             user_id=decision.user_id,
-            status="unsubscribed",
+            status=ConsentStatus.UNSUBSCRIBED,
             source="tracking:unsubscribe",
             config_id=decision.config_id,
         )
@@ -137,7 +140,7 @@ def unsubscribe(token: str):
             workspace_id=decision.workspace_id,
             channel="email",
             user_id=decision.user_id,
-            status="unsubscribed",
+            status=ConsentStatus.UNSUBSCRIBED,
             source="tracking:unsubscribe",
         )
     body = "<p>You will not receive these emails any more.</p>"
