@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import uuid
 from collections.abc import Iterable, Mapping
+from typing import NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,8 +21,9 @@ from sqlalchemy.orm import Session
 from hpe_core.errors import InvalidInput, NotFound
 from hpe_core.store import stale_days
 from hpe_core.store.db import dialect_insert
-from hpe_core.store.models import Decision, Outcome, utcnow
+from hpe_core.store.models import Config, Decision, Outcome, utcnow
 from hpe_core.tenancy import activities, configs
+from hpe_core.tenancy.settings_types import Reward
 from hpe_core.tenancy.workspaces import Principal
 
 _OUTCOMES = Outcome.__table__
@@ -36,6 +38,8 @@ CLOCK_SKEW = dt.timedelta(hours=1)
 
 @dataclasses.dataclass(frozen=True)
 class OutcomeEvent:
+    """One event to record: tied to its decision, or to a user for attribution."""
+
     type: str
     decision_id: uuid.UUID | None = None
     user_id: str | None = None
@@ -44,20 +48,33 @@ class OutcomeEvent:
     idempotency_key: str | None = None
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class RecordedOutcome:
+    """One stored outcome, as the answer shows it (the same on every retry).
+
+    :param late: it arrived after its decision's reward window closed: kept, never learned
+    """
+
+    idempotency_key: str
+    decision_id: uuid.UUID | None
+    type: str
+    late: bool
+
+
 @dataclasses.dataclass(frozen=True)
 class Recorded:
     """What :func:`record` stored, answered the same on every retry."""
 
-    #: One entry per event: ``{"idempotency_key", "decision_id", "type", "late"}``.
-    outcomes: list[dict]
+    #: One entry per event, in the order given.
+    outcomes: tuple[RecordedOutcome, ...]
     #: The event types of the batch that ``reward.events`` does not list, sorted: they
     #: are kept and counted in metrics, but weigh nothing in the reward.
     unweighted: list[str]
 
 
-def unweighted_types(reward_settings: Mapping, types: Iterable[str]) -> list[str]:
+def unweighted_types(reward: Reward, types: Iterable[str]) -> list[str]:
     """The ``types`` that ``reward.events`` does not weigh (not listed), sorted."""
-    return sorted(set(types) - set(reward_settings["events"]))
+    return sorted({type_ for type_ in types if reward.weight(type_) is None})
 
 
 def note_unweighted(
@@ -121,6 +138,7 @@ def record(
     Types that ``reward.events`` does not list are accepted (settings may catch up later)
     and named in the answer; the first of each type is logged as an activity.
 
+    :param source: where the outcomes came from (``api``, ``webhook``, ``tracking``...)
     :returns: what was stored, the same on every retry
     :raises NotFound: if the configuration or any referenced decision is unknown or
         another workspace's (then nothing is stored)
@@ -128,6 +146,24 @@ def record(
     """
     now = now or utcnow()
     config = configs.get(session, principal, config_id)
+    _check_batch(events)
+    decisions = _decisions_of(session, config.id, events)
+    reward = configs.settings_of(config).reward
+    value_events = frozenset(reward.value_events)
+    rows = [
+        _outcome_row(config, event, decisions.get(event.decision_id), value_events, source, now)
+        for event in events
+    ]
+    _insert_ignoring_duplicates(session, rows)
+    _mark_old_days_stale(session, config, events, decisions, now)
+    recorded = _as_stored(session, config.id, rows)
+    unweighted = unweighted_types(reward, (event.type for event in events))
+    note_unweighted(session, config, unweighted, actor=principal.actor, source=source)
+    return Recorded(outcomes=recorded, unweighted=unweighted)
+
+
+def _check_batch(events: list[OutcomeEvent]) -> None:
+    """:raises InvalidInput: no events, too many, or one with neither decision nor user"""
     if not events:
         raise InvalidInput("No outcomes given.", {"outcomes": ["Give at least one outcome."]})
     if len(events) > MAX_BATCH:
@@ -141,73 +177,99 @@ def record(
                 {str(position): ["Give decision_id or user_id."]},
             )
 
-    decision_ids = {e.decision_id for e in events if e.decision_id is not None}
-    decisions = {}
-    if decision_ids:
-        rows = session.execute(
-            select(
-                Decision.id, Decision.user_id, Decision.window_closes_at, Decision.created_at
-            ).where(Decision.config_id == config.id, Decision.id.in_(decision_ids))
-        ).all()
-        decisions = {row.id: row for row in rows}
-        missing = decision_ids - decisions.keys()
-        if missing:
-            raise NotFound(
-                f"Unknown decision(s) for this configuration: "
-                f"{', '.join(sorted(str(m) for m in missing)[:5])}.",
-                {"decision_id": ["Unknown decision."]},
-            )
 
-    value_events = frozenset(config.settings["reward"]["value_events"])
-    rows, results = [], []
-    for event in events:
-        occurred_at = event.occurred_at or now
-        key = idempotency_key(event, occurred_at, value_events)
-        decision = decisions.get(event.decision_id)
+class _DecisionOf(NamedTuple):
+    """What recording an outcome needs of its decision."""
+
+    id: uuid.UUID
+    user_id: str
+    window_closes_at: dt.datetime
+    created_at: dt.datetime
+
+
+def _decisions_of(
+    session: Session, config_id: uuid.UUID, events: list[OutcomeEvent]
+) -> dict[uuid.UUID, _DecisionOf]:
+    """The decisions the events name, by id.
+
+    :raises NotFound: one is not a decision of this configuration
+    """
+    decision_ids = {event.decision_id for event in events if event.decision_id is not None}
+    if not decision_ids:
+        return {}
+    rows = session.execute(
+        select(Decision.id, Decision.user_id, Decision.window_closes_at, Decision.created_at).where(
+            Decision.config_id == config_id, Decision.id.in_(decision_ids)
+        )
+    )
+    decisions = {row.id: _DecisionOf(*row) for row in rows}
+    missing = decision_ids - decisions.keys()
+    if missing:
+        raise NotFound(
+            f"Unknown decision(s) for this configuration: "
+            f"{', '.join(sorted(str(m) for m in missing)[:5])}.",
+            {"decision_id": ["Unknown decision."]},
+        )
+    return decisions
+
+
+def _outcome_row(
+    config: Config,
+    event: OutcomeEvent,
+    decision: _DecisionOf | None,
+    value_events: frozenset[str],
+    source: str,
+    now: dt.datetime,
+) -> dict:
+    occurred_at = event.occurred_at or now
+    return {
+        "id": uuid.uuid4(),
+        "workspace_id": config.workspace_id,
+        "config_id": config.id,
+        "decision_id": event.decision_id,
+        "user_id": event.user_id or (decision.user_id if decision else None),
+        "type": event.type,
+        "value": event.value,
+        "occurred_at": occurred_at,
+        "received_at": now,
+        "idempotency_key": idempotency_key(event, occurred_at, value_events),
         # Late = arrived after the decision's reward window closed: kept, never learned.
-        late = decision is not None and now > decision.window_closes_at
-        rows.append(
-            {
-                "id": uuid.uuid4(),
-                "workspace_id": config.workspace_id,
-                "config_id": config.id,
-                "decision_id": event.decision_id,
-                "user_id": event.user_id or (decision.user_id if decision else None),
-                "type": event.type,
-                "value": event.value,
-                "occurred_at": occurred_at,
-                "received_at": now,
-                "idempotency_key": key,
-                "late": late,
-                "source": source,
-            }
-        )
-        results.append(
-            {
-                "idempotency_key": key,
-                "decision_id": event.decision_id,
-                "type": event.type,
-            }
-        )
-    _insert_ignoring_duplicates(session, rows)
-    _mark_old_days_stale(session, config, events, decisions, now)
-    stored = dict(
+        "late": decision is not None and now > decision.window_closes_at,
+        "source": source,
+    }
+
+
+def _as_stored(
+    session: Session, config_id: uuid.UUID, rows: list[dict]
+) -> tuple[RecordedOutcome, ...]:
+    """The answer for each row as stored: a retried event reports the first arrival's
+    lateness, so a retry answers the same."""
+    stored_late = dict(
         session.execute(
             select(Outcome.idempotency_key, Outcome.late).where(
-                Outcome.config_id == config.id,
-                Outcome.idempotency_key.in_([r["idempotency_key"] for r in rows]),
+                Outcome.config_id == config_id,
+                Outcome.idempotency_key.in_([row["idempotency_key"] for row in rows]),
             )
         ).all()
     )
-    # Report what is stored (the first arrival's lateness), so a retry answers the same.
-    for result in results:
-        result["late"] = bool(stored.get(result["idempotency_key"], False))
-    unweighted = unweighted_types(config.settings["reward"], (e.type for e in events))
-    note_unweighted(session, config, unweighted, actor=principal.actor, source=source)
-    return Recorded(outcomes=results, unweighted=unweighted)
+    return tuple(
+        RecordedOutcome(
+            idempotency_key=row["idempotency_key"],
+            decision_id=row["decision_id"],
+            type=row["type"],
+            late=bool(stored_late.get(row["idempotency_key"], False)),
+        )
+        for row in rows
+    )
 
 
-def _mark_old_days_stale(session: Session, config, events, decisions: dict, now) -> None:
+def _mark_old_days_stale(
+    session: Session,
+    config: Config,
+    events: list[OutcomeEvent],
+    decisions: Mapping[uuid.UUID, _DecisionOf],
+    now: dt.datetime,
+) -> None:
     """Outcomes that change an already rolled-up day (their decision is older than
     yesterday) mark it stale. Recent days are recomputed by every rollup pass anyway, so
     the usual request adds no statement. Every type counts: a day's document counts
