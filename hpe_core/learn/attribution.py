@@ -24,7 +24,7 @@ import logging
 import math
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from numbers import Real
 from typing import NamedTuple
 
@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 from hpe_core.errors import NotFound
 from hpe_core.store import stale_days
 from hpe_core.store.models import Attribution, Config, Decision, Outcome, utcnow
+from hpe_core.tenancy import configs
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,35 @@ def check_credit(shares: object, touches: int) -> list[float]:
     return values
 
 
+@dataclasses.dataclass(frozen=True)
+class _Crediting:
+    """How one run gives credit: the model, its options and the window of touches.
+
+    :param options: the configuration's ``attribution`` block, as models receive it
+    """
+
+    config_id: uuid.UUID
+    workspace_id: str
+    model: str
+    credit: Callable[[Sequence[Touch], dt.datetime, Mapping], object]
+    options: Mapping
+    window: dt.timedelta
+
+
+@dataclasses.dataclass(frozen=True)
+class _BatchCredit:
+    """What the model gave one batch.
+
+    :param done: outcomes to mark attributed (credited, or with no touch in their window)
+    :param rows: the credit rows to write
+    """
+
+    done: list[uuid.UUID]
+    rows: list[dict]
+    unattributed: int
+    skipped: int
+
+
 def attribute_pending(
     session: Session,
     config_id: uuid.UUID,
@@ -139,10 +169,8 @@ def attribute_pending(
     if config is None:
         session.rollback()
         return report
-    workspace_id, options = config.workspace_id, dict(config.settings["attribution"])
-    name, credit = _resolve_model(options["model"], models, config_id)
-    report.model = name
-    window = dt.timedelta(hours=options["window_hours"])
+    crediting = _crediting(config, models)
+    report.model = crediting.model
     # Keyset cursor: outcomes this run skipped stay waiting but are not picked up again
     # by the same run, so a broken model cannot make it loop forever.
     after: tuple[dt.datetime, uuid.UUID] | None = None
@@ -156,53 +184,108 @@ def attribute_pending(
             session.rollback()
             return report
         after = (batch[-1].received_at, batch[-1].id)
-        touches = _touches(session, config_id, workspace_id, batch, window)
-        done: list[uuid.UUID] = []
-        rows: list[dict] = []
-        for outcome in batch:
-            found = touches.get(outcome.id, [])
-            if not found:
-                report.unattributed += 1
-                done.append(outcome.id)
-                continue
-            try:
-                shares = check_credit(credit(found, outcome.occurred_at, options), len(found))
-            except Exception as exc:  # a plugin's bug must not stop the other outcomes
-                log.warning(
-                    "attribution model %r gave no valid credit for outcome %s (left waiting): %s",
-                    name,
-                    outcome.id,
-                    exc,
-                )
-                report.skipped += 1
-                continue
-            done.append(outcome.id)
-            rows.extend(
-                {
-                    "id": uuid.uuid4(),
-                    "workspace_id": workspace_id,
-                    "config_id": config_id,
-                    "outcome_id": outcome.id,
-                    "decision_id": touch.decision_id,
-                    "model": name,
-                    "credit": share,
-                    "created_at": now,
-                }
-                for touch, share in zip(found, shares, strict=True)
-                if share > 0
-            )
-        try:
-            _replace_credit(session, config_id, done, rows, now)
-            session.commit()
-        except IntegrityError:
-            # Another run (SQLite, no advisory lock) wrote these outcomes' credit first.
-            session.rollback()
+        credit = _credit_batch(session, crediting, batch, now)
+        if not _commit_credit(session, config_id, credit, now):
             report.busy = True
             return report
-        report.outcomes += len(done)
-        report.credited_decisions += len(rows)
+        _add(report, credit)
         if len(batch) < batch_size:
             return report
+
+
+def _crediting(config: Config, models: Mapping[str, object]) -> _Crediting:
+    settings = configs.settings_of(config).attribution
+    name, credit = _resolve_model(settings.model, models, config.id)
+    return _Crediting(
+        config_id=config.id,
+        workspace_id=config.workspace_id,
+        model=name,
+        credit=credit,
+        options=dataclasses.asdict(settings),
+        window=dt.timedelta(hours=settings.window_hours),
+    )
+
+
+def _credit_batch(
+    session: Session, crediting: _Crediting, batch: list[_Waiting], now: dt.datetime
+) -> _BatchCredit:
+    """Ask the model for each outcome's shares over its touches (decisions in its window)."""
+    touches = _touches(session, crediting, batch)
+    done: list[uuid.UUID] = []
+    rows: list[dict] = []
+    unattributed = skipped = 0
+    for outcome in batch:
+        found = touches.get(outcome.id, [])
+        if not found:
+            unattributed += 1
+            done.append(outcome.id)
+            continue
+        shares = _shares(crediting, outcome, found)
+        if shares is None:
+            skipped += 1
+            continue
+        done.append(outcome.id)
+        rows.extend(
+            _credit_row(crediting, outcome.id, touch.decision_id, share, now)
+            for touch, share in zip(found, shares, strict=True)
+            if share > 0
+        )
+    return _BatchCredit(done, rows, unattributed, skipped)
+
+
+def _shares(crediting: _Crediting, outcome: _Waiting, touches: list[Touch]) -> list[float] | None:
+    """The model's valid shares for one outcome, or None (logged) when it gave none."""
+    try:
+        answer = crediting.credit(touches, outcome.occurred_at, crediting.options)
+        return check_credit(answer, len(touches))
+    except Exception as exc:  # a plugin's bug must not stop the other outcomes
+        log.warning(
+            "attribution model %r gave no valid credit for outcome %s (left waiting): %s",
+            crediting.model,
+            outcome.id,
+            exc,
+        )
+        return None
+
+
+def _credit_row(
+    crediting: _Crediting,
+    outcome_id: uuid.UUID,
+    decision_id: uuid.UUID,
+    share: float,
+    now: dt.datetime,
+) -> dict:
+    return {
+        "id": uuid.uuid4(),
+        "workspace_id": crediting.workspace_id,
+        "config_id": crediting.config_id,
+        "outcome_id": outcome_id,
+        "decision_id": decision_id,
+        "model": crediting.model,
+        "credit": share,
+        "created_at": now,
+    }
+
+
+def _commit_credit(
+    session: Session, config_id: uuid.UUID, credit: _BatchCredit, now: dt.datetime
+) -> bool:
+    """Write one batch's credit and commit. :returns: False if another run got there first"""
+    try:
+        _replace_credit(session, config_id, credit.done, credit.rows, now)
+        session.commit()
+    except IntegrityError:
+        # Another run (SQLite, no advisory lock) wrote these outcomes' credit first.
+        session.rollback()
+        return False
+    return True
+
+
+def _add(report: AttributionReport, credit: _BatchCredit) -> None:
+    report.outcomes += len(credit.done)
+    report.credited_decisions += len(credit.rows)
+    report.unattributed += credit.unattributed
+    report.skipped += credit.skipped
 
 
 def reattribute(session: Session, config_id: uuid.UUID, *, since: dt.datetime) -> int:
@@ -251,7 +334,21 @@ def _last_touch(touches: Sequence[Touch], conversion_at: dt.datetime, options: M
     return [0.0] * (len(touches) - 1) + [1.0]
 
 
-def _waiting(session: Session, config_id: uuid.UUID, after, batch_size: int) -> list:
+class _Waiting(NamedTuple):
+    """A user-level outcome waiting for attribution."""
+
+    id: uuid.UUID
+    user_id: str
+    occurred_at: dt.datetime
+    received_at: dt.datetime
+
+
+def _waiting(
+    session: Session,
+    config_id: uuid.UUID,
+    after: tuple[dt.datetime, uuid.UUID] | None,
+    batch_size: int,
+) -> list[_Waiting]:
     query = select(Outcome.id, Outcome.user_id, Outcome.occurred_at, Outcome.received_at).where(
         Outcome.config_id == config_id,
         Outcome.decision_id.is_(None),
@@ -265,38 +362,26 @@ def _waiting(session: Session, config_id: uuid.UUID, after, batch_size: int) -> 
                 and_(Outcome.received_at == received_at, Outcome.id > outcome_id),
             )
         )
-    return session.execute(query.order_by(Outcome.received_at, Outcome.id).limit(batch_size)).all()
+    rows = session.execute(query.order_by(Outcome.received_at, Outcome.id).limit(batch_size))
+    return [_Waiting(*row) for row in rows]
 
 
 def _touches(
-    session: Session,
-    config_id: uuid.UUID,
-    workspace_id: str,
-    batch: list,
-    window: dt.timedelta,
+    session: Session, crediting: _Crediting, batch: list[_Waiting]
 ) -> dict[uuid.UUID, list[Touch]]:
     """Outcome id -> its touches: the user's decisions in this configuration made in
     ``[occurred_at - window, occurred_at]``, oldest first."""
     users = sorted({o.user_id for o in batch if o.user_id})
     if not users:
         return {}
-    earliest = min(o.occurred_at for o in batch) - window
-    latest = max(o.occurred_at for o in batch)
-    by_user: dict[str, list[Touch]] = defaultdict(list)
-    for start in range(0, len(users), _IN_CHUNK):
-        rows = session.execute(
-            select(Decision.id, Decision.user_id, Decision.created_at, Decision.channel)
-            .where(
-                Decision.config_id == config_id,
-                Decision.workspace_id == workspace_id,
-                Decision.user_id.in_(users[start : start + _IN_CHUNK]),
-                Decision.created_at >= earliest,
-                Decision.created_at <= latest,
-            )
-            .order_by(Decision.created_at, Decision.id)
-        )
-        for decision_id, user_id, created_at, channel in rows:
-            by_user[user_id].append(Touch(decision_id, created_at, channel))
+    window = crediting.window
+    by_user = _decisions_by_user(
+        session,
+        crediting,
+        users,
+        earliest=min(o.occurred_at for o in batch) - window,
+        latest=max(o.occurred_at for o in batch),
+    )
     found = {}
     for outcome in batch:
         decisions = by_user.get(outcome.user_id, [])
@@ -306,6 +391,34 @@ def _touches(
         if first < last:
             found[outcome.id] = decisions[first:last]
     return found
+
+
+def _decisions_by_user(
+    session: Session,
+    crediting: _Crediting,
+    users: list[str],
+    *,
+    earliest: dt.datetime,
+    latest: dt.datetime,
+) -> dict[str, list[Touch]]:
+    """These users' decisions in the configuration made in ``[earliest, latest]``, oldest
+    first."""
+    by_user: dict[str, list[Touch]] = defaultdict(list)
+    for start in range(0, len(users), _IN_CHUNK):
+        rows = session.execute(
+            select(Decision.id, Decision.user_id, Decision.created_at, Decision.channel)
+            .where(
+                Decision.config_id == crediting.config_id,
+                Decision.workspace_id == crediting.workspace_id,
+                Decision.user_id.in_(users[start : start + _IN_CHUNK]),
+                Decision.created_at >= earliest,
+                Decision.created_at <= latest,
+            )
+            .order_by(Decision.created_at, Decision.id)
+        )
+        for row in rows:
+            by_user[row.user_id].append(Touch(row.id, row.created_at, row.channel))
+    return by_user
 
 
 def _replace_credit(

@@ -17,6 +17,8 @@ import logging
 import threading
 import uuid
 from collections import defaultdict
+from collections.abc import Mapping
+from typing import NamedTuple
 
 from sqlalchemy import bindparam, case, func, select, text, update
 from sqlalchemy.exc import IntegrityError
@@ -28,8 +30,9 @@ from hpe_core.decide.policy.exploration import vw_arguments
 from hpe_core.decide.policy.learner import Learner
 from hpe_core.learn import rewards
 from hpe_core.store import stale_days
-from hpe_core.store.models import Attribution, Config, Decision, Outcome, utcnow
-from hpe_core.tenancy import activities
+from hpe_core.store.models import Attribution, Config, Decision, ModelVersion, Outcome, utcnow
+from hpe_core.tenancy import activities, configs
+from hpe_core.tenancy.settings_types import Reward
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +42,54 @@ MODEL_UPDATED = "model.updated"
 
 @dataclasses.dataclass
 class LearnReport:
+    """What a learn run did.
+
+    :param learned: decisions learned (examples given to VW)
+    :param skipped: decisions closed without being learned (their action or propensity
+        cannot be replayed: an action removed from the settings, a probability of 0)
+    :param version: the model version saved, None when nothing was learned
+    :param busy: another learner holds this configuration; it does the work
+    """
+
     config_id: uuid.UUID
     learned: int = 0
     skipped: int = 0
     version: int | None = None
     busy: bool = False
+
+
+class _Closed(NamedTuple):
+    """A closed decision, as much of it as learning reads."""
+
+    id: uuid.UUID
+    channel: str
+    features: str | None
+    context: dict | None
+    eligible: list[str]
+    action_id: str
+    probability: float
+    given_reward: float | None
+
+
+class _Mark(NamedTuple):
+    """What learning writes back on a decision."""
+
+    decision_id: uuid.UUID
+    reward: float
+    engaged: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class _Examples:
+    """A batch turned into VW examples, and the marks every decision of it gets.
+
+    :param examples: ``(context line, action lines, chosen index, reward, probability)``
+    :param skipped: decisions marked but not learned
+    """
+
+    examples: list[tuple]
+    marks: list[_Mark]
+    skipped: int
 
 
 def configs_with_closed_windows(
@@ -77,11 +123,53 @@ def learn_closed(
         report.busy = True
         return report
     config = session.get(Config, config_id)
-    if config is None:
+    batch = _closed_batch(session, config_id, now, batch_size) if config is not None else []
+    if not batch:
+        session.rollback()
         return report
-    # Plain rows, not ORM objects: a batch is thousands of decisions, and the learner needs
-    # only these columns.
-    decisions = session.execute(
+    settings = configs.settings_of(config)
+    batch_examples = _examples(
+        batch,
+        _outcomes_by_decision(session, [decision.id for decision in batch]),
+        settings.reward,
+        ActionCatalog(settings.actions),
+    )
+    report.skipped = batch_examples.skipped
+    args = vw_arguments(settings.exploration)
+    previous = store.latest(session, config_id)
+    learner = _warm_learners.take(config_id, previous, args)
+    try:
+        learned = learner.learn_batch(batch_examples.examples) if batch_examples.examples else 0
+        version = store.save(
+            session, config_id, args=args, model=learner.save(), examples=learned, previous=previous
+        )
+        _record_learned(session, config, batch_examples, version.version, learned, now)
+        session.commit()
+    except IntegrityError:
+        # Another learner saved this version number first: it learned this batch, ours is
+        # dropped. (The backstop where no advisory lock exists: SQLite with several
+        # `hpe serve` workers each sweeping.)
+        session.rollback()
+        learner.close()
+        report.busy = True
+        return report
+    except BaseException:
+        learner.close()  # its state includes a batch that was not committed
+        raise
+    _warm_learners.keep(config_id, version.version, version.checksum, learner)
+    report.learned, report.version = learned, version.version
+    return report
+
+
+def _closed_batch(
+    session: Session, config_id: uuid.UUID, now: dt.datetime, batch_size: int
+) -> list[_Closed]:
+    """The oldest closed, unlearned decisions of the configuration.
+
+    Plain rows, not ORM objects: a batch is thousands of decisions, and the learner needs
+    only these columns.
+    """
+    rows = session.execute(
         select(
             Decision.id,
             Decision.channel,
@@ -101,77 +189,77 @@ def learn_closed(
         )
         .order_by(Decision.created_at, Decision.id)
         .limit(batch_size)
-    ).all()
-    if not decisions:
-        session.rollback()
-        return report
+    )
+    return [_Closed(*row) for row in rows]
 
-    reward_settings = config.settings["reward"]
-    events = _outcomes_by_decision(session, [d.id for d in decisions])
-    catalog = ActionCatalog(config.settings["actions"])
-    args = vw_arguments(config.settings["exploration"])
-    previous = store.latest(session, config_id)
-    learner = _warm_learners.take(config_id, previous, args)
 
-    examples, marks = [], []
-    for decision in decisions:
-        types_values = events.get(decision.id, [])
-        if decision.given_reward is not None:
-            reward = decision.given_reward
-            engaged = reward > 0
-        elif types_values:
-            reward = rewards.combine(reward_settings, types_values)
-            engaged = rewards.is_engaged(reward_settings, types_values)
-        else:
-            reward, engaged = reward_settings["default"], False
-        marks.append((decision.id, reward, engaged))
+def _examples(
+    batch: list[_Closed],
+    events: Mapping[uuid.UUID, list[rewards.Event]],
+    reward_settings: Reward,
+    catalog: ActionCatalog,
+) -> _Examples:
+    """Each decision's reward, and the VW example of those that can be replayed."""
+    examples, marks, skipped = [], [], 0
+    for decision in batch:
+        mark = _mark(decision, events.get(decision.id, []), reward_settings)
+        marks.append(mark)
         # Actions removed from the settings since the decision cannot be featurized.
-        present = [a for a in decision.eligible if a in catalog]
+        present = [action_id for action_id in decision.eligible if action_id in catalog]
         if decision.action_id not in catalog or decision.probability <= 0:
-            report.skipped += 1
+            skipped += 1
             continue
         examples.append(
             (
                 decision.features or decision_features(decision.channel, decision.context or {}),
                 catalog.lines(present),
                 present.index(decision.action_id),
-                reward,
+                mark.reward,
                 decision.probability,
             )
         )
-    try:
-        learned = learner.learn_batch(examples) if examples else 0
-        model = learner.save()
-        version = store.save(
-            session, config_id, args=args, model=model, examples=learned, previous=previous
+    return _Examples(examples, marks, skipped)
+
+
+def _mark(decision: _Closed, events: list[rewards.Event], reward_settings: Reward) -> _Mark:
+    """A decision's reward: the one it was imported with, else its outcomes' (none: the
+    configured default, not engaged)."""
+    if decision.given_reward is not None:
+        return _Mark(decision.id, decision.given_reward, decision.given_reward > 0)
+    if events:
+        return _Mark(
+            decision.id,
+            rewards.combine(reward_settings, events),
+            rewards.is_engaged(reward_settings, events),
         )
-        _mark_learned(session, marks, now)
-        # Rewards changed on these decisions' days: a rolled-up day must be recomputed.
-        stale_days.mark_stale_decisions(session, config_id, [mark[0] for mark in marks], now=now)
-        activities.record(
-            session,
-            workspace_id=config.workspace_id,
-            config_id=config_id,
-            type=MODEL_UPDATED,
-            actor="engine",
-            data={"version": version.version, "examples": learned, "skipped": report.skipped},
-        )
-        store.prune(session, config_id)
-        session.commit()
-    except IntegrityError:
-        # Another learner saved this version number first: it learned this batch, ours is
-        # dropped. (The backstop where no advisory lock exists: SQLite with several
-        # `hpe serve` workers each sweeping.)
-        session.rollback()
-        learner.close()
-        report.busy = True
-        return report
-    except BaseException:
-        learner.close()  # its state includes a batch that was not committed
-        raise
-    _warm_learners.keep(config_id, version.version, version.checksum, learner)
-    report.learned, report.version = learned, version.version
-    return report
+    return _Mark(decision.id, reward_settings.default, False)
+
+
+def _record_learned(
+    session: Session,
+    config: Config,
+    batch_examples: _Examples,
+    version: int,
+    learned: int,
+    now: dt.datetime,
+) -> None:
+    """Mark the batch learned, its days stale, log the new version and prune old ones
+    (the caller commits)."""
+    marks = batch_examples.marks
+    _mark_learned(session, marks, now)
+    # Rewards changed on these decisions' days: a rolled-up day must be recomputed.
+    stale_days.mark_stale_decisions(
+        session, config.id, [mark.decision_id for mark in marks], now=now
+    )
+    activities.record(
+        session,
+        workspace_id=config.workspace_id,
+        config_id=config.id,
+        type=MODEL_UPDATED,
+        actor="engine",
+        data={"version": version, "examples": learned, "skipped": batch_examples.skipped},
+    )
+    store.prune(session, config.id)
 
 
 def learn_all_closed(
@@ -202,38 +290,45 @@ class _WarmLearners:
     worker or rollback wrote one since); otherwise the newest version is loaded.
     """
 
+    class _Kept(NamedTuple):
+        version: int
+        checksum: str
+        learner: Learner
+
     def __init__(self):
-        self._learners: dict[uuid.UUID, tuple[int, str, Learner]] = {}
+        self._learners: dict[uuid.UUID, _WarmLearners._Kept] = {}
         self._lock = threading.Lock()
 
-    def take(self, config_id: uuid.UUID, newest, args: str) -> Learner:
+    def take(self, config_id: uuid.UUID, newest: ModelVersion | None, args: str) -> Learner:
+        """The learner to extend: the kept one while ``newest`` is still its version (its
+        number and checksum: no blob is read), else one loaded from ``newest``'s model,
+        else a fresh one."""
         with self._lock:
             kept = self._learners.pop(config_id, None)
         if kept is not None:
-            version, checksum, learner = kept
             if (
                 newest is not None
-                and newest.version == version
-                and newest.checksum == checksum
-                and learner.args == args
+                and newest.version == kept.version
+                and newest.checksum == kept.checksum
+                and kept.learner.args == args
             ):
-                return learner
-            learner.close()
+                return kept.learner
+            kept.learner.close()
         # First run, or exploration settings changed: start afresh.
         return store.load_learner(newest, args) or Learner(args)
 
     def keep(self, config_id: uuid.UUID, version: int, checksum: str, learner: Learner) -> None:
         with self._lock:
             old = self._learners.get(config_id)
-            self._learners[config_id] = (version, checksum, learner)
+            self._learners[config_id] = self._Kept(version, checksum, learner)
         if old is not None:
-            old[2].close()
+            old.learner.close()
 
 
 _warm_learners = _WarmLearners()
 
 
-def _mark_learned(session: Session, marks: list[tuple], now: dt.datetime) -> None:
+def _mark_learned(session: Session, marks: list[_Mark], now: dt.datetime) -> None:
     """Set learned_at, reward and engaged on a batch of decisions in as few round trips
     as the backend allows (this update is most of a learn run's database time)."""
     if session.get_bind().dialect.name == "postgresql":
@@ -254,7 +349,10 @@ def _mark_learned(session: Session, marks: list[tuple], now: dt.datetime) -> Non
         update(table)
         .where(table.c.id == bindparam("decision_id"))
         .values(learned_at=bindparam("now"), reward=bindparam("r"), engaged=bindparam("e")),
-        [{"decision_id": i, "now": now, "r": r, "e": e} for i, r, e in marks],
+        [
+            {"decision_id": mark.decision_id, "now": now, "r": mark.reward, "e": mark.engaged}
+            for mark in marks
+        ],
     )
 
 
