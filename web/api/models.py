@@ -53,13 +53,13 @@ class ModelRollback(MethodView):
             session,
             config.id,
             data["version"],
-            current_args=vw_arguments(config.settings["exploration"]),
+            current_args=vw_arguments(configs.settings_of(config).exploration),
         )
         activities.record(
             session,
             workspace_id=config.workspace_id,
             config_id=config.id,
-            type="model.rolled_back",
+            type=store.MODEL_ROLLED_BACK,
             actor=principal.actor,
             data={"to_version": data["version"], "new_version": restored.version},
         )

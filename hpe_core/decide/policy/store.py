@@ -24,6 +24,8 @@ from hpe_core.store.models import ModelVersion
 
 #: Versions kept per configuration; older ones are pruned after each save.
 KEEP_VERSIONS = 30
+#: The activity a rollback is logged with (``{"to_version", "new_version"}``).
+MODEL_ROLLED_BACK = "model.rolled_back"
 
 
 def vw_version() -> str:
