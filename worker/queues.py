@@ -40,7 +40,24 @@ class _DueDelivery(NamedTuple):
     runtime: object
 
 
-class InlineBackend:
+class _ConfigJobCalls:
+    """The enqueue calls callers use, one per :class:`~worker.jobs.JobKind`; each backend
+    implements :meth:`enqueue`."""
+
+    def enqueue(self, kind: JobKind, config_id: uuid.UUID) -> bool:
+        raise NotImplementedError
+
+    def enqueue_learn(self, config_id: uuid.UUID) -> bool:
+        return self.enqueue(JobKind.LEARN, config_id)
+
+    def enqueue_attribution(self, config_id: uuid.UUID) -> bool:
+        return self.enqueue(JobKind.ATTRIBUTE, config_id)
+
+    def enqueue_measure(self, config_id: uuid.UUID) -> bool:
+        return self.enqueue(JobKind.MEASURE, config_id)
+
+
+class InlineBackend(_ConfigJobCalls):
     """Jobs run in one background thread of this process: the embedded default.
 
     One thread means learning is sequential, which VW requires; it never blocks requests.
@@ -60,15 +77,6 @@ class InlineBackend:
         self._deliveries: queue_module.PriorityQueue = queue_module.PriorityQueue()
         self._delivery_seq = itertools.count()
         self._delivery_thread: threading.Thread | None = None
-
-    def enqueue_learn(self, config_id: uuid.UUID) -> bool:
-        return self.enqueue(JobKind.LEARN, config_id)
-
-    def enqueue_attribution(self, config_id: uuid.UUID) -> bool:
-        return self.enqueue(JobKind.ATTRIBUTE, config_id)
-
-    def enqueue_measure(self, config_id: uuid.UUID) -> bool:
-        return self.enqueue(JobKind.MEASURE, config_id)
 
     def enqueue(self, kind: JobKind, config_id: uuid.UUID) -> bool:
         """Queue one job of ``kind`` for the configuration unless one is already queued.
@@ -178,7 +186,7 @@ class InlineBackend:
             self.enqueue_delivery(uuid.UUID(key), runtime=runtime, delay=delay)
 
 
-class RQBackend:
+class RQBackend(_ConfigJobCalls):
     """Jobs go to RQ on Redis; `hpe worker` processes run them."""
 
     name = "rq"
@@ -195,15 +203,6 @@ class RQBackend:
         )
         self.measure_queue = Queue(MEASURE_QUEUE, connection=self.redis, serializer=JSONSerializer)
         self._queues = {LEARN_QUEUE: self.queue, MEASURE_QUEUE: self.measure_queue}
-
-    def enqueue_learn(self, config_id: uuid.UUID) -> bool:
-        return self.enqueue(JobKind.LEARN, config_id)
-
-    def enqueue_attribution(self, config_id: uuid.UUID) -> bool:
-        return self.enqueue(JobKind.ATTRIBUTE, config_id)
-
-    def enqueue_measure(self, config_id: uuid.UUID) -> bool:
-        return self.enqueue(JobKind.MEASURE, config_id)
 
     def enqueue(self, kind: JobKind, config_id: uuid.UUID) -> bool:
         """Queue one job of ``kind`` for the configuration unless one is already queued
