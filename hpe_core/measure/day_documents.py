@@ -32,20 +32,27 @@ current one is stale.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
 import math
+import operator
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from typing import NamedTuple
 
 from sqlalchemy import Date, and_, case, cast, func, literal, or_, select, text
 from sqlalchemy.orm import Session
 
 from hpe_core.learn import rewards
 from hpe_core.learn.outcomes import CLOCK_SKEW
+from hpe_core.results import NO_SEGMENT, OTHER_SEGMENTS
 from hpe_core.store.days import created_between, day_start
 from hpe_core.store.models import Attribution, Config, Decision, Outcome
+from hpe_core.store.vocabulary import DecisionSource, Policy, Variant
+from hpe_core.tenancy.configs import settings_of
+from hpe_core.tenancy.settings_types import Settings
 
 COUNTERS = (
     "decisions",
@@ -61,43 +68,120 @@ COUNTERS = (
     "baseline_decisions",
     "model_agreements",
 )
-VARIANTS = ("treatment", "holdout")
-NO_SEGMENT = "(none)"
-OTHER_SEGMENTS = "(other)"
-#: Segment values kept per day (by decisions); the rest are summed under "(other)", so a
-#: high-cardinality context key cannot blow up the stored document.
+VARIANTS = tuple(Variant)
+#: Segment values kept per day, and reported per summary (by decisions); the rest are
+#: summed under "(other)", so a high-cardinality context key cannot blow up the stored
+#: document or the answer.
 MAX_SEGMENTS = 50
-DEFAULT_SEGMENT_KEY = "segment"
 #: Bump when the document's definition changes: stored days then recompute themselves.
 DOCUMENT_VERSION = 3
 #: PostgreSQL work_mem for the aggregates (see compute_runs).
 WORK_MEM = "64MB"
 
 
+# --- Counts: the one set of helpers that adds documents up (here and in metrics) --------
+
+
 def empty_counts() -> dict:
+    """A ``C`` of zeros."""
     return dict.fromkeys(COUNTERS, 0)
 
 
-def segment_key(settings: Mapping) -> str:
-    """The context key whose value splits the ``segments`` block (``goals.segment_key``)."""
-    return (settings.get("goals") or {}).get("segment_key") or DEFAULT_SEGMENT_KEY
+def add_counts(total: dict, counts: Mapping) -> None:
+    """Add one ``C`` into another, counter by counter (a counter it lacks adds 0)."""
+    for name in COUNTERS:
+        # `or 0`: a zero adds as the integer 0, so a sum of zeros stays 0 and not 0.0,
+        # as stored documents have always held it.
+        total[name] += counts.get(name) or 0
+
+
+def split_of(block: dict, key: str) -> dict:
+    """``block[key]`` as ``{"treatment": C, "holdout": C}``, created with zeros."""
+    found = block.get(key)
+    if found is None:
+        found = block[key] = {variant: empty_counts() for variant in VARIANTS}
+    return found
+
+
+def add_split(block: dict, key: str, split: Mapping) -> None:
+    """Add ``{"treatment": C, "holdout": C}`` into ``block[key]``."""
+    target = split_of(block, key)
+    for variant in VARIANTS:
+        add_counts(target[variant], split[variant])
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DayDocument:
+    """A day's document read for adding up: the blocks of the module docstring.
+
+    The one place where a document (stored, or computed live) is read by key: blocks it
+    lacks read as empty, and both variants are always there.
+    """
+
+    variants: Mapping[str, Mapping]
+    channels: Mapping[str, Mapping]
+    actions: Mapping[str, Mapping]
+    segments: Mapping[str, Mapping[str, Mapping]]
+    sources: Mapping[str, Mapping]
+    outcomes: Mapping[str, Mapping[str, float]]
+
+    @classmethod
+    def of(cls, document: Mapping) -> DayDocument:
+        variants = document.get("variants", {})
+        return cls(
+            variants={variant: variants.get(variant, {}) for variant in VARIANTS},
+            channels=document.get("channels", {}),
+            actions=document.get("actions", {}),
+            segments=document.get("segments", {}),
+            sources=document.get("sources", {}),
+            outcomes=document.get("outcomes", {}),
+        )
+
+
+# --- Settings the documents depend on -------------------------------------------------------
 
 
 def inputs_digest(config: Config, channel_costs: Mapping[str, float]) -> str:
     """A fingerprint of every setting a day's document depends on."""
-    settings = config.settings
-    reward_settings = settings["reward"]
+    settings = settings_of(config)
     basis = {
         "version": DOCUMENT_VERSION,
-        "positive": rewards.positive_types(reward_settings),
-        "value_events": sorted(reward_settings["value_events"]),
-        "action_costs": {a["id"]: float(a.get("cost") or 0.0) for a in settings["actions"]},
+        "positive": rewards.positive_types(settings.reward),
+        "value_events": sorted(settings.reward.value_events),
+        "action_costs": {action.id: action.cost for action in settings.actions},
         "channel_costs": {
-            name: float(channel_costs.get(name, 0.0)) for name in sorted(settings["channels"])
+            name: float(channel_costs.get(name, 0.0)) for name in sorted(settings.channels)
         },
-        "segment_key": segment_key(settings),
+        "segment_key": settings.goals.segment_key,
     }
     return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# --- Computing documents ------------------------------------------------------------------
+
+
+class GroupKey(NamedTuple):
+    """What decisions are grouped by: the selected columns of the same names."""
+
+    day: object
+    variant: str
+    channel: str
+    action_id: str
+    source: str
+    segment: object
+
+
+_group_key_of = operator.attrgetter(*GroupKey._fields)
+
+
+def _group_key(row) -> GroupKey:
+    return GroupKey._make(_group_key_of(row))
+
+
+class _Group(NamedTuple):
+    date: dt.date
+    key: GroupKey
+    counts: dict
 
 
 def compute_days(
@@ -128,11 +212,25 @@ def compute_runs(
     if not runs:
         return {}
     channel_costs = channel_costs or {}
-    settings = config.settings
-    positive = rewards.positive_types(settings["reward"]) or ["__none__"]
-    value_events = settings["reward"]["value_events"] or ["__none__"]
-    action_costs = {a["id"]: float(a.get("cost") or 0.0) for a in settings["actions"]}
+    settings = settings_of(config)
+    keys = _group_columns(session, settings)
+    in_range = [Decision.config_id == config.id, or_(*(created_between(a, b) for a, b in runs))]
+    # Flat aggregates merged here, rather than one join with grouped outcome subqueries:
+    # without planner statistics PostgreSQL ran that as a nested loop over decisions ×
+    # outcomes (seconds at 10k decisions); these stay index lookups.
+    decided = _decided(session, keys, in_range)
+    since = written_since(min(date_from for date_from, _date_to in runs))
+    per_group, outcome_types = _outcomes(session, keys, in_range, config.id, since, settings)
+    unit_costs = _unit_costs(settings, channel_costs)
+    groups = [_group(row, per_group, unit_costs) for row in decided]
+    days = _documents(groups, inputs_digest(config, channel_costs))
+    _count_outcome_types(days, outcome_types)
+    return days
 
+
+def _group_columns(session: Session, settings: Settings) -> tuple:
+    """The columns decisions are grouped by (named as :class:`GroupKey`'s fields); on
+    PostgreSQL also this transaction's settings for the aggregates."""
     if session.get_bind().dialect.name == "sqlite":
         day = func.date(Decision.created_at)  # stored as naive UTC text
     else:
@@ -143,8 +241,8 @@ def compute_runs(
         # at 9M decisions). LOCAL: only this transaction (a request, a rollup pass).
         session.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
         session.execute(text("SET LOCAL jit = off"))
-    segment = Decision.context[segment_key(settings)].as_string()
-    keys = (
+    segment = Decision.context[settings.goals.segment_key].as_string()
+    return (
         day.label("day"),
         Decision.variant,
         Decision.channel,
@@ -152,60 +250,42 @@ def compute_runs(
         Decision.source,
         segment.label("segment"),
     )
-    in_range = [Decision.config_id == config.id, or_(*(created_between(a, b) for a, b in runs))]
-
-    # Flat aggregates merged here, rather than one join with grouped outcome subqueries:
-    # without planner statistics PostgreSQL ran that as a nested loop over decisions ×
-    # outcomes (seconds at 10k decisions); these stay index lookups.
-    connection = session.connection()
-    decided = _decided(connection, keys, in_range)
-    since = written_since(min(date_from for date_from, _date_to in runs))
-    postgres = connection.dialect.name == "postgresql"
-    if postgres:
-        # Before PostgreSQL has statistics on a new or fast-growing table (autovacuum not
-        # yet run, or off) it estimates one row everywhere and nests a scan of the day's
-        # decisions inside a loop over its outcomes: quadratic (0.96 s for 3,000
-        # decisions and 542 outcomes). Hash joins cost little more with statistics and
-        # never blow up; the setting is lifted again right after these two queries.
-        session.execute(text("SET LOCAL enable_nestloop = off"))
-    from_outcomes, outcome_types = _from_outcomes(
-        connection, keys, in_range, config.id, since, positive, value_events
-    )
-    if postgres:
-        session.execute(text("SET LOCAL enable_nestloop TO DEFAULT"))
-
-    groups = []
-    for row in decided:
-        key = tuple(row[:6])
-        engaged, revenues, squares = from_outcomes.get(key, (0, (), ()))
-        decisions = int(row.decisions)
-        unit_cost = action_costs.get(row.action_id, 0.0) + float(
-            channel_costs.get(row.channel, 0.0)
-        )
-        counts = {
-            "decisions": decisions,
-            "engagements": engaged + int(row.engaged_by_reward or 0),
-            "reward": float(row.reward or 0.0),
-            # fsum: exact whatever the rows' order, so a recomputed day is identical.
-            "revenue": math.fsum(revenues),
-            "revenue_sq": math.fsum(squares),
-            "cost": unit_cost * decisions,
-            "baseline_decisions": int(row.baseline or 0),
-            "model_agreements": int(row.agreements or 0),
-        }
-        groups.append((_as_date(row.day), row, counts))
-    days = _documents(groups, inputs_digest(config, channel_costs))
-    for (date, variant, type_), count in sorted(outcome_types.items()):
-        document = days.get(date)
-        if document is not None:  # outcomes of live decisions: their day has a document
-            split = document["outcomes"].setdefault(type_, {v: 0 for v in VARIANTS})
-            split[variant] = round(split[variant] + count, 9)
-    return days
 
 
-def _decided(connection, keys, in_range) -> list:
+def _unit_costs(settings: Settings, channel_costs: Mapping[str, float]):
+    """``cost(action_id, channel)`` of one decision: the action's cost plus the channel's."""
+    action_costs = {action.id: action.cost for action in settings.actions}
+
+    def cost(action_id: str, channel: str) -> float:
+        return action_costs.get(action_id, 0.0) + float(channel_costs.get(channel, 0.0))
+
+    return cost
+
+
+def _group(row, per_group: Mapping[GroupKey, _Engagement], unit_costs) -> _Group:
+    """One group of decisions (a row of :func:`_decided`) and its counts ``C``."""
+    key = _group_key(row)
+    engagement = per_group.get(key, _NO_ENGAGEMENT)
+    decisions = int(row.decisions)
+    counts = {
+        "decisions": decisions,
+        "engagements": engagement.engaged + int(row.engaged_by_reward or 0),
+        "reward": float(row.reward or 0.0),
+        # fsum: exact whatever the rows' order, so a recomputed day is identical.
+        "revenue": math.fsum(engagement.revenues),
+        "revenue_sq": math.fsum(engagement.squares),
+        "cost": unit_costs(row.action_id, row.channel) * decisions,
+        "baseline_decisions": int(row.baseline or 0),
+        "model_agreements": int(row.agreements or 0),
+    }
+    return _Group(_as_date(row.day), key, counts)
+
+
+def _decided(session: Session, keys, in_range) -> list:
     """Decisions grouped by day, variant, channel, action, source and segment."""
-    return connection.execute(
+    baseline = Decision.policy == Policy.BASELINE
+    agrees = and_(baseline, Decision.model_action_id == Decision.action_id)
+    statement = (
         select(
             *keys,
             func.count().label("decisions"),
@@ -213,23 +293,13 @@ def _decided(connection, keys, in_range) -> list:
             # engaged, as learning counts it.
             func.sum(case((Decision.given_reward > 0, 1), else_=0)).label("engaged_by_reward"),
             func.coalesce(func.sum(Decision.reward), literal(0.0)).label("reward"),
-            func.sum(case((Decision.policy == "baseline", 1), else_=0)).label("baseline"),
-            func.sum(
-                case(
-                    (
-                        and_(
-                            Decision.policy == "baseline",
-                            Decision.model_action_id == Decision.action_id,
-                        ),
-                        1,
-                    ),
-                    else_=0,
-                )
-            ).label("agreements"),
+            func.sum(case((baseline, 1), else_=0)).label("baseline"),
+            func.sum(case((agrees, 1), else_=0)).label("agreements"),
         )
         .where(*in_range)
         .group_by(*keys)
-    ).all()
+    )
+    return session.connection().execute(statement).all()
 
 
 def written_since(first_day: dt.date) -> dt.datetime | None:
@@ -241,39 +311,78 @@ def written_since(first_day: dt.date) -> dt.datetime | None:
         return None
 
 
-def _from_outcomes(
-    connection, keys, in_range, config_id, since, positive, value_events
-) -> tuple[dict, dict]:
-    """For the decisions with outcomes or attributed credit:
-    ``{group key: [engaged decisions, [revenue per decision], [its square]]}``, and
-    ``{(date, variant, type): outcomes}`` of the live ones (an outcome tied to a decision
-    counts 1, an attributed one its credit).
+# --- Outcomes and attributed credit of the decisions in range -----------------------------
+
+
+@dataclasses.dataclass(slots=True)
+class _Engagement:
+    """A group's decisions with outcomes: how many engaged, and each one's revenue."""
+
+    engaged: int = 0
+    revenues: list[float] = dataclasses.field(default_factory=list)
+    squares: list[float] = dataclasses.field(default_factory=list)
+
+
+_NO_ENGAGEMENT = _Engagement()
+
+
+@dataclasses.dataclass(slots=True)
+class _DecisionOutcomes:
+    """One decision's outcomes, direct and attributed, merged."""
+
+    key: GroupKey
+    engaged: bool = False
+    revenue: float = 0.0
+
+
+def _outcomes(
+    session: Session, keys, in_range, config_id, since, settings: Settings
+) -> tuple[dict[GroupKey, _Engagement], dict[tuple, float]]:
+    """For the decisions with outcomes or attributed credit: their engagement per group
+    (:class:`_Engagement`), and ``{(date, variant, type): outcomes}`` of the live ones
+    (an outcome tied to a decision counts 1, an attributed one its credit).
 
     :param since: only outcomes received and credit given from then on can belong to
         the decisions in range (:func:`written_since`); None reads them all
     """
+    connection = session.connection()
+    positive = rewards.positive_types(settings.reward) or ["__none__"]
+    value_events = list(settings.reward.value_events) or ["__none__"]
+    postgres = connection.dialect.name == "postgresql"
+    if postgres:
+        # Before PostgreSQL has statistics on a new or fast-growing table (autovacuum not
+        # yet run, or off) it estimates one row everywhere and nests a scan of the day's
+        # decisions inside a loop over its outcomes: quadratic (0.96 s for 3,000
+        # decisions and 542 outcomes). Hash joins cost little more with statistics and
+        # never blow up; the setting is lifted again right after these two queries.
+        session.execute(text("SET LOCAL enable_nestloop = off"))
     # Per decision and outcome type: engaged? revenue? how many? Direct outcomes and
     # attributed credit are two queries, merged per decision below (a decision can have
     # both); grouping by type too costs a few more rows, not a third scan. Each starts
     # from this config's rows written since the range began (an index range scan), not
     # from every outcome or credit row it ever had.
+    direct = _direct_outcomes(connection, keys, in_range, config_id, since, positive, value_events)
+    attributed = _attributed_credit(
+        connection, keys, in_range, config_id, since, positive, value_events
+    )
+    if postgres:
+        session.execute(text("SET LOCAL enable_nestloop TO DEFAULT"))
+    return _merge_outcomes(direct, attributed)
+
+
+def _direct_outcomes(connection, keys, in_range, config_id, since, positive, value_events):
+    """Per decision and outcome type: engaged, revenue and the number of outcomes tied to
+    it (imports that came with a reward are counted by it, not by their outcomes)."""
     received = [Outcome.config_id == config_id]
-    credited = [Attribution.config_id == config_id]
     if since is not None:
         received.append(Outcome.received_at >= since)
-        credited.append(Attribution.created_at >= since)
-    per_decision: dict = {}
-    direct = connection.execute(
+    revenue = case((Outcome.type.in_(value_events), func.coalesce(Outcome.value, 0.0)), else_=0.0)
+    return connection.execute(
         select(
             Decision.id,
             *keys,
             func.max(case((Outcome.type.in_(positive), 1), else_=0)).label("engaged"),
-            func.sum(
-                case(
-                    (Outcome.type.in_(value_events), func.coalesce(Outcome.value, 0.0)),
-                    else_=0.0,
-                )
-            ).label("revenue"),
+            func.sum(revenue).label("revenue"),
             Outcome.type,
             func.count().label("n"),
         )
@@ -282,22 +391,28 @@ def _from_outcomes(
         .where(*received, *in_range, Decision.given_reward.is_(None))
         .group_by(Decision.id, Outcome.type)
     ).all()
-    attributed = connection.execute(
+
+
+def _attributed_credit(connection, keys, in_range, config_id, since, positive, value_events):
+    """Per decision and outcome type: engaged, revenue (credit × value) and the credit
+    of the outcomes attributed to it."""
+    credited = [Attribution.config_id == config_id]
+    if since is not None:
+        credited.append(Attribution.created_at >= since)
+    engaged = and_(Outcome.type.in_(positive), Attribution.credit > 0)
+    revenue = case(
+        (
+            Outcome.type.in_(value_events),
+            Attribution.credit * func.coalesce(Outcome.value, 0.0),
+        ),
+        else_=0.0,
+    )
+    return connection.execute(
         select(
             Decision.id,
             *keys,
-            func.max(
-                case((and_(Outcome.type.in_(positive), Attribution.credit > 0), 1), else_=0)
-            ).label("engaged"),
-            func.sum(
-                case(
-                    (
-                        Outcome.type.in_(value_events),
-                        Attribution.credit * func.coalesce(Outcome.value, 0.0),
-                    ),
-                    else_=0.0,
-                )
-            ).label("revenue"),
+            func.max(case((engaged, 1), else_=0)).label("engaged"),
+            func.sum(revenue).label("revenue"),
             func.max(case((Decision.given_reward > 0, 1), else_=0)).label("given_positive"),
             Outcome.type,
             func.sum(Attribution.credit).label("n"),
@@ -308,88 +423,111 @@ def _from_outcomes(
         .where(*credited, *in_range)
         .group_by(Decision.id, Outcome.type)
     ).all()
+
+
+def _merge_outcomes(direct, attributed) -> tuple[dict[GroupKey, _Engagement], dict]:
+    """Merge both queries' rows per decision, then per group (see :func:`_outcomes`)."""
+    per_decision: dict = {}
     outcome_types: dict[tuple, float] = defaultdict(float)
     for rows, from_attribution in ((direct, False), (attributed, True)):
         for row in rows:
-            entry = per_decision.setdefault(row.id, [tuple(row[1:7]), False, 0.0])
-            # An import engaged by its given reward is counted already (first query).
+            entry = per_decision.get(row.id)
+            if entry is None:
+                entry = per_decision[row.id] = _DecisionOutcomes(_group_key(row))
+            # An import engaged by its given reward is counted already (see _decided).
             counted = from_attribution and bool(row.given_positive)
-            entry[1] = entry[1] or (bool(row.engaged) and not counted)
-            entry[2] += float(row.revenue or 0.0)
-            if row.source == "live":
+            entry.engaged = entry.engaged or (bool(row.engaged) and not counted)
+            entry.revenue += float(row.revenue or 0.0)
+            if row.source == DecisionSource.LIVE:
                 outcome_types[(_as_date(row.day), row.variant, row.type)] += float(row.n or 0)
-    from_outcomes: dict[tuple, list] = {}
-    for key, engaged, revenue in per_decision.values():
-        total = from_outcomes.setdefault(key, [0, [], []])
-        total[0] += engaged
-        total[1].append(revenue)
-        total[2].append(revenue * revenue)
+    per_group: dict[GroupKey, _Engagement] = {}
+    for entry in per_decision.values():
+        total = per_group.get(entry.key)
+        if total is None:
+            total = per_group[entry.key] = _Engagement()
+        total.engaged += entry.engaged
+        total.revenues.append(entry.revenue)
+        total.squares.append(entry.revenue * entry.revenue)
     whole = {key: int(n) if n.is_integer() else n for key, n in outcome_types.items()}
-    return from_outcomes, whole
+    return per_group, whole
 
 
 def _as_date(value) -> dt.date:
     return value if isinstance(value, dt.date) else dt.date.fromisoformat(value)
 
 
-def _documents(groups: list[tuple], digest: str) -> dict[dt.date, dict]:
+# --- Folding groups into documents --------------------------------------------------------
+
+
+def _documents(groups: list[_Group], digest: str) -> dict[dt.date, dict]:
     """Fold grouped rows into one document per day."""
-    groups.sort(key=lambda g: (g[0], tuple(str(part) for part in g[1][1:6])))
-    segment_totals: dict[dt.date, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for date, row, counts in groups:
-        if row.source == "live":
-            segment_totals[date][_segment_value(row.segment)] += counts["decisions"]
-    kept = {
-        date: {
-            value
-            for value, _n in sorted(totals.items(), key=lambda i: (-i[1], i[0]))[:MAX_SEGMENTS]
-        }
-        for date, totals in segment_totals.items()
-    }
+    groups.sort(key=_group_order)
+    kept = _kept_segments(groups)
     days: dict[dt.date, dict] = {}
-    for date, row, counts in groups:
+    for date, key, counts in groups:
         document = days.get(date)
         if document is None:
-            document = days[date] = {
-                "variants": {v: empty_counts() for v in VARIANTS},
-                "channels": {},
-                "actions": {},
-                "segments": {},
-                "sources": {},
-                "outcomes": {},
-                "inputs_digest": digest,
-            }
-        _add(document["sources"], row.source, counts)
-        if row.source != "live":
+            document = days[date] = _empty_document(digest)
+        add_counts(document["sources"].setdefault(key.source, empty_counts()), counts)
+        if key.source != DecisionSource.LIVE:
             continue
-        _add(document["variants"], row.variant, counts)
-        _add(_split(document["channels"], row.channel), row.variant, counts)
-        _add(_split(document["actions"], row.action_id), row.variant, counts)
-        value = _segment_value(row.segment)
+        add_counts(document["variants"][key.variant], counts)
+        add_counts(split_of(document["channels"], key.channel)[key.variant], counts)
+        add_counts(split_of(document["actions"], key.action_id)[key.variant], counts)
+        value = _segment_value(key.segment)
         value = value if value in kept[date] else OTHER_SEGMENTS
         by_channel = document["segments"].setdefault(value, {})
-        _add(_split(by_channel, row.channel), row.variant, counts)
+        add_counts(split_of(by_channel, key.channel)[key.variant], counts)
     for document in days.values():
         _round_floats(document)
     return dict(sorted(days.items()))
 
 
+def _group_order(group: _Group) -> tuple:
+    # A fixed order of addition, so a recomputed day sums its floats the same way.
+    key = group.key
+    parts = (key.variant, key.channel, key.action_id, key.source, key.segment)
+    return group.date, tuple(str(part) for part in parts)
+
+
+def _kept_segments(groups: list[_Group]) -> dict[dt.date, set[str]]:
+    """Per day, the :data:`MAX_SEGMENTS` segment values with the most live decisions."""
+    totals: dict[dt.date, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for date, key, counts in groups:
+        if key.source == DecisionSource.LIVE:
+            totals[date][_segment_value(key.segment)] += counts["decisions"]
+    return {
+        date: {
+            value
+            for value, _n in sorted(by_value.items(), key=lambda i: (-i[1], i[0]))[:MAX_SEGMENTS]
+        }
+        for date, by_value in totals.items()
+    }
+
+
+def _empty_document(digest: str) -> dict:
+    return {
+        "variants": {variant: empty_counts() for variant in VARIANTS},
+        "channels": {},
+        "actions": {},
+        "segments": {},
+        "sources": {},
+        "outcomes": {},
+        "inputs_digest": digest,
+    }
+
+
+def _count_outcome_types(days: dict[dt.date, dict], outcome_types: Mapping[tuple, float]) -> None:
+    """Add the live decisions' outcomes per type and variant to their days' documents."""
+    for (date, variant, type_), count in sorted(outcome_types.items()):
+        document = days.get(date)
+        if document is not None:  # outcomes of live decisions: their day has a document
+            split = document["outcomes"].setdefault(type_, dict.fromkeys(VARIANTS, 0))
+            split[variant] = round(split[variant] + count, 9)
+
+
 def _segment_value(raw) -> str:
     return NO_SEGMENT if raw is None else str(raw)[:128]
-
-
-def _split(block: dict, key: str) -> dict:
-    """``block[key]`` as ``{"treatment": C, "holdout": C}``, created with zeros."""
-    found = block.get(key)
-    if found is None:
-        found = block[key] = {v: empty_counts() for v in VARIANTS}
-    return found
-
-
-def _add(block: dict, key: str, counts: Mapping) -> None:
-    total = block.setdefault(key, empty_counts())
-    for name in COUNTERS:
-        total[name] += counts.get(name) or 0
 
 
 def _round_floats(node: dict) -> None:

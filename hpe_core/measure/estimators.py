@@ -24,6 +24,8 @@ import operator
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
+from hpe_core.results import ActionMean, PolicyEstimate, RewardModelSummary
+
 #: Two-sided 95% quantile of the standard normal distribution.
 Z95 = 1.959963984540054
 #: Pseudo-decisions of prior in the reward model: an action (or action on a channel) seen
@@ -106,23 +108,23 @@ class RewardModel:
             found = self._vectors[key] = tuple(self.predict(a, channel) for a in eligible)
         return found
 
-    def describe(self) -> dict:
+    def describe(self) -> RewardModelSummary:
         """The model's parameters and per-action means, for the API response."""
-        return {
-            "name": self.name,
-            "prior_weight": self.prior_weight,
-            "global_mean": self.global_mean if self.n else None,
-            "actions": {
-                a: {"n": self.counts[a], "mean": mean} for a, mean in self.action_means.items()
+        return RewardModelSummary(
+            name=self.name,
+            prior_weight=self.prior_weight,
+            global_mean=self.global_mean if self.n else None,
+            actions={
+                a: ActionMean(n=self.counts[a], mean=mean) for a, mean in self.action_means.items()
             },
-        }
+        )
 
 
 def estimate(
     rows: Sequence[LoggedDecision],
     distributions: Sequence[Sequence[float] | None],
     reward_model: RewardModel,
-) -> dict:
+) -> PolicyEstimate:
     """IPS, SNIPS, DR and DM estimates of one target policy with 95% intervals and ESS.
 
     :param rows: the logged decisions
@@ -132,7 +134,7 @@ def estimate(
         its own draw, because an imported decision's full distribution is unknown), so
         IPS = SNIPS = DR = the mean observed reward
     :param reward_model: rhat, usually fitted on ``rows``
-    :returns: ``{ips, snips, dr, dm, ci_low, ci_high, n, ess, ips_ci, snips_ci, dr_ci}``;
+    :returns: IPS, SNIPS, DR, DM, their intervals, ``n`` and ``ess``;
         ``ci_low``/``ci_high`` are DR's interval. Undefined numbers are None (never NaN):
         all None for n = 0; estimates None and ESS 0.0 when every weight is 0 (no logged
         decision chose what the target policy would, so the data say nothing about it);
@@ -159,65 +161,78 @@ def estimate(
     return summarize(weights, ips_terms, dr_terms, dm_terms)
 
 
+_NO_INTERVAL = (None, None)
+
+
 def summarize(
     weights: Sequence[float],
     ips_terms: Sequence[float],
     dr_terms: Sequence[float],
     dm_terms: Sequence[float],
-) -> dict:
+) -> PolicyEstimate:
     """The estimates and intervals from per-decision terms (see :func:`estimate`)."""
     n = len(weights)
     total_weight = _sum(weights)
-    result = {
-        "n": n,
-        "ess": None,
-        "ips": None,
-        "snips": None,
-        "dr": None,
-        "dm": None,
-        "ips_ci": [None, None],
-        "snips_ci": [None, None],
-        "dr_ci": [None, None],
-    }
-    if n and total_weight == 0:
-        result["ess"] = 0.0
-    if n and total_weight > 0:  # (False for NaN: overflowing weights leave all None)
-        result["ess"] = _finite(total_weight * total_weight / _sum(w * w for w in weights))
-        result["ips"], result["ips_ci"] = _mean_with_interval(ips_terms)
-        result["dr"], result["dr_ci"] = _mean_with_interval(dr_terms)
-        result["dm"] = _finite(_sum(dm_terms) / n)
-        result["snips"], result["snips_ci"] = _snips(weights, ips_terms, total_weight)
-    result["ci_low"], result["ci_high"] = result["dr_ci"]
-    return result
+    if not (n and total_weight > 0):  # (also for NaN: overflowing weights leave all None)
+        ess = 0.0 if n and total_weight == 0 else None
+        return PolicyEstimate(
+            n=n,
+            ess=ess,
+            ips=None,
+            snips=None,
+            dr=None,
+            dm=None,
+            ips_ci=_NO_INTERVAL,
+            snips_ci=_NO_INTERVAL,
+            dr_ci=_NO_INTERVAL,
+            ci_low=None,
+            ci_high=None,
+        )
+    ips, ips_ci = _mean_with_interval(ips_terms)
+    dr, dr_ci = _mean_with_interval(dr_terms)
+    snips, snips_ci = _snips(weights, ips_terms, total_weight)
+    return PolicyEstimate(
+        n=n,
+        ess=_finite(total_weight * total_weight / _sum(w * w for w in weights)),
+        ips=ips,
+        snips=snips,
+        dr=dr,
+        dm=_finite(_sum(dm_terms) / n),
+        ips_ci=ips_ci,
+        snips_ci=snips_ci,
+        dr_ci=dr_ci,
+        ci_low=dr_ci[0],
+        ci_high=dr_ci[1],
+    )
 
 
-def _mean_with_interval(terms: Sequence[float]) -> tuple[float | None, list[float | None]]:
+def _mean_with_interval(terms: Sequence[float]) -> tuple[float | None, tuple]:
     n = len(terms)
     mean = _finite(_sum(terms) / n)
     if mean is None or n < 2:
-        return mean, [None, None]
+        return mean, _NO_INTERVAL
     variance = _sum((t - mean) * (t - mean) for t in terms) / (n - 1)
     half = _finite(Z95 * math.sqrt(variance / n))
     if half is None:
-        return mean, [None, None]
-    return mean, [mean - half, mean + half]
+        return mean, _NO_INTERVAL
+    return mean, (mean - half, mean + half)
 
 
 def _snips(
     weights: Sequence[float], ips_terms: Sequence[float], total_weight: float
-) -> tuple[float | None, list[float | None]]:
+) -> tuple[float | None, tuple]:
     # Delta method for a ratio of means: with z_i = w_i (r_i - SNIPS), which sum to zero,
     # se = sd(z) / (sqrt(n) * mean(w)).
     n = len(weights)
     value = _finite(_sum(ips_terms) / total_weight)
     if value is None or n < 2:
-        return value, [None, None]
+        return value, _NO_INTERVAL
     deviations = [t - w * value for w, t in zip(weights, ips_terms, strict=True)]
     variance = _sum(z * z for z in deviations) / (n - 1)
     half = _finite(Z95 * math.sqrt(variance / n) / (total_weight / n))
     if half is None:
-        return value, [None, None]
-    return value, [value - half, value + half]
+        return value, _NO_INTERVAL
+    return value, (value - half, value + half)
 
 
 def _sum(values: Iterable[float]) -> float:

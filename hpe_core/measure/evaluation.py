@@ -6,7 +6,7 @@ policy would have done on the same users without serving it: "would the current 
 beat the baseline if it served everyone?" The estimators are in
 :mod:`hpe_core.measure.estimators`; this module reads the decision log, builds each target
 policy's action distributions (the newest model through VW, the configured baseline)
-and assembles the ``GET /{id}/evaluation`` response.
+and assembles the ``GET /{id}/evaluation`` answer (:class:`hpe_core.results.Evaluation`).
 """
 
 from __future__ import annotations
@@ -26,18 +26,22 @@ from hpe_core.decide.policy.learner import Learner
 from hpe_core.errors import InvalidInput
 from hpe_core.measure.estimators import LoggedDecision, RewardModel, estimate
 from hpe_core.measure.metrics import MAX_DAYS, resolve_range
+from hpe_core.results import DateRange, Evaluation
 from hpe_core.store.days import created_between
 from hpe_core.store.models import Config, Decision
+from hpe_core.store.vocabulary import Policy
 from hpe_core.tenancy import configs
+from hpe_core.tenancy.configs import settings_of
+from hpe_core.tenancy.settings_types import Settings
 from hpe_core.tenancy.workspaces import Principal
 
 #: Target policies, in response order. ``model_greedy`` always serves the model's top
 #: action (what the model would do with exploration switched off).
-POLICIES = ("model", "model_greedy", "baseline", "logged")
-DEFAULT_POLICIES = ("model", "baseline", "logged")
+POLICIES = (Policy.MODEL, "model_greedy", Policy.BASELINE, Policy.LOGGED)
+DEFAULT_POLICIES = (Policy.MODEL, Policy.BASELINE, Policy.LOGGED)
 DEFAULT_LIMIT = 20_000
 MAX_LIMIT = 200_000
-_MODEL_POLICIES = {"model", "model_greedy"}
+_MODEL_POLICIES = {Policy.MODEL, "model_greedy"}
 
 
 def read(
@@ -50,8 +54,8 @@ def read(
     policies: Iterable[str] | None = None,
     limit: int = DEFAULT_LIMIT,
     today: dt.date | None = None,
-) -> dict:
-    """The evaluation response for one configuration (the API's entry point).
+) -> Evaluation:
+    """The evaluation answer for one configuration (the API's entry point).
 
     :param policies: names, each possibly comma-separated (``["model,baseline"]``);
         None for :data:`DEFAULT_POLICIES`
@@ -103,7 +107,7 @@ def evaluate(
     date_to: dt.date,
     policies: Sequence[str] = DEFAULT_POLICIES,
     limit: int = DEFAULT_LIMIT,
-) -> dict:
+) -> Evaluation:
     """Estimate each target policy's mean reward per decision from the decision log.
 
     Uses the configuration's most recent ``limit`` decisions created in
@@ -113,14 +117,42 @@ def evaluate(
     other removed actions are dropped from its eligible set.
 
     :param policies: names from :data:`POLICIES`
-    :returns: ``{config_id, from, to, model_version, n, skipped, available, hint,
-        reward_model, policies: {name: {ips, snips, dr, dm, ci_low, ci_high, n, ess,
-        ips_ci, snips_ci, dr_ci}}}``; ``model_version`` is the model the ``model``
-        policies were scored with (None: not trained yet, or trained with other
-        exploration settings, so the untrained model is what would serve);
-        ``available`` and ``hint``: see :func:`_where_to_look`
+    :returns: the estimates of the policies asked for (in the order of
+        :data:`POLICIES`), the reward model, the decisions used and skipped;
+        ``model_version`` is the model the ``model`` policies were scored with (None: not
+        trained yet, or trained with other exploration settings, so the untrained model
+        is what would serve); ``available`` and ``hint``: see :func:`_where_to_look`
     :raises InvalidInput: unknown policy or ``limit`` outside 1..:data:`MAX_LIMIT`
     """
+    _check_arguments(policies, limit)
+    settings = settings_of(config)
+    catalog = ActionCatalog(action.document for action in settings.actions)
+    raw = _logged_rows(session, config.id, date_from, date_to, limit)
+    rows, shared_lines = _samples(raw, catalog)
+    reward_model = RewardModel(rows)
+    model_version, distributions = _distributions(
+        session, config, settings, catalog, rows, shared_lines, policies
+    )
+    available, hint = _where_to_look(session, config.id, date_from, date_to, raw, rows)
+    return Evaluation(
+        config_id=config.id,
+        date_from=date_from,
+        date_to=date_to,
+        model_version=model_version,
+        n=len(rows),
+        skipped=len(raw) - len(rows),
+        available=available,
+        hint=hint,
+        reward_model=reward_model.describe(),
+        policies={
+            name: estimate(rows, distributions[name], reward_model)
+            for name in POLICIES
+            if name in policies
+        },
+    )
+
+
+def _check_arguments(policies: Sequence[str], limit: int) -> None:
     unknown = [name for name in policies if name not in POLICIES]
     if unknown:
         raise InvalidInput(
@@ -130,9 +162,10 @@ def evaluate(
         raise InvalidInput(
             f"limit must be between 1 and {MAX_LIMIT}.", {"limit": [f"1 to {MAX_LIMIT}."]}
         )
-    settings = config.settings
-    catalog = ActionCatalog(settings["actions"])
-    raw = _logged_rows(session, config.id, date_from, date_to, limit)
+
+
+def _samples(raw: Sequence, catalog: ActionCatalog) -> tuple[list[LoggedDecision], list[str]]:
+    """The logged decisions whose action still exists, and each one's shared feature line."""
     rows, shared_lines = [], []
     for decision in raw:
         if decision.action_id not in catalog:
@@ -149,34 +182,33 @@ def evaluate(
         shared_lines.append(
             decision.features or decision_features(decision.channel, decision.context or {})
         )
-    reward_model = RewardModel(rows)
+    return rows, shared_lines
 
+
+def _distributions(
+    session: Session,
+    config: Config,
+    settings: Settings,
+    catalog: ActionCatalog,
+    rows: Sequence[LoggedDecision],
+    shared_lines: Sequence[str],
+    policies: Sequence[str],
+) -> tuple[int | None, dict[str, list]]:
+    """``(model_version, {policy: its distribution per row})``; the logging policy's are
+    None (its own propensities); the model is scored only when a model policy is asked."""
     distributions: dict[str, list] = {}
     model_version = None
     if _MODEL_POLICIES & set(policies):
-        model_version, scored = _model_distributions(session, config, catalog, rows, shared_lines)
-        distributions["model"] = scored
+        model_version, scored = _model_distributions(
+            session, config, settings, catalog, rows, shared_lines
+        )
+        distributions[Policy.MODEL] = scored
         distributions["model_greedy"] = [_greedy(pmf) for pmf in scored]
-    baseline = settings["holdout"]["baseline"]
-    distributions["baseline"] = [baseline_probabilities(baseline, list(r.eligible)) for r in rows]
-    distributions["logged"] = [None] * len(rows)
-    available, hint = _where_to_look(session, config.id, date_from, date_to, raw, rows)
-    return {
-        "config_id": config.id,
-        "from": date_from,
-        "to": date_to,
-        "model_version": model_version,
-        "n": len(rows),
-        "skipped": len(raw) - len(rows),
-        "available": available,
-        "hint": hint,
-        "reward_model": reward_model.describe(),
-        "policies": {
-            name: estimate(rows, distributions[name], reward_model)
-            for name in POLICIES
-            if name in policies
-        },
-    }
+    distributions[Policy.BASELINE] = [
+        baseline_probabilities(settings.holdout, list(r.eligible)) for r in rows
+    ]
+    distributions[Policy.LOGGED] = [None] * len(rows)
+    return model_version, distributions
 
 
 #: The reward a decision is evaluated with: learned decisions carry their reward; imports
@@ -219,10 +251,10 @@ def _where_to_look(
     date_to: dt.date,
     raw: Sequence,
     rows: Sequence[LoggedDecision],
-) -> tuple[dict | None, str | None]:
+) -> tuple[DateRange | None, str | None]:
     """``(available, hint)``: when nothing could be evaluated, say why and where to look.
 
-    ``available`` is ``{"from", "to"}``, the UTC dates of the configuration's first and
+    ``available`` gives the UTC dates of the configuration's first and
     last evaluable decisions, given when the range holds none; None otherwise (the range
     holds some, or the configuration has none at all). ``hint`` is a sentence for a
     person whenever ``n`` is 0, None when it is not.
@@ -249,22 +281,23 @@ def _where_to_look(
             "reward is known (its reward window closed and it was learned, or its import "
             "gave a reward) and its propensity is above 0."
         )
-    available = {"from": first.date(), "to": last.date()}
-    start, what = available["from"], "them."
-    if (available["to"] - start).days >= MAX_DAYS:
+    available = DateRange(date_from=first.date(), date_to=last.date())
+    start, what = available.date_from, "them."
+    if (available.date_to - start).days >= MAX_DAYS:
         # A range covers at most MAX_DAYS: suggest the most recent ones of a longer history.
-        start = available["to"] - dt.timedelta(days=MAX_DAYS - 1)
+        start = available.date_to - dt.timedelta(days=MAX_DAYS - 1)
         what = f"the most recent {MAX_DAYS} days of them."
     return available, (
         f"No evaluable decisions {shown}; this configuration has some from "
-        f"{available['from']} to {available['to']}: pass from={start}&to={available['to']} "
-        f"to evaluate {what}"
+        f"{available.date_from} to {available.date_to}: pass "
+        f"from={start}&to={available.date_to} to evaluate {what}"
     )
 
 
 def _model_distributions(
     session: Session,
     config: Config,
+    settings: Settings,
     catalog: ActionCatalog,
     rows: Sequence[LoggedDecision],
     shared_lines: Sequence[str],
@@ -274,7 +307,7 @@ def _model_distributions(
     Like the decision engine, a model trained with other exploration settings than the
     current ones is not served: the untrained model with the current settings is.
     """
-    args = vw_arguments(config.settings["exploration"])
+    args = vw_arguments(settings.document["exploration"])
     newest = store.latest(session, config.id)
     learner = store.load_learner(newest, args)
     version = newest.version if learner is not None else None

@@ -20,7 +20,11 @@ from sqlalchemy.orm import Session
 
 from hpe_core.measure import evaluation, metrics, rollups
 from hpe_core.recommend import circuit_breaker, recommendations
-from hpe_core.store.models import Config, utcnow
+from hpe_core.results import Evaluation, Summary
+from hpe_core.store.models import Config, Recommendation, utcnow
+from hpe_core.store.vocabulary import ConfigStatus, Policy, RecommendationStatus
+from hpe_core.tenancy.configs import Catalog, settings_of
+from hpe_core.tenancy.settings_types import AutomationLevel
 from hpe_core.tenancy.workspaces import Principal
 
 log = logging.getLogger(__name__)
@@ -86,11 +90,11 @@ def run(
     """
     now = now or utcnow()
     config = session.get(Config, config_id)
-    if config is None or config.status == "INACTIVE":
+    if config is None or config.status == ConfigStatus.INACTIVE:
         return MeasurementReport(
             str(config_id), skipped="missing" if config is None else "inactive"
         )
-    days = rollups.refresh(session, config, channel_costs=plugins.channel_costs, now=now)
+    days = set(rollups.refresh(session, config, channel_costs=plugins.channel_costs, now=now))
     session.commit()
 
     today = now.astimezone(dt.UTC).date()
@@ -106,34 +110,71 @@ def run(
     catalog = recommendations.engine_catalog(
         config, plugins.channel_costs.keys(), plugins.attribution_models.keys()
     )
-    first, last = circuit_breaker.window(session, config, now=now)
-    window_summary = None  # an empty window (automation changed today) judges nothing
-    if first <= last:
-        window_summary = metrics.summary_for(
-            session, config, first, last, channel_costs=plugins.channel_costs, today=today
-        )
-    tripped = circuit_breaker.check(session, config, window_summary, now=now, catalog=catalog)
-
-    proposals = recommendations.propose(
-        config.settings,
-        summary,
-        evaluated,
-        days_observed=(today - config.created_at.astimezone(dt.UTC).date()).days + 1,
-    )
-    recommendations.refresh(session, config, proposals, now=now)
-    applied = []
-    if config.settings.get("automation") == "autonomous":
-        applied = recommendations.apply_automatic(session, config, catalog, now=now)
+    tripped = _check_breaker(session, config, plugins, catalog, now=now)
+    applied = _recommend(session, config, summary, evaluated, catalog, now=now)
     if applied or tripped:
         # The settings changed (costs, actions, reward inputs): roll up again so this pass
         # leaves the stored days current, and the next pass has nothing left to do.
-        days = sorted(
-            set(days)
-            | set(rollups.refresh(session, config, channel_costs=plugins.channel_costs, now=now))
-        )
+        days.update(rollups.refresh(session, config, channel_costs=plugins.channel_costs, now=now))
     session.commit()
+    return _report(session, config, days, tripped, applied, evaluation_error)
+
+
+def _check_breaker(
+    session: Session,
+    config: Config,
+    plugins: MeasurementPlugins,
+    catalog: Catalog,
+    *,
+    now: dt.datetime,
+) -> bool:
+    """The circuit breaker on its own window; whether it tripped now."""
+    first, last = circuit_breaker.window(session, config, now=now)
+    window_summary = None  # an empty window (automation changed today) judges nothing
+    if first <= last:
+        today = now.astimezone(dt.UTC).date()
+        window_summary = metrics.summary_for(
+            session, config, first, last, channel_costs=plugins.channel_costs, today=today
+        )
+    return circuit_breaker.check(session, config, window_summary, now=now, catalog=catalog)
+
+
+def _recommend(
+    session: Session,
+    config: Config,
+    summary: Summary,
+    evaluated: Evaluation | None,
+    catalog: Catalog,
+    *,
+    now: dt.datetime,
+) -> list[Recommendation]:
+    """Store the rules' proposals; in ``autonomous`` mode apply those the engine may.
+
+    :returns: the recommendations applied
+    """
+    settings = settings_of(config)
+    days_observed = now.astimezone(dt.UTC).date() - config.created_at.astimezone(dt.UTC).date()
+    proposals = recommendations.propose(
+        settings, summary, evaluated, days_observed=days_observed.days + 1
+    )
+    recommendations.refresh(session, config, proposals, now=now)
+    if settings_of(config).automation != AutomationLevel.AUTONOMOUS:
+        return []
+    return recommendations.apply_automatic(session, config, catalog, now=now)
+
+
+def _report(
+    session: Session,
+    config: Config,
+    days: set[dt.date],
+    tripped: bool,
+    applied: list[Recommendation],
+    evaluation_error: str | None,
+) -> MeasurementReport:
     engine = Principal(config.workspace_id, recommendations.ENGINE_ACTOR)
-    open_rows = recommendations.list_for(session, engine, config.id, status="open")
+    open_rows = recommendations.list_for(
+        session, engine, config.id, status=RecommendationStatus.OPEN
+    )
     return MeasurementReport(
         config_id=str(config.id),
         days_refreshed=len(days),
@@ -146,7 +187,7 @@ def run(
 
 def _evaluate(
     session: Session, config: Config, since: dt.date, today: dt.date
-) -> tuple[dict | None, str | None]:
+) -> tuple[Evaluation | None, str | None]:
     """The off-policy evaluation, or ``(None, why)`` if it fails.
 
     In a savepoint: a failed query must not abort the pass's transaction (PostgreSQL).
@@ -161,7 +202,7 @@ def _evaluate(
                     config,
                     date_from=since,
                     date_to=today,
-                    policies=("model", "baseline"),
+                    policies=(Policy.MODEL, Policy.BASELINE),
                     limit=EVALUATION_LIMIT,
                 ),
                 None,

@@ -1,25 +1,36 @@
 """Performance metrics of a configuration over a date range (``GET /{id}/metrics``).
 
-The days come from :func:`hpe_core.measure.rollups.read_days` (stored rollups where complete and
-clean, live computation for the rest); :func:`summarize` sums their documents (shape in
-:mod:`hpe_core.measure.day_documents`) and derives rates, lift, the sample-ratio check, the power
-planner and ROI, overall and per channel, action and segment. docs/measurement.md
-explains every field.
+The days come from :func:`hpe_core.measure.rollups.read` (stored rollups where complete
+and clean, live computation for the rest); :func:`summarize` sums their documents (shape
+in :mod:`hpe_core.measure.day_documents`) and derives rates, lift, the sample-ratio
+check, the power planner and ROI, overall and per channel, action and segment, as the
+typed :class:`hpe_core.results.Summary`. docs/measurement.md explains every field.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
+import uuid
 from collections.abc import Mapping, Sequence
 
 from sqlalchemy.orm import Session
 
 from hpe_core.errors import InvalidInput
 from hpe_core.measure import rollups
-from hpe_core.measure.day_documents import OTHER_SEGMENTS, VARIANTS, empty_counts
-from hpe_core.measure.rollups import COUNTERS
+from hpe_core.measure.day_documents import (
+    MAX_SEGMENTS,
+    OTHER_SEGMENTS,
+    VARIANTS,
+    DayDocument,
+    add_counts,
+    add_split,
+    empty_counts,
+)
+from hpe_core.measure.rollups import Day
 from hpe_core.measure.stats import (
+    Roi,
     detectable_lift,
     incremental_roi,
     lift,
@@ -27,17 +38,39 @@ from hpe_core.measure.stats import (
     required_holdout,
     sample_ratio,
 )
+from hpe_core.results import (
+    Apprentice,
+    Comparison,
+    Lift,
+    OutcomeCount,
+    PerVariant,
+    Power,
+    RoiInterval,
+    Slice,
+    Summary,
+)
 from hpe_core.store.models import Config
 from hpe_core.tenancy import configs
+from hpe_core.tenancy.configs import settings_of
 from hpe_core.tenancy.workspaces import Principal
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
 #: Days of recent volume the power planner projects from.
 RECENT_DAYS = 7
-#: Segment values reported in a summary (by decisions); the rest are summed as "(other)".
-MAX_SEGMENTS = 50
 ALPHA, POWER = 0.05, 0.8
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MetricsReport:
+    """The metrics answer: the summary over ``date_from``..``date_to`` and every day of it
+    that has decisions."""
+
+    config_id: uuid.UUID
+    date_from: dt.date
+    date_to: dt.date
+    summary: Summary
+    daily: tuple[Day, ...]
 
 
 def resolve_range(
@@ -75,25 +108,11 @@ def _shift(day: dt.date, delta: dt.timedelta) -> dt.date:
 # --- Summing documents ------------------------------------------------------------------
 
 
-def _add(total: dict, counts: Mapping | None) -> None:
-    if counts:
-        for name in COUNTERS:
-            total[name] += counts.get(name) or 0
-
-
-def _add_split(block: dict, key: str, split: Mapping) -> None:
-    target = block.get(key)
-    if target is None:
-        target = block[key] = {v: empty_counts() for v in VARIANTS}
-    for variant in VARIANTS:
-        _add(target[variant], split.get(variant))
-
-
-def total_documents(documents: Sequence[Mapping]) -> dict:
+def total_documents(documents: Sequence[DayDocument]) -> dict:
     """Sum day documents into one of the same shape (variants, channels, actions,
     segments, outcomes; sources are left out: the summary is the live experiment)."""
     total = {
-        "variants": {v: empty_counts() for v in VARIANTS},
+        "variants": {variant: empty_counts() for variant in VARIANTS},
         "channels": {},
         "actions": {},
         "segments": {},
@@ -101,58 +120,45 @@ def total_documents(documents: Sequence[Mapping]) -> dict:
     }
     for document in documents:
         for variant in VARIANTS:
-            _add(total["variants"][variant], (document.get("variants") or {}).get(variant))
-        for block in ("channels", "actions"):
-            for key, split in (document.get(block) or {}).items():
-                _add_split(total[block], key, split)
-        for value, by_channel in (document.get("segments") or {}).items():
+            add_counts(total["variants"][variant], document.variants[variant])
+        for block, splits in (("channels", document.channels), ("actions", document.actions)):
+            for key, split in splits.items():
+                add_split(total[block], key, split)
+        for value, by_channel in document.segments.items():
             target = total["segments"].setdefault(value, {})
             for channel, split in by_channel.items():
-                _add_split(target, channel, split)
-        for type_, split in (document.get("outcomes") or {}).items():
+                add_split(target, channel, split)
+        for type_, split in document.outcomes.items():
             target = total["outcomes"].setdefault(type_, dict.fromkeys(VARIANTS, 0))
             for variant in VARIANTS:
-                target[variant] += split.get(variant) or 0
+                target[variant] += split.get(variant, 0)
     return total
-
-
-def _outcome_types(by_type: Mapping, event_weights: Mapping[str, float]) -> dict:
-    """Outcome counts per type and variant, each with its weight in ``reward.events``
-    (None: the type is not listed, so it counts here but weighs nothing)."""
-    return {
-        type_: {
-            "treatment": split["treatment"],
-            "holdout": split["holdout"],
-            "weight": event_weights.get(type_),
-        }
-        for type_, split in sorted(by_type.items())
-    }
 
 
 # --- The summary ------------------------------------------------------------------------
 
 
-def _per_variant(t: Mapping, h: Mapping, name: str, kind=int) -> dict:
-    return {"treatment": kind(t[name]), "holdout": kind(h[name])}
+def _per_variant(t: Mapping, h: Mapping, name: str) -> PerVariant[int]:
+    return PerVariant(treatment=int(t[name]), holdout=int(h[name]))
 
 
-def _rates(t: Mapping, h: Mapping) -> dict:
-    return {
-        "treatment": rate(t["engagements"], t["decisions"]),
-        "holdout": rate(h["engagements"], h["decisions"]),
-    }
+def _rates(t: Mapping, h: Mapping) -> PerVariant[float | None]:
+    return PerVariant(
+        treatment=rate(t["engagements"], t["decisions"]),
+        holdout=rate(h["engagements"], h["decisions"]),
+    )
 
 
-def _lift(t: Mapping, counterfactual: Mapping) -> dict:
+def _lift(t: Mapping, counterfactual: Mapping) -> Lift:
     return lift(
         int(t["engagements"]),
         int(t["decisions"]),
         int(counterfactual["engagements"]),
         int(counterfactual["decisions"]),
-    ).as_dict()
+    )
 
 
-def _roi(t: Mapping, counterfactual: Mapping):
+def _roi(t: Mapping, counterfactual: Mapping) -> Roi:
     return incremental_roi(
         treatment_decisions=int(t["decisions"]),
         treatment_revenue=float(t["revenue"]),
@@ -164,36 +170,50 @@ def _roi(t: Mapping, counterfactual: Mapping):
     )
 
 
-def _comparison(t: Mapping, h: Mapping, counterfactual: Mapping) -> dict:
-    """Treatment vs holdout counts, rates and lift (against ``counterfactual``), revenue
-    and cost: what the summary and every channel or action slice share."""
+def _compared(t: Mapping, h: Mapping, counterfactual: Mapping) -> dict:
+    """The fields of a :class:`Comparison`: treatment vs holdout counts, rates and the
+    lift against ``counterfactual``."""
     return {
         "decisions": _per_variant(t, h, "decisions"),
         "engagements": _per_variant(t, h, "engagements"),
         "engagement_rate": _rates(t, h),
         "lift": _lift(t, counterfactual),
-        "revenue": float(t["revenue"] + h["revenue"]),
-        "cost": float(t["cost"] + h["cost"]),
     }
 
 
-def _slice(t: Mapping, h: Mapping, counterfactual: Mapping) -> dict:
+def _slice(t: Mapping, h: Mapping, counterfactual: Mapping) -> Slice:
     """One channel's or action's comparison; ``counterfactual`` is the holdout it is
     compared with (the channel's own holdout; for an action, the whole holdout)."""
     roi = _roi(t, counterfactual)
+    return Slice(
+        **_compared(t, h, counterfactual),
+        revenue=float(t["revenue"] + h["revenue"]),
+        cost=float(t["cost"] + h["cost"]),
+        treatment_cost=roi.cost,
+        incremental_revenue=roi.incremental_revenue,
+        incremental_revenue_ci_low=roi.incremental_revenue_ci_low,
+        incremental_revenue_ci_high=roi.incremental_revenue_ci_high,
+        roi=roi.roi,
+        roi_ci_low=roi.roi_ci_low,
+        roi_ci_high=roi.roi_ci_high,
+    )
+
+
+def _slices(splits: Mapping[str, Mapping], counterfactual: Mapping | None) -> dict[str, Slice]:
+    """Each split's slice, by name; ``counterfactual`` None: each against its own holdout."""
     return {
-        **_comparison(t, h, counterfactual),
-        "treatment_cost": roi.cost,
-        "incremental_revenue": roi.incremental_revenue,
-        "incremental_revenue_ci_low": roi.incremental_revenue_ci_low,
-        "incremental_revenue_ci_high": roi.incremental_revenue_ci_high,
-        "roi": roi.roi,
-        "roi_ci_low": roi.roi_ci_low,
-        "roi_ci_high": roi.roi_ci_high,
+        name: _slice(
+            split["treatment"],
+            split["holdout"],
+            split["holdout"] if counterfactual is None else counterfactual,
+        )
+        for name, split in sorted(splits.items())
     }
 
 
-def _segments(segments: Mapping) -> dict:
+def _segments(segments: Mapping) -> dict[str, dict[str, Comparison]]:
+    """Per segment value and channel; past :data:`MAX_SEGMENTS` values (by decisions)
+    the smallest are summed under ``(other)``."""
     ranked = sorted(
         segments.items(),
         key=lambda item: (
@@ -205,18 +225,24 @@ def _segments(segments: Mapping) -> dict:
     for _value, by_channel in ranked[MAX_SEGMENTS:]:
         target = kept.setdefault(OTHER_SEGMENTS, {})
         for channel, split in by_channel.items():
-            _add_split(target, channel, split)
+            add_split(target, channel, split)
     return {
         value: {
-            channel: {
-                "decisions": _per_variant(split["treatment"], split["holdout"], "decisions"),
-                "engagements": _per_variant(split["treatment"], split["holdout"], "engagements"),
-                "engagement_rate": _rates(split["treatment"], split["holdout"]),
-                "lift": _lift(split["treatment"], split["holdout"]),
-            }
+            channel: Comparison(**_compared(split["treatment"], split["holdout"], split["holdout"]))
             for channel, split in sorted(by_channel.items())
         }
         for value, by_channel in kept.items()
+    }
+
+
+def _outcome_types(by_type: Mapping, event_weights: Mapping[str, float]) -> dict:
+    """Outcome counts per type and variant, each with its weight in ``reward.events``
+    (None: the type is not listed, so it counts here but weighs nothing)."""
+    return {
+        type_: OutcomeCount(
+            treatment=split["treatment"], holdout=split["holdout"], weight=event_weights.get(type_)
+        )
+        for type_, split in sorted(by_type.items())
     }
 
 
@@ -228,7 +254,7 @@ def _power(
     target_lift: float,
     decisions_per_day: float | None,
     holdout_per_day: float | None,
-) -> dict:
+) -> Power:
     baseline_rate = rate(h["engagements"], h["decisions"])
     n_t, n_h = int(t["decisions"]), int(h["decisions"])
     # Treatment decisions per holdout decision: as observed, else as configured.
@@ -241,18 +267,41 @@ def _power(
             days_more = 0
         elif holdout_per_day:
             days_more = math.ceil((required - n_h) / holdout_per_day)
-    return {
-        "target_lift": target_lift,
-        "baseline_rate": baseline_rate,
-        "alpha": ALPHA,
-        "power": POWER,
-        "decisions_per_day": decisions_per_day,
-        "holdout_decisions_per_day": holdout_per_day,
-        "required_holdout_decisions": required,
-        "holdout_decisions": n_h,
-        "days_more": days_more,
-        "detectable_lift": detectable_lift(baseline_rate, n_h, ratio, alpha=ALPHA, power=POWER),
-    }
+    return Power(
+        target_lift=target_lift,
+        baseline_rate=baseline_rate,
+        alpha=ALPHA,
+        power=POWER,
+        decisions_per_day=decisions_per_day,
+        holdout_decisions_per_day=holdout_per_day,
+        required_holdout_decisions=required,
+        holdout_decisions=n_h,
+        days_more=days_more,
+        detectable_lift=detectable_lift(baseline_rate, n_h, ratio, alpha=ALPHA, power=POWER),
+    )
+
+
+def _roi_interval(roi: Roi) -> RoiInterval:
+    return RoiInterval(
+        incremental_revenue=roi.incremental_revenue,
+        incremental_revenue_ci_low=roi.incremental_revenue_ci_low,
+        incremental_revenue_ci_high=roi.incremental_revenue_ci_high,
+        cost=roi.cost,
+        ci_low=roi.roi_ci_low,
+        ci_high=roi.roi_ci_high,
+    )
+
+
+def _apprentice(t: Mapping, h: Mapping) -> Apprentice:
+    # How often the model's top choice matched what the baseline served (apprentice mode:
+    # everyone gets the baseline in `manual`, and the holdout always does).
+    served = t["baseline_decisions"] + h["baseline_decisions"]
+    agreed = t["model_agreements"] + h["model_agreements"]
+    return Apprentice(
+        baseline_decisions=int(served),
+        model_agreements=int(agreed),
+        agreement_rate=rate(agreed, served),
+    )
 
 
 def summarize(
@@ -263,34 +312,28 @@ def summarize(
     decisions_per_day: float | None = None,
     holdout_per_day: float | None = None,
     event_weights: Mapping[str, float] | None = None,
-) -> dict:
+) -> Summary:
     """Sum day documents into the API's ``summary`` block.
 
+    :param documents: day documents, as stored or computed
     :param holdout_percent: the configured holdout share (the SRM check's expectation)
     :param target_lift: ``goals.target_lift`` (the power planner's goal)
     :param decisions_per_day: recent live decisions per day (power planner; None: unknown)
     :param holdout_per_day: recent holdout decisions per day (power planner)
     :param event_weights: ``reward.events`` (the weight shown beside each outcome type)
     """
-    total = total_documents(documents)
+    total = total_documents([DayDocument.of(document) for document in documents])
     t, h = total["variants"]["treatment"], total["variants"]["holdout"]
     roi = _roi(t, h)
-    return {
-        **_comparison(t, h, h),
-        "reward": float(t["reward"] + h["reward"]),
-        "roi": roi.roi,
-        "roi_interval": {
-            "incremental_revenue": roi.incremental_revenue,
-            "incremental_revenue_ci_low": roi.incremental_revenue_ci_low,
-            "incremental_revenue_ci_high": roi.incremental_revenue_ci_high,
-            "cost": roi.cost,
-            "ci_low": roi.roi_ci_low,
-            "ci_high": roi.roi_ci_high,
-        },
-        "srm": sample_ratio(
-            int(t["decisions"]), int(h["decisions"]), holdout_percent / 100
-        ).as_dict(),
-        "power": _power(
+    return Summary(
+        **_compared(t, h, h),
+        revenue=float(t["revenue"] + h["revenue"]),
+        cost=float(t["cost"] + h["cost"]),
+        reward=float(t["reward"] + h["reward"]),
+        roi=roi.roi,
+        roi_interval=_roi_interval(roi),
+        srm=sample_ratio(int(t["decisions"]), int(h["decisions"]), holdout_percent / 100),
+        power=_power(
             t,
             h,
             holdout_percent=holdout_percent,
@@ -298,31 +341,19 @@ def summarize(
             decisions_per_day=decisions_per_day,
             holdout_per_day=holdout_per_day,
         ),
-        "channels": {
-            name: _slice(split["treatment"], split["holdout"], split["holdout"])
-            for name, split in sorted(total["channels"].items())
-        },
-        "actions": {
-            name: _slice(split["treatment"], split["holdout"], h)
-            for name, split in sorted(total["actions"].items())
-        },
-        "segments": _segments(total["segments"]),
-        "outcomes": _outcome_types(total["outcomes"], event_weights or {}),
-        # How often the model's top choice matched what the baseline served (apprentice
-        # mode: everyone gets the baseline in `manual`, and the holdout always does).
-        "apprentice": {
-            "baseline_decisions": int(t["baseline_decisions"] + h["baseline_decisions"]),
-            "model_agreements": int(t["model_agreements"] + h["model_agreements"]),
-            "agreement_rate": rate(
-                t["model_agreements"] + h["model_agreements"],
-                t["baseline_decisions"] + h["baseline_decisions"],
-            ),
-        },
-    }
+        channels=_slices(total["channels"], None),
+        actions=_slices(total["actions"], h),
+        segments=_segments(total["segments"]),
+        outcomes=_outcome_types(total["outcomes"], event_weights or {}),
+        apprentice=_apprentice(t, h),
+    )
+
+
+# --- Reading --------------------------------------------------------------------------------
 
 
 def _recent_volume(
-    days: Sequence[Mapping], date_from: dt.date, date_to: dt.date, today: dt.date
+    days: Sequence[Day], date_from: dt.date, date_to: dt.date, today: dt.date
 ) -> tuple[float | None, float | None]:
     """Live and holdout decisions per day over the range's last complete days (at most
     :data:`RECENT_DAYS`, ending yesterday at the latest: today is not over)."""
@@ -333,24 +364,25 @@ def _recent_volume(
     span = (last - first).days + 1
     live = holdout = 0
     for day in days:
-        if first <= day["date"] <= last:
-            variants = day["metrics"].get("variants") or {}
-            holdout += (variants.get("holdout") or {}).get("decisions", 0)
-            live += sum((variants.get(v) or {}).get("decisions", 0) for v in VARIANTS)
+        if first <= day.date <= last:
+            variants = day.document.variants
+            holdout += variants["holdout"].get("decisions", 0)
+            live += sum(variants[variant].get("decisions", 0) for variant in VARIANTS)
     return live / span, holdout / span
 
 
 def _summary_of_days(
-    config: Config, days: Sequence[Mapping], date_from: dt.date, date_to: dt.date, today
-) -> dict:
+    config: Config, days: Sequence[Day], date_from: dt.date, date_to: dt.date, today: dt.date
+) -> Summary:
+    settings = settings_of(config)
     decisions_per_day, holdout_per_day = _recent_volume(days, date_from, date_to, today)
     return summarize(
-        [day["metrics"] for day in days],
-        holdout_percent=float(config.settings["holdout"]["percent"]),
-        target_lift=float(config.settings["goals"]["target_lift"]),
+        [day.metrics for day in days],
+        holdout_percent=float(settings.holdout.percent),
+        target_lift=float(settings.goals.target_lift),
         decisions_per_day=decisions_per_day,
         holdout_per_day=holdout_per_day,
-        event_weights=config.settings["reward"]["events"],
+        event_weights=settings.reward.events,
     )
 
 
@@ -362,10 +394,10 @@ def summary_for(
     *,
     channel_costs: Mapping[str, float],
     today: dt.date | None = None,
-) -> dict:
-    """The metrics ``summary`` block of one configuration over an inclusive date range
-    (for services such as recommendations; no access check: the caller has the config)."""
-    days = rollups.read_days(session, config, date_from, date_to, channel_costs=channel_costs)
+) -> Summary:
+    """The metrics summary of one configuration over an inclusive date range (for
+    services such as recommendations; no access check: the caller has the config)."""
+    days = rollups.read(session, config, date_from, date_to, channel_costs=channel_costs)
     return _summary_of_days(
         config, days, date_from, date_to, today or dt.datetime.now(dt.UTC).date()
     )
@@ -380,8 +412,8 @@ def read(
     date_to: dt.date | None = None,
     today: dt.date | None = None,
     channel_costs: Mapping[str, float] | None = None,
-) -> dict:
-    """The metrics response for one configuration over an inclusive date range.
+) -> MetricsReport:
+    """The metrics answer for one configuration over an inclusive date range.
 
     :param channel_costs: channel -> cost per decision (the connectors' settings)
     :raises NotFound: unknown configuration, or another workspace's
@@ -390,11 +422,11 @@ def read(
     config = configs.get(session, principal, config_id)
     today = today or dt.datetime.now(dt.UTC).date()
     date_from, date_to = resolve_range(date_from, date_to, today)
-    days = rollups.read_days(session, config, date_from, date_to, channel_costs=channel_costs or {})
-    return {
-        "config_id": config.id,
-        "from": date_from,
-        "to": date_to,
-        "summary": _summary_of_days(config, days, date_from, date_to, today),
-        "daily": days,
-    }
+    days = rollups.read(session, config, date_from, date_to, channel_costs=channel_costs or {})
+    return MetricsReport(
+        config_id=config.id,
+        date_from=date_from,
+        date_to=date_to,
+        summary=_summary_of_days(config, days, date_from, date_to, today),
+        daily=tuple(days),
+    )

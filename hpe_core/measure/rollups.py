@@ -11,12 +11,15 @@ days (today, not yet rolled up, stale) computed live in one set of queries. The 
 the same either way; in steady state almost every day comes from storage.
 
 The documents themselves are :mod:`hpe_core.measure.day_documents`; ``compute_days`` and
-``COUNTERS`` are re-exported here, the names the other services use.
+``COUNTERS`` are re-exported here, the names the other services use. :func:`read` gives
+typed :class:`Day` rows; :func:`read_days` the same as plain dicts.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import operator
 import uuid
 from collections.abc import Iterable, Mapping
 
@@ -25,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from hpe_core.measure.day_documents import (
     COUNTERS,
+    DayDocument,
     compute_days,
     compute_runs,
     inputs_digest,
@@ -37,9 +41,11 @@ from hpe_core.store.stale_days import mark_stale, mark_stale_decisions
 __all__ = [
     "COUNTERS",
     "MAX_REFRESH_DAYS",
+    "Day",
     "compute_days",
     "mark_stale",
     "mark_stale_decisions",
+    "read",
     "read_days",
     "refresh",
 ]
@@ -52,6 +58,17 @@ _CHUNK = 1000
 
 
 # --- Stale marks (written by the stages below, in hpe_core.store.stale_days) -----------
+
+
+def _stale_marks(session: Session, config_id: uuid.UUID) -> dict[dt.date, dt.datetime]:
+    """``{date: marked_at}`` of this configuration's stale marks."""
+    return dict(
+        session.execute(
+            select(StaleMetricsDay.date, StaleMetricsDay.marked_at).where(
+                StaleMetricsDay.config_id == config_id
+            )
+        ).all()
+    )
 
 
 def _clear_marks(session: Session, config_id: uuid.UUID, marks: Mapping) -> None:
@@ -90,62 +107,73 @@ def refresh(
     :returns: the dates recomputed, oldest first
     """
     now = now or utcnow()
-    today = now.astimezone(dt.UTC).date()
     # Marks first, computation after: on PostgreSQL (read committed) every change behind
     # a mark read here is committed before the queries below take their snapshots.
-    marks = dict(
-        session.execute(
-            select(StaleMetricsDay.date, StaleMetricsDay.marked_at).where(
-                StaleMetricsDay.config_id == config.id
-            )
-        ).all()
-    )
-    digest = inputs_digest(config, channel_costs)
-    outdated = session.scalars(
-        select(MetricsDay.date).where(
-            MetricsDay.config_id == config.id,
-            or_(
-                MetricsDay.metrics["inputs_digest"].as_string().is_(None),
-                MetricsDay.metrics["inputs_digest"].as_string() != digest,
-            ),
-        )
-    ).all()
-    recent = {today, today - dt.timedelta(days=1)} if today > dt.date.min else {today}
-    extra = sorted((set(marks) | set(outdated)) - recent, reverse=True)[: max(0, max_days)]
-    dates = sorted(recent | set(extra))
+    marks = _stale_marks(session, config.id)
+    outdated = _outdated(session, config.id, inputs_digest(config, channel_costs))
+    dates = _dates_to_refresh(now.astimezone(dt.UTC).date(), set(marks) | outdated, max_days)
     documents = compute_runs(session, config, _runs(dates), channel_costs=channel_costs)
-
-    if documents:
-        statement = dialect_insert(session, MetricsDay.__table__)
-        statement = statement.on_conflict_do_update(
-            index_elements=["config_id", "date"],
-            set_={
-                "metrics": statement.excluded.metrics,
-                "updated_at": statement.excluded.updated_at,
-            },
-        )
-        session.execute(
-            statement,
-            [
-                {
-                    "id": uuid.uuid4(),
-                    "workspace_id": config.workspace_id,
-                    "config_id": config.id,
-                    "date": date,
-                    "metrics": document,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for date, document in documents.items()
-            ],
-        )
-    empty = [date for date in dates if date not in documents]
-    if empty:
-        session.execute(
-            delete(MetricsDay).where(MetricsDay.config_id == config.id, MetricsDay.date.in_(empty))
-        )
+    _store(session, config, documents, now)
+    _drop(session, config.id, [date for date in dates if date not in documents])
     _clear_marks(session, config.id, {day: marks[day] for day in dates if day in marks})
     return dates
+
+
+def _outdated(session: Session, config_id: uuid.UUID, digest: str) -> set[dt.date]:
+    """Stored days computed with other settings than the current ones."""
+    stored_digest = MetricsDay.metrics["inputs_digest"].as_string()
+    return set(
+        session.scalars(
+            select(MetricsDay.date).where(
+                MetricsDay.config_id == config_id,
+                or_(stored_digest.is_(None), stored_digest != digest),
+            )
+        )
+    )
+
+
+def _dates_to_refresh(today: dt.date, stale: set[dt.date], max_days: int) -> list[dt.date]:
+    """Today, yesterday and at most ``max_days`` other stale days (the newest), in order."""
+    recent = {today, today - dt.timedelta(days=1)} if today > dt.date.min else {today}
+    extra = sorted(stale - recent, reverse=True)[: max(0, max_days)]
+    return sorted(recent | set(extra))
+
+
+def _store(session: Session, config: Config, documents: Mapping, now: dt.datetime) -> None:
+    """Insert or replace the rows of these days."""
+    if not documents:
+        return
+    statement = dialect_insert(session, MetricsDay.__table__)
+    statement = statement.on_conflict_do_update(
+        index_elements=["config_id", "date"],
+        set_={
+            "metrics": statement.excluded.metrics,
+            "updated_at": statement.excluded.updated_at,
+        },
+    )
+    session.execute(
+        statement,
+        [
+            {
+                "id": uuid.uuid4(),
+                "workspace_id": config.workspace_id,
+                "config_id": config.id,
+                "date": date,
+                "metrics": document,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for date, document in documents.items()
+        ],
+    )
+
+
+def _drop(session: Session, config_id: uuid.UUID, dates: list[dt.date]) -> None:
+    """Delete the rows of days left without decisions."""
+    if dates:
+        session.execute(
+            delete(MetricsDay).where(MetricsDay.config_id == config_id, MetricsDay.date.in_(dates))
+        )
 
 
 def _runs(dates: Iterable[dt.date]) -> list[tuple[dt.date, dt.date]]:
@@ -162,6 +190,52 @@ def _runs(dates: Iterable[dt.date]) -> list[tuple[dt.date, dt.date]]:
 # --- Reading --------------------------------------------------------------------------------
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Day:
+    """One day of a read.
+
+    :param metrics: the day's document as stored (or computed live): the API's
+        ``daily[].metrics``, shown as it is
+    :param rolled_up_at: when the stored row was computed; None: computed live
+    """
+
+    date: dt.date
+    metrics: Mapping
+    rolled_up_at: dt.datetime | None
+
+    @property
+    def document(self) -> DayDocument:
+        """The document read for adding up."""
+        return DayDocument.of(self.metrics)
+
+    def as_dict(self) -> dict:
+        return {"date": self.date, "metrics": self.metrics, "rolled_up_at": self.rolled_up_at}
+
+
+def read(
+    session: Session,
+    config: Config,
+    date_from: dt.date,
+    date_to: dt.date,
+    *,
+    channel_costs: Mapping[str, float],
+) -> list[Day]:
+    """Every day of the range that has decisions, oldest first.
+
+    A stored row is used when it is complete and clean: rolled up after its day ended,
+    not marked stale since, with the current settings' digest. Every other day is
+    computed live (``rolled_up_at`` None), all of them in one set of queries.
+    """
+    usable = _clean_rows(
+        session, config.id, date_from, date_to, inputs_digest(config, channel_costs)
+    )
+    missing = [day for day in _dates(date_from, date_to) if day not in usable]
+    live = compute_runs(session, config, _runs(missing), channel_costs=channel_costs)
+    days = [Day(date, row.metrics, row.updated_at) for date, row in usable.items()]
+    days += [Day(date, document, None) for date, document in live.items()]
+    return sorted(days, key=operator.attrgetter("date"))
+
+
 def read_days(
     session: Session,
     config: Config,
@@ -170,16 +244,18 @@ def read_days(
     *,
     channel_costs: Mapping[str, float],
 ) -> list[dict]:
-    """Every day of the range that has decisions: ``{date, metrics, rolled_up_at}``.
+    """:func:`read` as plain dicts: ``{date, metrics, rolled_up_at}``."""
+    days = read(session, config, date_from, date_to, channel_costs=channel_costs)
+    return [day.as_dict() for day in days]
 
-    A stored row is used when it is complete and clean: rolled up after its day ended,
-    not marked stale since, with the current settings' digest. Every other day is
-    computed live (``rolled_up_at`` None), all of them in one set of queries.
-    """
-    digest = inputs_digest(config, channel_costs)
+
+def _clean_rows(
+    session: Session, config_id: uuid.UUID, date_from: dt.date, date_to: dt.date, digest: str
+) -> dict:
+    """``{date: row}`` of the stored rows in range that may be used as they are."""
     stored = session.execute(
         select(MetricsDay.date, MetricsDay.metrics, MetricsDay.updated_at).where(
-            MetricsDay.config_id == config.id,
+            MetricsDay.config_id == config_id,
             MetricsDay.date >= date_from,
             MetricsDay.date <= date_to,
         )
@@ -187,30 +263,28 @@ def read_days(
     stale = set(
         session.scalars(
             select(StaleMetricsDay.date).where(
-                StaleMetricsDay.config_id == config.id,
+                StaleMetricsDay.config_id == config_id,
                 StaleMetricsDay.date >= date_from,
                 StaleMetricsDay.date <= date_to,
             )
         )
     )
-    usable = {
+    return {
         row.date: row
         for row in stored
-        if row.date not in stale
-        and day_end(row.date) is not None
-        and row.updated_at >= day_end(row.date)
-        and (row.metrics or {}).get("inputs_digest") == digest
+        if row.date not in stale and _complete(row) and _digest(row.metrics) == digest
     }
-    missing = [day for day in _dates(date_from, date_to) if day not in usable]
-    live = compute_runs(session, config, _runs(missing), channel_costs=channel_costs)
-    days = [
-        {"date": date, "metrics": row.metrics, "rolled_up_at": row.updated_at}
-        for date, row in usable.items()
-    ]
-    days += [
-        {"date": date, "metrics": document, "rolled_up_at": None} for date, document in live.items()
-    ]
-    return sorted(days, key=lambda day: day["date"])
+
+
+def _complete(row) -> bool:
+    """Rolled up after its day ended (a row written during its day misses the rest)."""
+    end = day_end(row.date)
+    return end is not None and row.updated_at >= end
+
+
+def _digest(stored: object) -> str | None:
+    # The metrics column is the seed's JSON: read what a row holds without trusting it.
+    return stored.get("inputs_digest") if isinstance(stored, Mapping) else None
 
 
 def _dates(date_from: dt.date, date_to: dt.date) -> list[dt.date]:

@@ -13,29 +13,17 @@ made-up number. docs/measurement.md gives every formula.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from statistics import NormalDist
 
+# The lift and the sample-ratio check are results the recommendation rules read too:
+# their types live with the other results, in hpe_core.results.
+from hpe_core.results import Lift, SampleRatio
+
 Z_95 = 1.959963984540054
-#: The lift interval's method, reported with every lift (``lift.method``).
-LIFT_METHOD = "katz-log-rr"
 #: p below this raises the sample-ratio-mismatch alarm (a strict threshold: the check runs
 #: every few minutes, so a looser one would cry wolf).
 SRM_ALARM_P = 0.001
-
-
-@dataclass(frozen=True)
-class Lift:
-    """Relative lift of treatment over holdout: ``rate_t / rate_h - 1``, with a 95% CI."""
-
-    estimate: float | None
-    ci_low: float | None
-    ci_high: float | None
-    p_value: float | None
-    method: str = LIFT_METHOD
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def _normal_sf(z: float) -> float:
@@ -75,20 +63,6 @@ def lift(successes_t: int, trials_t: int, successes_h: int, trials_h: int, z: fl
 
 
 # --- Sample ratio mismatch -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SampleRatio:
-    """Whether the treatment/holdout split matches the configured holdout share."""
-
-    expected_holdout_share: float
-    observed_holdout_share: float | None
-    chi_square: float | None
-    p_value: float | None
-    alarm: bool
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def sample_ratio(treatment: int, holdout: int, expected_holdout_share: float) -> SampleRatio:

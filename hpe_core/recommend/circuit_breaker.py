@@ -14,33 +14,30 @@ UTC day after that change.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Mapping
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hpe_core.recommend import recommendations
 from hpe_core.recommend.proposals import Proposal
+from hpe_core.recommend.rules import CIRCUIT_BREAKER
+from hpe_core.results import Summary
 from hpe_core.store.models import Config, Recommendation
+from hpe_core.store.vocabulary import RecommendationStatus, Severity
 from hpe_core.tenancy import activities, configs
-from hpe_core.tenancy.configs import Catalog
+from hpe_core.tenancy.configs import Catalog, settings_of
+from hpe_core.tenancy.settings_types import AutomationLevel, Settings
 from hpe_core.tenancy.workspaces import Principal
 
 log = logging.getLogger(__name__)
 
-KIND = "circuit_breaker"
+KIND = CIRCUIT_BREAKER.kind
 TRIPPED = "guardrail.circuit_breaker"
-#: Used when a stored configuration predates the setting (validation fills it in now).
-DEFAULTS = {"enabled": True, "alpha": 0.01, "min_decisions": 1000, "window_days": 7}
 #: How many past config.updated activities to search for the last automation change.
 _HISTORY_LIMIT = 1000
-
-
-def settings_of(settings: Mapping) -> dict:
-    """The breaker's settings, defaults filled in for configurations stored before it."""
-    return DEFAULTS | dict((settings.get("guardrails") or {}).get("circuit_breaker") or {})
 
 
 def last_automation_change(session: Session, config: Config) -> dt.datetime | None:
@@ -49,7 +46,9 @@ def last_automation_change(session: Session, config: Config) -> dt.datetime | No
         activities.query(session, config.id, type=activities.CONFIG_UPDATED).limit(_HISTORY_LIMIT)
     )
     for activity in updates:
-        if "settings.automation" in ((activity.data or {}).get("changes") or {}):
+        # The activity log is stored JSON, written by other versions too: read it warily.
+        changes = activity.data.get("changes") if isinstance(activity.data, dict) else None
+        if changes and "settings.automation" in changes:
             return activity.created_at
     return None
 
@@ -62,14 +61,15 @@ def window(session: Session, config: Config, *, now: dt.datetime) -> tuple[dt.da
         changed today)
     """
     today = now.astimezone(dt.UTC).date()
-    first = today - dt.timedelta(days=settings_of(config.settings)["window_days"] - 1)
+    window_days = settings_of(config).guardrails.circuit_breaker.window_days
+    first = today - dt.timedelta(days=window_days - 1)
     changed = last_automation_change(session, config)
     if changed is not None:
         first = max(first, changed.astimezone(dt.UTC).date() + dt.timedelta(days=1))
     return first, today
 
 
-def assess(settings: Mapping, summary: Mapping | None) -> dict | None:
+def assess(settings: Settings, summary: Summary | None) -> dict | None:
     """Whether the breaker trips on this summary (pure).
 
     It trips when it is enabled, the model serves (automation is not manual), both variants
@@ -78,31 +78,30 @@ def assess(settings: Mapping, summary: Mapping | None) -> dict | None:
 
     :returns: the evidence when it trips, else None
     """
-    breaker = settings_of(settings)
-    if not breaker["enabled"] or settings.get("automation") == "manual" or not summary:
+    breaker = settings.guardrails.circuit_breaker
+    if not breaker.enabled or settings.automation == AutomationLevel.MANUAL or summary is None:
         return None
-    decisions = summary.get("decisions") or {}
-    treatment, holdout = decisions.get("treatment") or 0, decisions.get("holdout") or 0
-    if min(treatment, holdout) < breaker["min_decisions"]:
+    decisions = summary.decisions
+    if min(decisions.treatment, decisions.holdout) < breaker.min_decisions:
         return None
-    lift = summary.get("lift") or {}
-    ci_high, p_value = lift.get("ci_high"), lift.get("p_value")
-    if ci_high is None or p_value is None or not (ci_high < 0 and p_value < breaker["alpha"]):
+    lift = summary.lift
+    ci_high, p_value = lift.ci_high, lift.p_value
+    if ci_high is None or p_value is None or not (ci_high < 0 and p_value < breaker.alpha):
         return None
     return {
-        "decisions": {"treatment": treatment, "holdout": holdout},
-        "engagements": dict(summary.get("engagements") or {}),
-        "engagement_rate": dict(summary.get("engagement_rate") or {}),
-        "lift": dict(lift),
-        "alpha": breaker["alpha"],
-        "min_decisions": breaker["min_decisions"],
+        "decisions": dataclasses.asdict(decisions),
+        "engagements": dataclasses.asdict(summary.engagements),
+        "engagement_rate": dataclasses.asdict(summary.engagement_rate),
+        "lift": lift.as_dict(),
+        "alpha": breaker.alpha,
+        "min_decisions": breaker.min_decisions,
     }
 
 
 def check(
     session: Session,
     config: Config,
-    summary: Mapping | None,
+    summary: Summary | None,
     *,
     now: dt.datetime,
     catalog: Catalog | None = None,
@@ -121,10 +120,11 @@ def check(
     :returns: whether it tripped now
     """
     _resolve_if_restored(session, config, now)
-    evidence = assess(config.settings, summary)
+    settings = settings_of(config)
+    evidence = assess(settings, summary)
     if evidence is None:
         return False
-    previous = config.settings["automation"]
+    previous = settings.automation.value
     first, last = window(session, config, now=now)
     evidence |= {"from": first.isoformat(), "to": last.isoformat(), "previous": previous}
     principal = Principal(config.workspace_id, recommendations.ENGINE_ACTOR)
@@ -133,16 +133,9 @@ def check(
         principal,
         catalog or recommendations.engine_catalog(config),
         config.id,
-        settings_patch={"automation": "manual"},
+        settings_patch={"automation": AutomationLevel.MANUAL.value},
     )
-    activities.record(
-        session,
-        workspace_id=config.workspace_id,
-        config_id=config.id,
-        type=TRIPPED,
-        actor=principal.actor,
-        data=evidence,
-    )
+    recommendations.log_activity(session, config, TRIPPED, principal.actor, evidence)
     recommendations.upsert(session, config, _proposal(evidence, previous), now=now)
     log.warning("circuit breaker tripped for %s: %s", config.id, evidence["lift"])
     return True
@@ -152,41 +145,40 @@ def _proposal(evidence: dict, previous: str) -> Proposal:
     rates = evidence["engagement_rate"]
     lift = evidence["lift"]
     return Proposal(
-        kind=KIND,
+        spec=CIRCUIT_BREAKER,
         subject="",
-        severity="critical",
+        severity=Severity.CRITICAL,
         title="The model was switched off: it engaged people less than the baseline.",
         detail=(
             f"From {evidence['from']} to {evidence['to']}, treatment engaged "
-            f"{_share(rates.get('treatment'))} of {evidence['decisions']['treatment']} "
-            f"decisions against {_share(rates.get('holdout'))} of "
+            f"{_share(rates['treatment'])} of {evidence['decisions']['treatment']} "
+            f"decisions against {_share(rates['holdout'])} of "
             f"{evidence['decisions']['holdout']} in the holdout (lift "
-            f"{_share(lift.get('estimate'))}, 95% interval up to {_share(lift.get('ci_high'))}, "
-            f"p = {lift.get('p_value'):.2g}). "
+            f"{_share(lift['estimate'])}, 95% interval up to {_share(lift['ci_high'])}, "
+            f"p = {lift['p_value']:.2g}). "
             "The circuit breaker set automation to manual: everyone gets the baseline while "
             "the model keeps learning. Check recent changes (actions, exploration, "
             f"reward), then apply this to restore automation to {previous}."
         ),
         evidence=evidence,
         patch={"automation": previous},
-        auto_apply=False,
     )
 
 
-def _share(value: object) -> str:
-    return "n/a" if not isinstance(value, int | float) else f"{value:+.1%}".lstrip("+")
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.1%}".lstrip("+")
 
 
 def _resolve_if_restored(session: Session, config: Config, now: dt.datetime) -> None:
     """An open breaker recommendation is moot once automation is no longer manual."""
-    if config.settings.get("automation") == "manual":
+    if settings_of(config).automation == AutomationLevel.MANUAL:
         return
     row = session.scalar(
         select(Recommendation).where(
             Recommendation.config_id == config.id,
             Recommendation.kind == KIND,
-            Recommendation.status == "open",
+            Recommendation.status == RecommendationStatus.OPEN,
         )
     )
     if row is not None:
-        row.status, row.updated_at = "resolved", now
+        recommendations.move(row, RecommendationStatus.RESOLVED, now=now)

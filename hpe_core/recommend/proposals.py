@@ -1,4 +1,6 @@
-"""What a recommendation rule proposes (:class:`Proposal`), and the helpers rules share.
+"""What a recommendation rule proposes (:class:`Proposal`), the kinds of recommendation
+(:class:`RecommendationKind`, each described by a :class:`KindSpec` beside its rule), and
+the helpers rules share.
 
 The rules themselves are :mod:`hpe_core.recommend.rules` (experiment health),
 :mod:`hpe_core.recommend.model_rules` (the model: OPE, exploration) and
@@ -8,90 +10,82 @@ The rules themselves are :mod:`hpe_core.recommend.rules` (experiment health),
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Mapping
+from collections.abc import Callable
+from enum import StrEnum
 
-KINDS = (
-    "srm_alarm",
-    "model_worse_than_baseline",
-    "retire_action",
-    "channel_segment_underperforms",
-    "change_exploration",
-    "holdout_underpowered",
-)
-#: Kinds the engine may apply by itself in ``autonomous`` mode. The others change who is
-#: measured (holdout) or need a person to investigate (SRM, the circuit breaker).
-AUTO_APPLY_KINDS = frozenset(
-    {
-        "retire_action",
-        "change_exploration",
-        # Not channel_segment_underperforms: channels differ in base rates for everyone
-        # (an email click is not a web click), so cutting a channel's reach for a segment
-        # is a person's call, not the engine's.
-        "model_worse_than_baseline",
-    }
-)
+from hpe_core.store.models import Recommendation
+from hpe_core.store.vocabulary import Severity
+from hpe_core.tenancy.settings_types import Settings
 
 
-@dataclasses.dataclass(frozen=True)
+class RecommendationKind(StrEnum):
+    """What a recommendation is about: one per rule, and the circuit breaker's."""
+
+    SRM_ALARM = "srm_alarm"
+    MODEL_WORSE_THAN_BASELINE = "model_worse_than_baseline"
+    RETIRE_ACTION = "retire_action"
+    CHANNEL_SEGMENT_UNDERPERFORMS = "channel_segment_underperforms"
+    CHANGE_EXPLORATION = "change_exploration"
+    HOLDOUT_UNDERPOWERED = "holdout_underpowered"
+    CIRCUIT_BREAKER = "circuit_breaker"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class KindSpec:
+    """How the engine treats one kind of recommendation (declared beside its rule).
+
+    :param kind: the kind it describes
+    :param auto_apply: whether the engine may apply it by itself in ``autonomous`` mode
+        (when it has a patch)
+    :param rebase: the patch to apply now, rebuilt from the stored recommendation on the
+        current settings; None: the stored patch applies as it is. A merge patch
+        replaces a list whole, so a stored list patch would undo what another
+        recommendation changed in that list meanwhile. Raises
+        :class:`~hpe_core.errors.Conflict` when the change no longer fits.
+    """
+
+    kind: RecommendationKind
+    auto_apply: bool
+    rebase: Callable[[Recommendation, Settings], dict] | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Proposal:
     """One recommended change (or alarm) for a configuration.
 
-    :param kind: one of :data:`KINDS` (or ``circuit_breaker``)
+    :param spec: its kind (see :class:`KindSpec`)
     :param subject: what it is about within the kind (an action id, ``email:bargain``);
         one stored recommendation per ``(kind, subject)``
-    :param severity: ``info``, ``warning`` or ``critical``
+    :param severity: how urgent it is
     :param title: one plain-language sentence for a marketer
     :param detail: why, and what applying it does
     :param evidence: the numbers it rests on
     :param patch: a JSON merge patch of the settings, or None when a person must act
-    :param auto_apply: whether the engine may apply it itself in ``autonomous`` mode
     """
 
-    kind: str
+    spec: KindSpec
     subject: str
-    severity: str
+    severity: Severity
     title: str
     detail: str
     evidence: dict
     patch: dict | None
-    auto_apply: bool
+
+    @property
+    def kind(self) -> RecommendationKind:
+        return self.spec.kind
+
+    @property
+    def auto_apply(self) -> bool:
+        """Whether the engine may apply it itself in ``autonomous`` mode."""
+        return self.spec.auto_apply and self.patch is not None
 
 
-def auto_apply(kind: str, patch: object) -> bool:
-    """Whether a recommendation of ``kind`` with ``patch`` may be applied by the engine."""
-    return kind in AUTO_APPLY_KINDS and patch is not None
-
-
-def make(kind, subject, severity, title, detail, evidence, patch) -> Proposal:
-    """A :class:`Proposal` whose ``auto_apply`` follows from its kind and patch."""
-    return Proposal(
-        kind, subject, severity, title, detail, evidence, patch, auto_apply(kind, patch)
-    )
-
-
-def number(value: object) -> float | None:
-    """A finite number from a summary field, or None (missing, null, NaN, a boolean)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return None
-    return float(value)
-
-
-def counts(block: Mapping | None, variant: str) -> tuple[int, int]:
-    """``(engagements, decisions)`` of one variant from a summary slice."""
-    block = block or {}
-    engagements = number((block.get("engagements") or {}).get(variant)) or 0
-    decisions = number((block.get("decisions") or {}).get(variant)) or 0
-    return int(engagements), int(decisions)
-
-
-def percent(share: object) -> str:
+def percent(share: float | None) -> str:
     """A share as a percentage for a sentence ("12.5%"), or "an unknown share"."""
-    value = number(share)
-    return "an unknown share" if value is None else f"{value:.1%}"
+    return "an unknown share" if share is None else f"{share:.1%}"
 
 
-def pvalue(value: object) -> str:
+def pvalue(value: float | None) -> str:
     """A p-value for a sentence ("3.6e-25"), or "unknown"."""
-    value = number(value)
     return "unknown" if value is None else f"{value:.2g}"

@@ -1,7 +1,8 @@
 """Optimization recommendations: stored, listed, applied (or dismissed), each step logged.
 
 The rules live in :mod:`hpe_core.recommend.rules` (pure: numbers in, proposals out).
-This module keeps one row per ``(config_id, kind, subject)`` in step with them:
+This module keeps one row per ``(config_id, kind, subject)`` in step with them, and every
+change of a row's status goes through :func:`move`:
 
 - a new proposal opens a row; an open row is refreshed with the latest numbers; a
   ``resolved`` row raised again is reopened;
@@ -29,31 +30,79 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hpe_core.errors import Conflict, InvalidInput, NotFound
+from hpe_core.recommend.proposals import Proposal
 
-# Proposal and propose are re-exported: recommendations.propose is the rules' entry point.
-from hpe_core.recommend.rules import (  # noqa: F401
-    KINDS,
-    MIN_ACTIONS,
-    Proposal,
-    auto_apply,
-    propose,
-)
+# propose is re-exported: recommendations.propose is the rules' entry point.
+from hpe_core.recommend.rules import RULE_KINDS, SPECS, auto_apply, propose  # noqa: F401
 from hpe_core.store.models import Config, Recommendation, utcnow
+from hpe_core.store.vocabulary import RecommendationStatus, Severity
 from hpe_core.tenancy import activities, configs
-from hpe_core.tenancy.configs import Catalog
+from hpe_core.tenancy.configs import Catalog, settings_of
 from hpe_core.tenancy.merge_patch import apply_merge_patch
 from hpe_core.tenancy.settings import ATTRIBUTION_MODELS
+from hpe_core.tenancy.settings_types import AutomationLevel
 from hpe_core.tenancy.workspaces import Principal
 
 log = logging.getLogger(__name__)
 
-STATUSES = ("open", "applied", "dismissed", "resolved")
-STATUS_FILTERS = (*STATUSES, "all")
+OPEN, APPLIED, DISMISSED, RESOLVED = RecommendationStatus
+STATUS_FILTERS = (*RecommendationStatus, "all")
 REOPEN_AFTER = dt.timedelta(days=7)
 ENGINE_ACTOR = "engine"
 RECOMMENDATION_APPLIED = "recommendation.applied"
 RECOMMENDATION_DISMISSED = "recommendation.dismissed"
-_SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+_SEVERITY_ORDER = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
+
+#: The moves a recommendation's status can make: open until applied, dismissed or
+#: resolved, and back to open when raised again.
+_MOVES = {
+    OPEN: frozenset({APPLIED, DISMISSED, RESOLVED}),
+    APPLIED: frozenset({OPEN}),
+    DISMISSED: frozenset({OPEN}),
+    RESOLVED: frozenset({OPEN}),
+}
+
+
+# --- Status changes ----------------------------------------------------------------------
+
+
+def check_move(row: Recommendation, to: RecommendationStatus) -> None:
+    """Raise unless ``row`` may move to status ``to``.
+
+    :raises Conflict: it may not (e.g. applying a recommendation that is not open)
+    """
+    if to in _MOVES[RecommendationStatus(row.status)]:
+        return
+    if to == OPEN:
+        raise Conflict("This recommendation is open already.")
+    raise Conflict(f"This recommendation is {row.status}; only open ones can be {to}.")
+
+
+def move(
+    row: Recommendation, to: RecommendationStatus, *, now: dt.datetime, actor: str | None = None
+) -> None:
+    """Move a recommendation to status ``to``: the one place a status changes.
+
+    ``applied_at``/``applied_by`` say who applied it and when, so they are set when it
+    is applied (to ``now`` and ``actor``) and cleared on every other move.
+
+    :raises Conflict: see :func:`check_move`
+    """
+    check_move(row, to)
+    row.status, row.updated_at = to, now
+    row.applied_at, row.applied_by = (now, actor) if to == APPLIED else (None, None)
+
+
+def log_activity(session: Session, config: Config, type_: str, actor: str, data: dict) -> None:
+    """Record what happened to a recommendation (or a guardrail) in the activity log."""
+    activities.record(
+        session,
+        workspace_id=config.workspace_id,
+        config_id=config.id,
+        type=type_,
+        actor=actor,
+        data=data,
+    )
 
 
 # --- Keeping rows in step with the rules ---------------------------------------------------
@@ -73,7 +122,7 @@ def refresh(
         (row.kind, row.subject): row
         for row in session.scalars(
             select(Recommendation).where(
-                Recommendation.config_id == config.id, Recommendation.kind.in_(KINDS)
+                Recommendation.config_id == config.id, Recommendation.kind.in_(RULE_KINDS)
             )
         )
     }
@@ -84,8 +133,8 @@ def refresh(
         seen.add(key)
         raised.append(_upsert(session, config, proposal, rows.get(key), now))
     for key, row in rows.items():
-        if key not in seen and row.status == "open":
-            row.status, row.updated_at = "resolved", now
+        if key not in seen and row.status == OPEN:
+            move(row, RESOLVED, now=now)
     session.flush()
     return raised
 
@@ -103,9 +152,8 @@ def upsert(
             Recommendation.subject == proposal.subject,
         )
     )
-    if row is not None and row.status != "open":
-        row.status, row.applied_at, row.applied_by = "open", None, None
-        row.updated_at = now
+    if row is not None and row.status != OPEN:
+        move(row, OPEN, now=now)
     row = _upsert(session, config, proposal, row, now)
     session.flush()
     return row
@@ -132,19 +180,19 @@ def _upsert(
             config_id=config.id,
             kind=proposal.kind,
             subject=proposal.subject,
-            status="open",
+            status=OPEN,
             created_at=now,
             updated_at=now,
             **content,
         )
         session.add(row)
         return row
-    reopen = row.status == "resolved" or _raised_again(row, proposal, config.settings, now)
-    if row.status in ("applied", "dismissed") and not reopen:
+    reopen = row.status == RESOLVED or _raised_again(row, proposal, config.settings, now)
+    if row.status in (APPLIED, DISMISSED) and not reopen:
         return row
     changed = any(getattr(row, name) != value for name, value in content.items())
     if reopen:
-        row.status, row.applied_at, row.applied_by = "open", None, None
+        move(row, OPEN, now=now)
     if changed or reopen:
         for name, value in content.items():
             setattr(row, name, value)
@@ -155,13 +203,13 @@ def _upsert(
 def _raised_again(
     row: Recommendation, proposal: Proposal, settings: dict, now: dt.datetime
 ) -> bool:
-    if row.status == "applied":
+    if row.status == APPLIED:
         since = row.applied_at or row.updated_at
         changes_settings = proposal.patch is not None and (
             apply_merge_patch(settings, proposal.patch) != settings
         )
         return changes_settings and now - since >= REOPEN_AFTER
-    if row.status == "dismissed":
+    if row.status == DISMISSED:
         return proposal.patch != row.patch and now - row.updated_at >= REOPEN_AFTER
     return False
 
@@ -181,7 +229,7 @@ def _finite(value: object) -> object:
 
 
 def list_for(
-    session: Session, principal: Principal, config_id: uuid.UUID, *, status: str = "open"
+    session: Session, principal: Principal, config_id: uuid.UUID, *, status: str = OPEN
 ) -> list[Recommendation]:
     """A configuration's recommendations with one status (or ``all``), most severe first.
 
@@ -251,9 +299,9 @@ def apply(
 
     The patch goes through :func:`hpe_core.tenancy.configs.update` (validated whole, logged as
     ``config.updated``); then the row is marked applied and a ``recommendation.applied``
-    activity records its kind, evidence and patch. List patches (the actions, the channel
-    exclusions) are rebuilt on the current settings, so applying two recommendations in
-    turn keeps both changes.
+    activity records its kind, evidence and patch. A kind whose spec rebases its patch
+    (list patches: the actions, the channel exclusions) has it rebuilt on the current
+    settings, so applying two recommendations in turn keeps both changes.
 
     :raises NotFound: unknown configuration or recommendation (or another workspace's)
     :raises Conflict: nothing to apply, not open, or the settings moved on so that the
@@ -270,26 +318,17 @@ def apply(
             "This recommendation has no settings change to apply: it asks a person to "
             "investigate (see its detail)."
         )
-    if row.status != "open":
-        raise Conflict(f"This recommendation is {row.status}; only open ones can be applied.")
-    patch = _rebase(row, config.settings)
-    try:
-        config = configs.update(session, principal, catalog, config.id, settings_patch=patch)
-    except InvalidInput as exc:
-        raise Conflict(
-            "The settings changed since this recommendation was made and its patch no "
-            f"longer applies: {exc.message} Nothing was changed.",
-            exc.errors,
-        ) from exc
-    row.status, row.patch = "applied", patch
-    row.applied_at, row.applied_by, row.updated_at = now, principal.actor, now
-    activities.record(
+    check_move(row, APPLIED)
+    patch = _rebase(row, config)
+    config = _update_settings(session, principal, catalog, config, patch)
+    move(row, APPLIED, now=now, actor=principal.actor)
+    row.patch = patch
+    log_activity(
         session,
-        workspace_id=config.workspace_id,
-        config_id=config.id,
-        type=RECOMMENDATION_APPLIED,
-        actor=principal.actor,
-        data={
+        config,
+        RECOMMENDATION_APPLIED,
+        principal.actor,
+        {
             "recommendation_id": str(row.id),
             "kind": row.kind,
             "subject": row.subject,
@@ -301,27 +340,29 @@ def apply(
     return row, config
 
 
-def _rebase(row: Recommendation, settings: dict) -> dict:
-    """The patch to apply now: list-valued patches rebuilt on the current settings.
+def _rebase(row: Recommendation, config: Config) -> dict:
+    """The patch to apply now: rebuilt on the current settings when its kind says so."""
+    spec = SPECS.get(row.kind)
+    if spec is None or spec.rebase is None:
+        return row.patch
+    return spec.rebase(row, settings_of(config))
 
-    A merge patch replaces a list whole, so a stored ``{"actions": [...]}`` would bring
-    back an action another recommendation retired in the meantime.
+
+def _update_settings(
+    session: Session, principal: Principal, catalog: Catalog, config: Config, patch: dict
+) -> Config:
+    """Apply the patch as a PATCH would; invalid now means the settings moved on.
+
+    :raises Conflict: the patched settings are not valid (nothing was changed)
     """
-    if row.kind == "retire_action":
-        actions = settings["actions"]
-        if all(action["id"] != row.subject for action in actions):
-            raise Conflict(f"Action {row.subject} is no longer among the actions.")
-        if len(actions) - 1 < MIN_ACTIONS:
-            raise Conflict(f"Retiring {row.subject} would leave fewer than {MIN_ACTIONS} actions.")
-        baseline = settings["holdout"]["baseline"]
-        if isinstance(baseline, dict) and baseline.get("action_id") == row.subject:
-            raise Conflict(f"Action {row.subject} is the holdout's fixed baseline.")
-        return {"actions": [action for action in actions if action["id"] != row.subject]}
-    if row.kind == "channel_segment_underperforms" and "exclusion" in (row.evidence or {}):
-        current = list(settings["guardrails"].get("channel_exclusions") or [])
-        rule = row.evidence["exclusion"]
-        return {"guardrails": {"channel_exclusions": current + ([] if rule in current else [rule])}}
-    return row.patch
+    try:
+        return configs.update(session, principal, catalog, config.id, settings_patch=patch)
+    except InvalidInput as exc:
+        raise Conflict(
+            "The settings changed since this recommendation was made and its patch no "
+            f"longer applies: {exc.message} Nothing was changed.",
+            exc.errors,
+        ) from exc
 
 
 def dismiss(
@@ -340,16 +381,13 @@ def dismiss(
     now = now or utcnow()
     config = configs.get(session, principal, config_id)
     row = _get(session, config, recommendation_id)
-    if row.status != "open":
-        raise Conflict(f"This recommendation is {row.status}; only open ones can be dismissed.")
-    row.status, row.updated_at = "dismissed", now
-    activities.record(
+    move(row, DISMISSED, now=now)
+    log_activity(
         session,
-        workspace_id=config.workspace_id,
-        config_id=config.id,
-        type=RECOMMENDATION_DISMISSED,
-        actor=principal.actor,
-        data={"recommendation_id": str(row.id), "kind": row.kind, "subject": row.subject},
+        config,
+        RECOMMENDATION_DISMISSED,
+        principal.actor,
+        {"recommendation_id": str(row.id), "kind": row.kind, "subject": row.subject},
     )
     session.flush()
     return row
@@ -367,12 +405,12 @@ def apply_automatic(
     principal = Principal(config.workspace_id, ENGINE_ACTOR)
     candidates = [
         row
-        for row in list_for(session, principal, config.id, status="open")
+        for row in list_for(session, principal, config.id, status=OPEN)
         if auto_apply(row.kind, row.patch)
     ]
     applied = []
     for row in candidates:
-        if config.settings.get("automation") != "autonomous":
+        if settings_of(config).automation != AutomationLevel.AUTONOMOUS:
             break
         try:
             with session.begin_nested():
@@ -393,11 +431,10 @@ def engine_catalog(
     when stored): a channel plugin missing from one worker must not block a change the
     engine makes for safety, such as reverting to the baseline.
     """
-    settings = config.settings
-    used_model = (settings.get("attribution") or {}).get("model")
+    settings = settings_of(config)
     return Catalog(
-        channels=dict.fromkeys([*channels, *settings.get("channels", [])]),
+        channels=dict.fromkeys([*channels, *settings.channels]),
         attribution_models=dict.fromkeys(
-            [*attribution_models, *ATTRIBUTION_MODELS, *([used_model] if used_model else [])]
+            [*attribution_models, *ATTRIBUTION_MODELS, settings.attribution.model]
         ),
     )

@@ -10,29 +10,49 @@ which is what lets the measurement pass run every few minutes without churning.
 The experiment's health (SRM, holdout power) is judged here; the model's rules are in
 :mod:`hpe_core.recommend.model_rules`, the offers' and channels' in
 :mod:`hpe_core.recommend.targeting_rules`.
-Every threshold is a constant next to its rule and stated in docs/recommendations.md.
+Every threshold is a constant next to its rule and stated in docs/recommendations.md;
+every kind's :class:`~hpe_core.recommend.proposals.KindSpec` sits next to its rule too,
+and :data:`SPECS` gathers them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Mapping
 
-from hpe_core.recommend.model_rules import change_exploration, model_worse_than_baseline
+from hpe_core.recommend.model_rules import (
+    CHANGE_EXPLORATION,
+    MODEL_WORSE_THAN_BASELINE,
+    change_exploration,
+    model_worse_than_baseline,
+)
 from hpe_core.recommend.proposals import (
-    AUTO_APPLY_KINDS,
-    KINDS,
+    KindSpec,
     Proposal,
-    auto_apply,
-    counts,
-    make,
-    number,
+    RecommendationKind,
     percent,
     pvalue,
 )
-from hpe_core.recommend.targeting_rules import MIN_ACTIONS, channel_segments, retire_actions
+from hpe_core.recommend.targeting_rules import (
+    CHANNEL_SEGMENT_UNDERPERFORMS,
+    MIN_ACTIONS,
+    RETIRE_ACTION,
+    channel_segments,
+    retire_actions,
+)
+from hpe_core.results import Evaluation, Power, Summary
+from hpe_core.store.vocabulary import Severity, Variant
+from hpe_core.tenancy.settings_types import Settings
 
-__all__ = ["AUTO_APPLY_KINDS", "KINDS", "MIN_ACTIONS", "Proposal", "auto_apply", "propose"]
+__all__ = [
+    "AUTO_APPLY_KINDS",
+    "MIN_ACTIONS",
+    "RULE_KINDS",
+    "SPECS",
+    "Proposal",
+    "auto_apply",
+    "propose",
+]
 
 #: holdout_underpowered: fire when powering the lift target would take more than
 #: UNDERPOWERED_DAYS more days; propose the holdout share that powers it in TARGET_DAYS.
@@ -42,65 +62,97 @@ MAX_HOLDOUT_PERCENT = 50.0
 #: Without a power estimate (no holdout engagement yet), wait this long before calling it.
 NO_SIGNAL_DAYS = 7
 
+#: An alarm: nothing to apply, a person investigates.
+SRM_ALARM = KindSpec(RecommendationKind.SRM_ALARM, auto_apply=False)
+#: Changes who is measured (fewer people get the model): a person decides.
+HOLDOUT_UNDERPOWERED = KindSpec(RecommendationKind.HOLDOUT_UNDERPOWERED, auto_apply=False)
+#: The circuit breaker's (raised by :mod:`hpe_core.recommend.circuit_breaker`, not by
+#: :func:`propose`): restoring automation after a trip is a person's call.
+CIRCUIT_BREAKER = KindSpec(RecommendationKind.CIRCUIT_BREAKER, auto_apply=False)
+
+_RULE_SPECS = (
+    SRM_ALARM,
+    MODEL_WORSE_THAN_BASELINE,
+    RETIRE_ACTION,
+    CHANNEL_SEGMENT_UNDERPERFORMS,
+    CHANGE_EXPLORATION,
+    HOLDOUT_UNDERPOWERED,
+)
+#: The kinds :func:`propose` raises (the measurement pass resolves them when they clear).
+RULE_KINDS = tuple(spec.kind for spec in _RULE_SPECS)
+#: Every kind's spec.
+SPECS: dict[RecommendationKind, KindSpec] = {
+    spec.kind: spec for spec in (*_RULE_SPECS, CIRCUIT_BREAKER)
+}
+#: Kinds the engine may apply by itself in ``autonomous`` mode.
+AUTO_APPLY_KINDS = frozenset(kind for kind, spec in SPECS.items() if spec.auto_apply)
+
+
+def auto_apply(kind: str, patch: object) -> bool:
+    """Whether a stored recommendation of ``kind`` with ``patch`` may be applied by the
+    engine (a kind this version does not know never is)."""
+    spec = SPECS.get(kind)
+    return spec is not None and spec.auto_apply and patch is not None
+
 
 def propose(
-    settings: Mapping,
-    summary: Mapping | None,
-    evaluation: Mapping | None,
+    settings: Settings,
+    summary: Summary | None,
+    evaluation: Evaluation | None,
     *,
     days_observed: int | None = None,
 ) -> list[Proposal]:
     """Every recommendation the numbers support, most urgent first.
 
-    :param settings: the configuration's current (validated) settings
-    :param summary: the metrics summary block (None or partial: rules needing it are skipped)
+    :param settings: the configuration's current settings
+    :param summary: the metrics summary (None: the rules needing it are skipped)
     :param evaluation: the off-policy evaluation (None when it failed: its rules are skipped)
     :param days_observed: days the configuration has been measured (for the holdout rule
         when no power estimate exists yet)
     """
-    summary = summary or {}
-    proposals: list[Proposal] = []
-    proposals += srm_alarm(summary)
-    proposals += model_worse_than_baseline(settings, evaluation)
-    proposals += retire_actions(settings, summary)
-    proposals += channel_segments(settings, summary)
-    proposals += change_exploration(settings, summary, evaluation)
-    proposals += holdout_underpowered(settings, summary, days_observed)
-    return proposals
+    measured = summary is not None
+    return [
+        *(srm_alarm(summary) if measured else ()),
+        *model_worse_than_baseline(settings, evaluation),
+        *(retire_actions(settings, summary) if measured else ()),
+        *(channel_segments(settings, summary) if measured else ()),
+        *change_exploration(settings, summary.lift if measured else None, evaluation),
+        *(holdout_underpowered(settings, summary, days_observed) if measured else ()),
+    ]
 
 
 # --- srm_alarm ----------------------------------------------------------------------------
 
 
-def srm_alarm(summary: Mapping) -> list[Proposal]:
-    srm = summary.get("srm") or {}
-    if not srm.get("alarm"):
+def srm_alarm(summary: Summary) -> list[Proposal]:
+    srm = summary.srm
+    if not srm.alarm:
         return []
-    expected, observed = srm.get("expected_holdout_share"), srm.get("observed_holdout_share")
+    evidence = {
+        "expected_holdout_share": srm.expected_holdout_share,
+        "observed_holdout_share": srm.observed_holdout_share,
+        "chi_square": srm.chi_square,
+        "p_value": srm.p_value,
+        "decisions": dataclasses.asdict(summary.decisions),
+    }
     return [
-        make(
-            "srm_alarm",
-            "",
-            "critical",
-            "The holdout group is not the size it should be, so the lift cannot be trusted.",
-            f"The holdout should receive {percent(expected)} of decisions but received "
-            f"{percent(observed)} (chi-square p = {pvalue(srm.get('p_value'))}). Assignment "
-            "is a fixed hash, so a gap this large means something removes or adds decisions "
-            "after assignment: users filtered out after they were assigned (e.g. a campaign "
-            "tool that drops holdout users), bots or test traffic hitting one group, "
-            "decisions logged twice, or holdout.percent changed during the period. Find the "
-            "cause before acting on the lift; there is nothing to apply.",
-            {
-                key: srm.get(key)
-                for key in (
-                    "expected_holdout_share",
-                    "observed_holdout_share",
-                    "chi_square",
-                    "p_value",
-                )
-            }
-            | {"decisions": dict(summary.get("decisions") or {})},
-            None,
+        Proposal(
+            spec=SRM_ALARM,
+            subject="",
+            severity=Severity.CRITICAL,
+            title="The holdout group is not the size it should be, so the lift cannot be trusted.",
+            detail=(
+                f"The holdout should receive {percent(srm.expected_holdout_share)} of "
+                f"decisions but received {percent(srm.observed_holdout_share)} (chi-square "
+                f"p = {pvalue(srm.p_value)}). Assignment is a fixed hash, so a gap this large "
+                "means something removes or adds decisions after assignment: users filtered "
+                "out after they were assigned (e.g. a campaign tool that drops holdout "
+                "users), bots or test traffic hitting one group, decisions logged twice, or "
+                "holdout.percent changed during the period. Find the cause before acting on "
+                "the lift; there is nothing to apply."
+            ),
+            evidence=evidence,
+            patch=None,
         )
     ]
 
@@ -109,77 +161,86 @@ def srm_alarm(summary: Mapping) -> list[Proposal]:
 
 
 def holdout_underpowered(
-    settings: Mapping, summary: Mapping, days_observed: int | None
+    settings: Settings, summary: Summary, days_observed: int | None
 ) -> list[Proposal]:
-    power = summary.get("power") or {}
-    if not power:
+    power = summary.power
+    holdout_engagements, holdout_decisions = summary.counts(Variant.HOLDOUT)
+    if not _underpowered(summary, days_observed):
         return []
-    days_more = number(power.get("days_more"))
-    holdout_engagements, holdout_decisions = counts(summary, "holdout")
-    _, treatment_decisions = counts(summary, "treatment")
-    if days_more is not None:
-        if days_more <= UNDERPOWERED_DAYS:
-            return []
-    elif not (
-        holdout_engagements == 0
-        and holdout_decisions + treatment_decisions > 0
-        and (days_observed or 0) >= NO_SIGNAL_DAYS
-    ):
-        return []
-    current = float((settings.get("holdout") or {}).get("percent", 10.0))
+    current = float(settings.holdout.percent)
     target = _powering_percent(power, current, holdout_decisions)
     patch = None if target <= current else {"holdout": {"percent": target}}
     evidence = {
-        "days_more": power.get("days_more"),
-        "target_lift": power.get("target_lift"),
-        "baseline_rate": power.get("baseline_rate"),
-        "decisions_per_day": power.get("decisions_per_day"),
-        "required_holdout_decisions": power.get("required_holdout_decisions"),
-        "detectable_lift": power.get("detectable_lift"),
+        "days_more": power.days_more,
+        "target_lift": power.target_lift,
+        "baseline_rate": power.baseline_rate,
+        "decisions_per_day": power.decisions_per_day,
+        "required_holdout_decisions": power.required_holdout_decisions,
+        "detectable_lift": power.detectable_lift,
         "holdout_decisions": holdout_decisions,
         "holdout_engagements": holdout_engagements,
         "holdout_percent": current,
         "proposed_percent": target,
     }
-    when = (
-        f"about {days_more:.0f} more days"
-        if days_more is not None
-        else "an unknown time (no holdout engagement yet)"
-    )
-    if patch is None:
-        action = (
-            "The holdout is already at its maximum, so run longer, send more traffic, or "
-            "accept a larger detectable lift."
-        )
-    else:
-        action = (
-            f"Applying raises holdout.percent from {current:g} to {target:g} so the "
-            f"comparison is powered within about {TARGET_DAYS} days. Fewer people get the "
-            "model meanwhile, so a person decides."
-        )
     return [
-        make(
-            "holdout_underpowered",
-            "holdout",
-            "info",
-            "The holdout group is too small to prove the lift you are aiming for soon.",
-            f"Detecting the target lift ({percent(power.get('target_lift'))}) with 80% power "
-            f"needs {when} at the current holdout size. {action}",
-            evidence,
-            patch,
+        Proposal(
+            spec=HOLDOUT_UNDERPOWERED,
+            subject="holdout",
+            severity=Severity.INFO,
+            title="The holdout group is too small to prove the lift you are aiming for soon.",
+            detail=(
+                f"Detecting the target lift ({percent(power.target_lift)}) with 80% power "
+                f"needs {_when(power)} at the current holdout size. "
+                f"{_what_applying_does(patch, current, target)}"
+            ),
+            evidence=evidence,
+            patch=patch,
         )
     ]
 
 
-def _powering_percent(power: Mapping, current: float, holdout_decisions: int) -> float:
+def _underpowered(summary: Summary, days_observed: int | None) -> bool:
+    """Powering the lift target takes over :data:`UNDERPOWERED_DAYS` more days, or (no
+    estimate) a week of decisions brought no holdout engagement at all."""
+    days_more = summary.power.days_more
+    if days_more is not None:
+        return days_more > UNDERPOWERED_DAYS
+    holdout_engagements, holdout_decisions = summary.counts(Variant.HOLDOUT)
+    _, treatment_decisions = summary.counts(Variant.TREATMENT)
+    return (
+        holdout_engagements == 0
+        and holdout_decisions + treatment_decisions > 0
+        and (days_observed or 0) >= NO_SIGNAL_DAYS
+    )
+
+
+def _when(power: Power) -> str:
+    if power.days_more is None:
+        return "an unknown time (no holdout engagement yet)"
+    return f"about {power.days_more:.0f} more days"
+
+
+def _what_applying_does(patch: dict | None, current: float, target: float) -> str:
+    if patch is None:
+        return (
+            "The holdout is already at its maximum, so run longer, send more traffic, or "
+            "accept a larger detectable lift."
+        )
+    return (
+        f"Applying raises holdout.percent from {current:g} to {target:g} so the "
+        f"comparison is powered within about {TARGET_DAYS} days. Fewer people get the "
+        "model meanwhile, so a person decides."
+    )
+
+
+def _powering_percent(power: Power, current: float, holdout_decisions: int) -> float:
     """The holdout percent that collects the required holdout decisions in TARGET_DAYS.
 
     An approximation: the required count is taken as fixed although a larger holdout
     shrinks treatment a little. Without a power estimate (or when the estimate asks for
     no more than today's share), double the holdout. Capped at MAX_HOLDOUT_PERCENT.
     """
-    required = number(power.get("required_holdout_decisions"))
-    per_day = number(power.get("decisions_per_day"))
+    required, per_day = power.required_holdout_decisions, power.decisions_per_day
     target = 0.0
     if required is not None and per_day:
         missing = max(required - holdout_decisions, 0.0)

@@ -66,14 +66,18 @@ class _RewardModelSchema(Schema):
 
 
 class _DateRangeSchema(Schema):
-    from_ = fields.Date(data_key="from", attribute="from", metadata={"description": "First day"})
-    to = fields.Date(metadata={"description": "Last day (inclusive)"})
+    from_ = fields.Date(
+        data_key="from", attribute="date_from", metadata={"description": "First day"}
+    )
+    to = fields.Date(attribute="date_to", metadata={"description": "Last day (inclusive)"})
 
 
 class EvaluationSchema(Schema):
+    """Dumps :class:`hpe_core.results.Evaluation`."""
+
     config_id = fields.UUID()
-    from_ = fields.Date(data_key="from", attribute="from")
-    to = fields.Date()
+    from_ = fields.Date(data_key="from", attribute="date_from")
+    to = fields.Date(attribute="date_to")
     model_version = fields.Integer(
         allow_none=True,
         metadata={"description": "Model version scored; null: the untrained model would serve"},

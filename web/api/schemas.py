@@ -292,9 +292,11 @@ class _Day(Schema):
 
 
 class MetricsSchema(Schema):
+    """Dumps :class:`hpe_core.measure.metrics.MetricsReport`."""
+
     config_id = fields.UUID()
-    from_ = fields.Date(data_key="from", attribute="from")
-    to = fields.Date()
+    from_ = fields.Date(data_key="from", attribute="date_from")
+    to = fields.Date(attribute="date_to")
     summary = fields.Nested(_Summary)
     daily = fields.List(fields.Nested(_Day))
 

@@ -3,6 +3,7 @@ then hpe_core.measure.evaluation.evaluate on real databases (row selection, poli
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import random
@@ -17,8 +18,8 @@ from hpe_core.decide.policy import store
 from hpe_core.decide.policy.exploration import vw_arguments
 from hpe_core.decide.policy.learner import Learner
 from hpe_core.errors import InvalidInput
-from hpe_core.measure import evaluation
-from hpe_core.measure.estimators import Z95, LoggedDecision, RewardModel, estimate
+from hpe_core.measure import estimators, evaluation
+from hpe_core.measure.estimators import Z95, LoggedDecision, RewardModel
 from hpe_core.store.models import Decision
 from hpe_core.tenancy import configs, workspaces
 from hpe_core.tenancy.workspaces import Principal
@@ -51,6 +52,11 @@ B_EMAIL, B_WEB = 5 * R_B / 6, (1 + 5 * R_B) / 6
 C_WEB = 5 * R_C / 6
 
 
+def estimate(rows, distributions, reward_model) -> dict:
+    """:func:`estimators.estimate` as a dict of the API's fields, to compare by name."""
+    return dataclasses.asdict(estimators.estimate(rows, distributions, reward_model))
+
+
 def _interval(mean: float, terms: list[float]) -> list[float]:
     """mean +- 1.96 * sample sd / sqrt(n), written out."""
     n = len(terms)
@@ -70,7 +76,7 @@ def test_reward_model_is_shrunk_means_per_action_then_per_channel():
     assert model.predict("c", "web") == pytest.approx(C_WEB)
     assert model.predict("c", "email") == pytest.approx(R_C)  # never on email: rhat(c)
     assert model.predict("z", "web") == 0.5  # never logged: the global mean
-    described = model.describe()
+    described = dataclasses.asdict(model.describe())
     assert described["name"] == "shrunk_means" and described["prior_weight"] == 5.0
     assert described["actions"]["a"] == {"n": 3, "mean": pytest.approx(R_A)}
 
@@ -104,7 +110,7 @@ def test_a_fixed_policy_matches_hand_computed_ips_snips_dr_ess_and_intervals():
     assert dr == pytest.approx((6 - 0.25 * A_EMAIL - A_WEB) / 6)  # the same, simplified
     assert result["dr"] == pytest.approx(dr)
     assert result["dr_ci"] == pytest.approx(_interval(dr, dr_terms))
-    assert [result["ci_low"], result["ci_high"]] == result["dr_ci"]
+    assert [result["ci_low"], result["ci_high"]] == list(result["dr_ci"])
     assert result["dm"] == pytest.approx((3 * A_EMAIL + 3 * A_WEB) / 6)
 
 
@@ -143,7 +149,7 @@ def test_degenerate_inputs_give_none_not_nan_or_errors():
     empty = estimate([], [], RewardModel([]))
     assert empty["n"] == 0
     assert all(empty[k] is None for k in ("ips", "snips", "dr", "dm", "ess", "ci_low", "ci_high"))
-    assert empty["ips_ci"] == empty["snips_ci"] == empty["dr_ci"] == [None, None]
+    assert empty["ips_ci"] == empty["snips_ci"] == empty["dr_ci"] == (None, None)
 
     rows = [SIX[0], SIX[2]]  # both chose a; the target never serves a
     none_overlap = estimate(rows, [[0.0, 1.0], [0.0, 1.0, 0.0]], RewardModel(rows))
@@ -152,7 +158,7 @@ def test_degenerate_inputs_give_none_not_nan_or_errors():
     assert none_overlap["dr"] is None and none_overlap["ci_low"] is None
 
     one = estimate(SIX[:1], [[1.0, 0.0]], RewardModel(SIX[:1]))
-    assert one["ips"] == 2.0 and one["ips_ci"] == [None, None] and one["ci_low"] is None
+    assert one["ips"] == 2.0 and one["ips_ci"] == (None, None) and one["ci_low"] is None
 
     tiny = [LoggedDecision("email", ("a", "b"), "a", 5e-324, 1e300)] * 2
     extreme = estimate(tiny, [[1.0, 0.0]] * 2, RewardModel(tiny))
@@ -321,7 +327,17 @@ def evaluated(app, session):
 def _run(session, config, **kwargs):
     kwargs.setdefault("date_from", T0.date())
     kwargs.setdefault("date_to", T0.date() + dt.timedelta(days=1))
-    return evaluation.evaluate(session, config, **kwargs)
+    return _answer(evaluation.evaluate(session, config, **kwargs))
+
+
+def _answer(result) -> dict:
+    """The evaluation as a dict with the API's field names (``from``, ``to``)."""
+    answer = dataclasses.asdict(result)
+    answer["from"], answer["to"] = answer.pop("date_from"), answer.pop("date_to")
+    available = answer["available"]
+    if available is not None:
+        answer["available"] = {"from": available["date_from"], "to": available["date_to"]}
+    return answer
 
 
 def test_evaluate_reads_learned_and_imported_rows_in_range(session, evaluated):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import math
 import random
+from dataclasses import asdict
 
 import pytest
 
@@ -153,7 +154,7 @@ def test_the_metrics_summary_sums_days_and_derives_rates_lift_and_roi():
         {"variants": {"treatment": counts(100, 30, 30, 150, 10), "holdout": counts(10, 1, 1)}},
         {"variants": {}},  # a day without decisions
     ]
-    summary = summarize(days)
+    summary = asdict(summarize(days))
     assert summary["decisions"] == {"treatment": 200, "holdout": 20}
     assert summary["engagements"] == {"treatment": 50, "holdout": 2}
     assert summary["engagement_rate"] == {"treatment": 0.25, "holdout": 0.1}
@@ -165,7 +166,7 @@ def test_the_metrics_summary_sums_days_and_derives_rates_lift_and_roi():
     # on the treatment decisions' cost of 20.
     assert summary["roi_interval"]["incremental_revenue"] == pytest.approx(200)
     assert summary["roi"] == pytest.approx((200 - 20) / 20)
-    empty = summarize([])
+    empty = asdict(summarize([]))
     assert empty["roi"] is None and empty["lift"]["estimate"] is None
 
 
@@ -348,7 +349,7 @@ def test_channel_slices_compare_with_their_own_holdout_and_actions_with_the_whol
         "channels": {"email": email, "web": web},
         "actions": {"a": {"treatment": _c(200, 30, 200, 4000, 6), "holdout": _c(40, 2)}},
     }
-    summary = summarize([document], holdout_percent=33.0)
+    summary = asdict(summarize([document], holdout_percent=33.0))
     assert summary["channels"]["email"]["lift"] == lift(20, 100, 5, 50).as_dict()
     assert summary["channels"]["web"]["lift"] == lift(10, 100, 10, 50).as_dict()
     # email: (200/100 - 50/50) x 100 = 100 incremental, on a treatment cost of 5
@@ -369,7 +370,7 @@ def test_segments_sum_over_days_and_keep_the_largest():
         for n in range(52)
     ]
     days.append({"segments": {"s00": {"web": {"treatment": _c(3, 3), "holdout": _c(0, 0)}}}})
-    segments = summarize(days)["segments"]
+    segments = asdict(summarize(days))["segments"]
     assert len(segments) == 51
     assert segments["s00"]["email"]["decisions"] == {"treatment": 60, "holdout": 1}
     assert segments["s00"]["web"]["engagement_rate"] == {"treatment": 1.0, "holdout": None}
@@ -379,14 +380,20 @@ def test_segments_sum_over_days_and_keep_the_largest():
 def test_power_block_projects_days_from_the_recent_holdout_pace():
     """days_more = ceil((required - holdout so far) / holdout decisions per day)."""
     document = {"variants": {"treatment": _c(300, 45), "holdout": _c(300, 30)}}
-    power = summarize(
-        [document], holdout_percent=50, target_lift=0.5, decisions_per_day=100, holdout_per_day=50
+    power = asdict(
+        summarize(
+            [document],
+            holdout_percent=50,
+            target_lift=0.5,
+            decisions_per_day=100,
+            holdout_per_day=50,
+        )
     )["power"]
     assert power["baseline_rate"] == pytest.approx(0.1)
     assert power["required_holdout_decisions"] == 686
     assert power["days_more"] == math.ceil((686 - 300) / 50)
     assert power["detectable_lift"] == pytest.approx(detectable_lift(0.1, 300, 1.0))
-    done = summarize([document], target_lift=2.0, holdout_per_day=50)["power"]
+    done = asdict(summarize([document], target_lift=2.0, holdout_per_day=50))["power"]
     assert done["days_more"] == 0
-    unknown = summarize([document], holdout_per_day=None)["power"]
+    unknown = asdict(summarize([document], holdout_per_day=None))["power"]
     assert unknown["days_more"] is None and unknown["required_holdout_decisions"] == 686

@@ -8,6 +8,7 @@ engagement rate per variant: the other measurement tests import it.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 
@@ -17,10 +18,13 @@ from sqlalchemy import insert, select
 from hpe_core.decide.decisions import DecisionRequest
 from hpe_core.errors import InvalidInput
 from hpe_core.measure import measurement
+from hpe_core.measure.metrics import summarize
 from hpe_core.recommend import circuit_breaker, recommendations
+from hpe_core.results import Lift, PerVariant
 from hpe_core.store.models import Activity, Config, Decision, Outcome, Recommendation, utcnow
 from hpe_core.tenancy import configs
-from hpe_core.tenancy.settings import validate_settings
+from hpe_core.tenancy.settings import normalize_stored_settings, parse_settings, validate_settings
+from hpe_core.tenancy.settings_types import Settings
 from hpe_core.tenancy.workspaces import Principal
 from tests.conftest import create_tenant
 from web.extensions import app_runtime
@@ -127,17 +131,18 @@ def run_pass(app, session, config, now=None):
 # --- assess: pure ---------------------------------------------------------------------------
 
 
-def _summary(t=(1000, 50), h=(1000, 150), ci_high=-0.2, p_value=1e-6) -> dict:
-    return {
-        "decisions": {"treatment": t[0], "holdout": h[0]},
-        "engagements": {"treatment": t[1], "holdout": h[1]},
-        "engagement_rate": {"treatment": t[1] / t[0], "holdout": h[1] / h[0]},
-        "lift": {"estimate": -0.6, "ci_low": -0.7, "ci_high": ci_high, "p_value": p_value},
-    }
+def _summary(t=(1000, 50), h=(1000, 150), ci_high=-0.2, p_value=1e-6):
+    return dataclasses.replace(
+        summarize([]),
+        decisions=PerVariant(t[0], h[0]),
+        engagements=PerVariant(t[1], h[1]),
+        engagement_rate=PerVariant(t[1] / t[0], h[1] / h[0]),
+        lift=Lift(estimate=-0.6, ci_low=-0.7, ci_high=ci_high, p_value=p_value),
+    )
 
 
-def _settings(**breaker) -> dict:
-    return validate_settings({"actions": [{"id": "a"}], "guardrails": {"circuit_breaker": breaker}})
+def _settings(**breaker):
+    return parse_settings({"actions": [{"id": "a"}], "guardrails": {"circuit_breaker": breaker}})
 
 
 def test_trips_when_treatment_is_significantly_worse():
@@ -166,10 +171,11 @@ def test_settings_change_the_thresholds_and_can_switch_it_off():
     assert circuit_breaker.assess(_settings(alpha=0.001), _summary(p_value=0.005)) is None
     assert circuit_breaker.assess(_settings(min_decisions=2000), _summary()) is None
     assert circuit_breaker.assess(_settings(enabled=False), _summary()) is None
-    manual = validate_settings({"actions": [{"id": "a"}], "automation": "manual"})
+    manual = parse_settings({"actions": [{"id": "a"}], "automation": "manual"})
     assert circuit_breaker.assess(manual, _summary()) is None
     # A configuration stored before the setting existed gets the defaults.
-    legacy = {"automation": "assisted", "guardrails": {}}
+    legacy = {"actions": [{"id": "a"}], "automation": "assisted", "guardrails": {}}
+    legacy = Settings.of(normalize_stored_settings(legacy))
     assert circuit_breaker.assess(legacy, _summary()) is not None
 
 

@@ -4,6 +4,7 @@ rules rely on (channel exclusions, segment key)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -13,26 +14,93 @@ from hypothesis import strategies as st
 
 from hpe_core.decide.eligibility import excluded
 from hpe_core.errors import InvalidInput
-from hpe_core.measure.stats import lift
+from hpe_core.measure.metrics import summarize
+from hpe_core.measure.stats import lift, rate
 from hpe_core.recommend.model_rules import BAG_SIZE_MAX, EPSILON_MAX
-from hpe_core.recommend.proposals import AUTO_APPLY_KINDS, Proposal
-from hpe_core.recommend.rules import propose
+from hpe_core.recommend.proposals import Proposal
+from hpe_core.recommend.rules import AUTO_APPLY_KINDS, propose
 from hpe_core.recommend.targeting_rules import RETIRE_ALPHA
+from hpe_core.results import (
+    Comparison,
+    Evaluation,
+    Lift,
+    PerVariant,
+    PolicyEstimate,
+    Power,
+    SampleRatio,
+    Slice,
+)
 from hpe_core.tenancy.merge_patch import apply_merge_patch
-from hpe_core.tenancy.settings import validate_settings
+from hpe_core.tenancy.settings import parse_settings, validate_settings
 from hpe_core.tenancy.settings_types import ChannelExclusion
 
+#: A summary of no days: the hand-built summaries below replace the blocks they need.
+EMPTY = summarize([])
 
-def _settings(**blocks) -> dict:
+
+def _settings(**blocks):
     raw = {"actions": [{"id": a} for a in ("a", "b", "c", "d")]} | blocks
-    return validate_settings(raw)
+    return parse_settings(raw)
 
 
-def _slice(t_decisions=0, t_engagements=0, h_decisions=0, h_engagements=0) -> dict:
+def _summary(**blocks):
+    return dataclasses.replace(EMPTY, **blocks)
+
+
+def _compared(t_decisions=0, t_engagements=0, h_decisions=0, h_engagements=0) -> dict:
     return {
-        "decisions": {"treatment": t_decisions, "holdout": h_decisions},
-        "engagements": {"treatment": t_engagements, "holdout": h_engagements},
+        "decisions": PerVariant(t_decisions, h_decisions),
+        "engagements": PerVariant(t_engagements, h_engagements),
+        "engagement_rate": PerVariant(
+            rate(t_engagements, t_decisions), rate(h_engagements, h_decisions)
+        ),
+        "lift": lift(t_engagements, t_decisions, h_engagements, h_decisions),
     }
+
+
+def _slice(*counts) -> Slice:
+    """A channel's or action's slice with these counts (no revenue or cost)."""
+    no_money = dict.fromkeys(
+        (
+            "incremental_revenue",
+            "incremental_revenue_ci_low",
+            "incremental_revenue_ci_high",
+            "roi",
+            "roi_ci_low",
+            "roi_ci_high",
+        )
+    )
+    return Slice(**_compared(*counts), revenue=0.0, cost=0.0, treatment_cost=0.0, **no_money)
+
+
+def _segment(*counts) -> Comparison:
+    return Comparison(**_compared(*counts))
+
+
+def _estimate(n, **numbers) -> PolicyEstimate:
+    fields = ("ess", "ips", "snips", "dr", "dm", "ci_low", "ci_high")
+    return PolicyEstimate(
+        n=n,
+        **{name: numbers.get(name) for name in fields},
+        ips_ci=(None, None),
+        snips_ci=(None, None),
+        dr_ci=(numbers.get("ci_low"), numbers.get("ci_high")),
+    )
+
+
+def _evaluated(n, policies, model_version=None) -> Evaluation:
+    return Evaluation(
+        config_id=None,
+        date_from=None,
+        date_to=None,
+        model_version=model_version,
+        n=n,
+        skipped=0,
+        available=None,
+        hint=None,
+        reward_model=None,
+        policies=policies,
+    )
 
 
 def _kinds(proposals) -> list[str]:
@@ -45,23 +113,23 @@ def _only(proposals, kind) -> list[Proposal]:
 
 def test_no_numbers_no_proposals():
     """An empty summary and a failed evaluation propose nothing (and raise nothing)."""
-    assert propose(_settings(), {}, None) == []
+    assert propose(_settings(), EMPTY, None) == []
     assert propose(_settings(), None, None) == []
 
 
 # --- retire_action ------------------------------------------------------------------------
 
 
-def _actions_summary(bad_decisions: int, bad_engagements: int) -> dict:
+def _actions_summary(bad_decisions: int, bad_engagements: int):
     """Action a against b, c, d at 20% engagement (1000 decisions each)."""
-    return {
-        "actions": {
+    return _summary(
+        actions={
             "a": _slice(bad_decisions, bad_engagements),
             "b": _slice(1000, 200),
             "c": _slice(1000, 200),
             "d": _slice(1000, 200),
         }
-    }
+    )
 
 
 def test_retire_action_fires_for_a_significantly_worse_action():
@@ -69,7 +137,9 @@ def test_retire_action_fires_for_a_significantly_worse_action():
     settings = _settings()
     [proposal] = propose(settings, _actions_summary(400, 20), None)
     assert proposal.kind == "retire_action" and proposal.subject == "a"
-    assert proposal.patch == {"actions": [a for a in settings["actions"] if a["id"] != "a"]}
+    assert proposal.patch == {
+        "actions": [a for a in settings.document["actions"] if a["id"] != "a"]
+    }
     assert proposal.auto_apply is True
     assert proposal.evidence["decisions"] == 400 and proposal.evidence["engagements"] == 20
     assert proposal.evidence["rest_decisions"] == 3000
@@ -106,11 +176,13 @@ def test_retire_action_ignores_better_actions():
 
 def test_retire_never_leaves_fewer_than_two_actions():
     """With two actions nothing is retired; with three and two bad ones, only the worst."""
-    two = validate_settings({"actions": [{"id": "a"}, {"id": "b"}]})
-    summary = {"actions": {"a": _slice(1000, 10), "b": _slice(1000, 300)}}
+    two = parse_settings({"actions": [{"id": "a"}, {"id": "b"}]})
+    summary = _summary(actions={"a": _slice(1000, 10), "b": _slice(1000, 300)})
     assert propose(two, summary, None) == []
-    three = validate_settings({"actions": [{"id": "a"}, {"id": "b"}, {"id": "c"}]})
-    summary = {"actions": {"a": _slice(1000, 10), "b": _slice(1000, 50), "c": _slice(4000, 1200)}}
+    three = parse_settings({"actions": [{"id": "a"}, {"id": "b"}, {"id": "c"}]})
+    summary = _summary(
+        actions={"a": _slice(1000, 10), "b": _slice(1000, 50), "c": _slice(4000, 1200)}
+    )
     [proposal] = propose(three, summary, None)
     assert proposal.subject == "a"
 
@@ -118,9 +190,10 @@ def test_retire_never_leaves_fewer_than_two_actions():
 def test_at_most_five_retirements_at_once():
     """Eight bad actions among ten: the five clearest are proposed."""
     ids = [f"x{n}" for n in range(8)] + ["good1", "good2"]
-    settings = validate_settings({"actions": [{"id": i} for i in ids]})
-    summary = {"actions": {f"x{n}": _slice(1000, 10 + n) for n in range(8)}}
-    summary["actions"] |= {"good1": _slice(4000, 1200), "good2": _slice(4000, 1200)}
+    settings = parse_settings({"actions": [{"id": i} for i in ids]})
+    actions = {f"x{n}": _slice(1000, 10 + n) for n in range(8)}
+    actions |= {"good1": _slice(4000, 1200), "good2": _slice(4000, 1200)}
+    summary = _summary(actions=actions)
     subjects = [p.subject for p in propose(settings, summary, None)]
     assert subjects == ["x0", "x1", "x2", "x3", "x4"]
 
@@ -129,23 +202,23 @@ def test_retire_never_touches_the_fixed_baseline_or_a_removed_action():
     """The holdout's fixed baseline action and actions no longer configured are skipped."""
     fixed = _settings(holdout={"baseline": {"action_id": "a"}})
     assert propose(fixed, _actions_summary(400, 20), None) == []
-    summary = _actions_summary(400, 20)
-    summary["actions"]["gone"] = summary["actions"].pop("a")
-    assert propose(_settings(), summary, None) == []
+    actions = dict(_actions_summary(400, 20).actions)
+    actions["gone"] = actions.pop("a")
+    assert propose(_settings(), _summary(actions=actions), None) == []
 
 
 # --- change_exploration -------------------------------------------------------------------
 
 
 def _evaluation(n=500, ess=49.0, model_dr=0.2, ci_low=0.15, ci_high=0.25, baseline_dr=0.2):
-    return {
-        "n": n,
-        "model_version": 3,
-        "policies": {
-            "model": {"n": n, "ess": ess, "dr": model_dr, "ci_low": ci_low, "ci_high": ci_high},
-            "baseline": {"n": n, "ess": n / 2, "dr": baseline_dr},
+    return _evaluated(
+        n,
+        {
+            "model": _estimate(n, ess=ess, dr=model_dr, ci_low=ci_low, ci_high=ci_high),
+            "baseline": _estimate(n, ess=n / 2, dr=baseline_dr),
         },
-    }
+        model_version=3,
+    )
 
 
 @pytest.mark.parametrize(
@@ -163,7 +236,7 @@ def _evaluation(n=500, ess=49.0, model_dr=0.2, ci_low=0.15, ci_high=0.25, baseli
 )
 def test_low_effective_sample_size_widens_exploration(exploration, patch):
     """ess/n below 0.1 with n ≥ 500: one step wider for each algorithm, capped."""
-    [proposal] = propose(_settings(exploration=exploration), {}, _evaluation())
+    [proposal] = propose(_settings(exploration=exploration), EMPTY, _evaluation())
     assert proposal.kind == "change_exploration"
     assert proposal.patch == {"exploration": patch}
     assert proposal.auto_apply is True
@@ -175,7 +248,7 @@ def test_low_effective_sample_size_widens_exploration(exploration, patch):
 )
 def test_exploration_rule_threshold(n, ess, fires):
     """It fires below an ess/n of 0.1 and from 500 evaluated decisions only."""
-    proposals = propose(_settings(), {}, _evaluation(n=n, ess=ess))
+    proposals = propose(_settings(), EMPTY, _evaluation(n=n, ess=ess))
     assert bool(_only(proposals, "change_exploration")) is fires
 
 
@@ -188,16 +261,16 @@ def test_exploration_rule_threshold(n, ess, fires):
     ],
 )
 def test_exploration_already_widest_proposes_nothing(exploration):
-    assert propose(_settings(exploration=exploration), {}, _evaluation()) == []
+    assert propose(_settings(exploration=exploration), EMPTY, _evaluation()) == []
 
 
 def test_exploration_is_left_alone_in_manual_mode():
     """In manual mode the model serves nobody: its exploration changes nothing."""
-    assert propose(_settings(automation="manual"), {}, _evaluation()) == []
+    assert propose(_settings(automation="manual"), EMPTY, _evaluation()) == []
 
 
-def _winning(ci_low=0.05, p_value=0.001) -> dict:
-    return {"lift": {"estimate": 0.2, "ci_low": ci_low, "ci_high": 0.4, "p_value": p_value}}
+def _winning(ci_low=0.05, p_value=0.001):
+    return _summary(lift=Lift(estimate=0.2, ci_low=ci_low, ci_high=0.4, p_value=p_value))
 
 
 def test_a_winning_model_narrows_widened_exploration_back_to_the_default():
@@ -222,18 +295,22 @@ def test_narrowing_needs_a_healthy_sample_and_a_significant_win():
 
 
 def _power_summary(days_more, required=10_000, per_day=2000, holdout=1000, h_engaged=50):
-    return {
-        "decisions": {"treatment": 9000, "holdout": holdout},
-        "engagements": {"treatment": 500, "holdout": h_engaged},
-        "power": {
-            "target_lift": 0.5,
-            "baseline_rate": 0.05,
-            "decisions_per_day": per_day,
-            "required_holdout_decisions": required,
-            "days_more": days_more,
-            "detectable_lift": 0.9,
-        },
-    }
+    return _summary(
+        decisions=PerVariant(9000, holdout),
+        engagements=PerVariant(500, h_engaged),
+        power=Power(
+            target_lift=0.5,
+            baseline_rate=0.05,
+            alpha=0.05,
+            power=0.8,
+            decisions_per_day=per_day,
+            holdout_decisions_per_day=None,
+            required_holdout_decisions=required,
+            holdout_decisions=holdout,
+            days_more=days_more,
+            detectable_lift=0.9,
+        ),
+    )
 
 
 def test_holdout_underpowered_fires_past_28_days():
@@ -268,31 +345,31 @@ def test_holdout_without_power_estimate_after_a_week_without_engagement():
 
 
 def test_srm_alarm_is_critical_and_has_nothing_to_apply():
-    srm = {
-        "expected_holdout_share": 0.1,
-        "observed_holdout_share": 0.07,
-        "chi_square": 40.0,
-        "p_value": 2.5e-10,
-        "alarm": True,
-    }
-    [proposal] = propose(_settings(), {"srm": srm}, None)
+    srm = SampleRatio(
+        expected_holdout_share=0.1,
+        observed_holdout_share=0.07,
+        chi_square=40.0,
+        p_value=2.5e-10,
+        alarm=True,
+    )
+    [proposal] = propose(_settings(), _summary(srm=srm), None)
     assert (proposal.kind, proposal.severity, proposal.patch) == ("srm_alarm", "critical", None)
     assert proposal.auto_apply is False
     assert proposal.evidence["observed_holdout_share"] == 0.07
     assert "10.0%" in proposal.detail and "7.0%" in proposal.detail
-    assert propose(_settings(), {"srm": srm | {"alarm": False}}, None) == []
+    assert propose(_settings(), _summary(srm=dataclasses.replace(srm, alarm=False)), None) == []
 
 
 # --- channel_segment_underperforms --------------------------------------------------------
 
 
-def _segments(email=(200, 10), web=(200, 60), segment="bargain") -> dict:
-    return {
-        "segments": {
-            segment: {"email": _slice(*email), "web": _slice(*web)},
-            "(none)": {"email": _slice(5000, 10), "web": _slice(5000, 2000)},
+def _segments(email=(200, 10), web=(200, 60), segment="bargain"):
+    return _summary(
+        segments={
+            segment: {"email": _segment(*email), "web": _segment(*web)},
+            "(none)": {"email": _segment(5000, 10), "web": _segment(5000, 2000)},
         }
-    }
+    )
 
 
 def test_underperforming_channel_for_a_segment_is_excluded():
@@ -308,7 +385,7 @@ def test_underperforming_channel_for_a_segment_is_excluded():
     assert proposal.auto_apply is False
     assert proposal.evidence["best_channel"] == "web"
     # The patch is valid settings.
-    validate_settings(settings | {"guardrails": proposal.patch["guardrails"]})
+    validate_settings(settings.document | {"guardrails": proposal.patch["guardrails"]})
 
 
 def test_segment_rule_needs_200_decisions_on_each_channel():
@@ -334,7 +411,7 @@ def test_segment_rule_is_significance_tested():
 
 def test_model_worse_than_baseline_switches_to_manual():
     evaluation = _evaluation(ess=400, model_dr=0.1, ci_low=0.05, ci_high=0.149, baseline_dr=0.15)
-    [proposal] = propose(_settings(), {}, evaluation)
+    [proposal] = propose(_settings(), EMPTY, evaluation)
     assert proposal.kind == "model_worse_than_baseline"
     assert proposal.patch == {"automation": "manual"} and proposal.auto_apply is True
     assert proposal.evidence["model_ci_high"] == 0.149 and proposal.evidence["baseline_dr"] == 0.15
@@ -347,7 +424,7 @@ def test_model_worse_than_baseline_switches_to_manual():
 def test_model_worse_threshold(n, ci_high, automation):
     """Needs 500 decisions, an interval wholly below the baseline, and a serving model."""
     evaluation = _evaluation(n=n, ess=n, ci_high=ci_high, baseline_dr=0.15)
-    assert propose(_settings(automation=automation), {}, evaluation) == []
+    assert propose(_settings(automation=automation), EMPTY, evaluation) == []
 
 
 # --- property: every patch is valid settings ----------------------------------------------
@@ -360,7 +437,7 @@ def _numbers(draw):
     """Random settings, a summary and an evaluation in the shapes the services return."""
     ids = draw(st.lists(st.sampled_from("abcdefg"), min_size=2, max_size=6, unique=True))
     algorithm = draw(st.sampled_from(["epsilon", "squarecb", "bag", "cover"]))
-    settings = validate_settings(
+    settings = parse_settings(
         {
             "actions": [{"id": i} for i in ids],
             "automation": draw(st.sampled_from(["manual", "assisted", "autonomous"])),
@@ -380,52 +457,69 @@ def _numbers(draw):
         }
     )
 
-    def block():
+    def counts():
         t = draw(_count)
         h = draw(_count)
-        return _slice(t, draw(st.integers(0, t)), h, draw(st.integers(0, h)))
+        return t, draw(st.integers(0, t)), h, draw(st.integers(0, h))
 
     channels = st.sampled_from(["email", "web", "ads"])
-    summary = {
-        **block(),
-        "lift": {
-            "estimate": draw(st.floats(-1, 5)),
-            "ci_low": draw(st.none() | st.floats(-1, 5)),
-            "ci_high": draw(st.none() | st.floats(-1, 5)),
-            "p_value": draw(st.none() | st.floats(0, 1)),
+    overall = _compared(*counts())
+    summary = _summary(
+        decisions=overall["decisions"],
+        engagements=overall["engagements"],
+        engagement_rate=overall["engagement_rate"],
+        lift=Lift(
+            estimate=draw(st.floats(-1, 5)),
+            ci_low=draw(st.none() | st.floats(-1, 5)),
+            ci_high=draw(st.none() | st.floats(-1, 5)),
+            p_value=draw(st.none() | st.floats(0, 1)),
+        ),
+        srm=SampleRatio(
+            expected_holdout_share=draw(st.floats(0.005, 0.5)),
+            observed_holdout_share=draw(st.none() | st.floats(0, 1)),
+            chi_square=None,
+            p_value=draw(st.floats(0, 1)),
+            alarm=draw(st.booleans()),
+        ),
+        power=Power(
+            target_lift=0.5,
+            baseline_rate=None,
+            alpha=0.05,
+            power=0.8,
+            decisions_per_day=draw(st.none() | st.floats(0, 10**6)),
+            holdout_decisions_per_day=None,
+            required_holdout_decisions=draw(st.none() | st.integers(0, 10**7)),
+            holdout_decisions=overall["decisions"].holdout,
+            days_more=draw(st.none() | st.integers(0, 1000)),
+            detectable_lift=None,
+        ),
+        actions={
+            a: _slice(*counts()) for a in draw(st.lists(st.sampled_from("abcdefgz"), unique=True))
         },
-        "srm": {"alarm": draw(st.booleans()), "p_value": draw(st.floats(0, 1))},
-        "power": {
-            "days_more": draw(st.none() | st.integers(0, 1000)),
-            "required_holdout_decisions": draw(st.none() | st.integers(0, 10**7)),
-            "decisions_per_day": draw(st.none() | st.floats(0, 10**6)),
-            "target_lift": 0.5,
-        },
-        "actions": {a: block() for a in draw(st.lists(st.sampled_from("abcdefgz"), unique=True))},
-        "segments": {
-            seg: {c: block() for c in draw(st.lists(channels, unique=True))}
+        segments={
+            seg: {c: _segment(*counts()) for c in draw(st.lists(channels, unique=True))}
             for seg in draw(
                 st.lists(st.sampled_from(["s1", "s2", "(none)", "(other)"]), unique=True)
             )
         },
-    }
+    )
     n = draw(st.integers(0, 5000))
     evaluation = draw(
         st.none()
         | st.just(
-            {
-                "n": n,
-                "policies": {
-                    "model": {
-                        "n": n,
-                        "ess": draw(st.floats(0, max(n, 1))),
-                        "dr": 0.1,
-                        "ci_low": 0.0,
-                        "ci_high": draw(st.floats(0, 1)),
-                    },
-                    "baseline": {"n": n, "dr": draw(st.floats(0, 1))},
+            _evaluated(
+                n,
+                {
+                    "model": _estimate(
+                        n,
+                        ess=draw(st.floats(0, max(n, 1))),
+                        dr=0.1,
+                        ci_low=0.0,
+                        ci_high=draw(st.floats(0, 1)),
+                    ),
+                    "baseline": _estimate(n, dr=draw(st.floats(0, 1))),
                 },
-            }
+            )
         )
     )
     return settings, summary, evaluation, draw(st.integers(0, 60))
@@ -451,13 +545,13 @@ def test_every_proposed_patch_is_valid_settings(numbers):
         )
         if proposal.patch is None:
             continue
-        patched = validate_settings(apply_merge_patch(settings, proposal.patch))
-        assert patched != settings, proposal
+        patched = validate_settings(apply_merge_patch(settings.document, proposal.patch))
+        assert patched != settings.document, proposal
         if proposal.kind == "retire_action":
             retired.add(proposal.subject)
             assert len(patched["actions"]) >= 2
-    assert len(settings["actions"]) - len(retired) >= 2
-    baseline = settings["holdout"]["baseline"]
+    assert len(settings.actions) - len(retired) >= 2
+    baseline = settings.holdout.baseline
     if isinstance(baseline, dict):
         assert baseline["action_id"] not in retired
 

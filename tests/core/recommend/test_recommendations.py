@@ -11,6 +11,7 @@ import pytest
 from hpe_core.errors import Conflict, InvalidInput, NotFound
 from hpe_core.recommend import recommendations
 from hpe_core.recommend.proposals import Proposal
+from hpe_core.recommend.rules import SPECS
 from hpe_core.store.models import Activity, Recommendation
 from hpe_core.tenancy import activities, configs
 from hpe_core.tenancy.settings import validate_settings
@@ -42,14 +43,13 @@ def owner(app, session):
 
 def _proposal(kind="retire_action", subject="a", patch=None, **evidence) -> Proposal:
     return Proposal(
-        kind=kind,
+        spec=SPECS[kind],
         subject=subject,
         severity="warning",
         title="t",
         detail="d",
         evidence=evidence or {"p_value": 0.001},
         patch=patch,
-        auto_apply=patch is not None,
     )
 
 
