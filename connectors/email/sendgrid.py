@@ -14,18 +14,19 @@ import uuid
 
 from hpe_core.deliver.channels import InboundEvent
 from hpe_core.errors import InvalidInput
+from hpe_core.store.vocabulary import ConsentStatus
 
 #: SendGrid event -> (outcome type, consent change)
 EVENTS = {
     "delivered": ("delivered", None),
     "open": ("open", None),
     "click": ("click", None),
-    "bounce": ("bounce", "bounced"),
+    "bounce": ("bounce", ConsentStatus.BOUNCED),
     "dropped": ("dropped", None),
-    "spamreport": ("spamreport", "complained"),
-    "unsubscribe": ("unsubscribe", "unsubscribed"),
-    "group_unsubscribe": ("unsubscribe", "unsubscribed"),
-    "group_resubscribe": ("resubscribe", "subscribed"),
+    "spamreport": ("spamreport", ConsentStatus.COMPLAINED),
+    "unsubscribe": ("unsubscribe", ConsentStatus.UNSUBSCRIBED),
+    "group_unsubscribe": ("unsubscribe", ConsentStatus.UNSUBSCRIBED),
+    "group_resubscribe": ("resubscribe", ConsentStatus.SUBSCRIBED),
 }
 
 

@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from hpe_core.decide import assignment
+from hpe_core.decide.results import NoDecisionReason
 from hpe_core.store.models import Decision
 from tests.api.conftest import assert_error
 from tests.conftest import BASE
@@ -443,3 +444,14 @@ def test_assisted_treatment_is_served_by_the_model(app, client, tenant, create_c
     rows = _decision_rows(app, config["id"])
     assert {row.policy for row in rows if row.variant == "treatment"} == {"model"}
     assert {row.policy for row in rows if row.variant == "holdout"} <= {"baseline"}
+
+
+@sqlite_only
+def test_the_openapi_document_lists_every_no_decision_reason(client):
+    """The answer's ``reason`` is documented from the enum the engine answers with."""
+    document = client.get("/api/v1/openapi.json").get_json()
+    operation = document["paths"][f"{BASE}/{{config_id}}/decisions"]["post"]
+    schema = operation["responses"]["201"]["content"]["application/json"]["schema"]
+    name = schema["$ref"].rsplit("/", 1)[-1]
+    description = document["components"]["schemas"][name]["properties"]["reason"]["description"]
+    assert all(reason in description for reason in NoDecisionReason)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from hpe_core.decide.features import ACTION_NAMESPACE, CONTEXT_NAMESPACE
 from hpe_core.tenancy.settings import EXPLORATION_ALGORITHMS, ExplorationSchema
-from hpe_core.tenancy.settings_types import Exploration
+from hpe_core.tenancy.settings_types import Exploration, ExplorationAlgorithm
 
 #: Hash bits of the weight table: 2**18 weights, a few MB per model, few collisions for
 #: hundreds of context features crossed with up to 1000 actions.
@@ -61,15 +61,15 @@ def vw_arguments(exploration: Exploration | Mapping) -> str:
         "--power_t",
         _number(merged["power_t"]),
     ]
-    if algorithm == "squarecb":
+    if algorithm == ExplorationAlgorithm.SQUARECB:
         args += ["--squarecb", "--gamma_scale", _number(merged["gamma_scale"])]
-    elif algorithm == "epsilon":
+    elif algorithm == ExplorationAlgorithm.EPSILON:
         args += ["--epsilon", _number(merged["epsilon"])]
-    elif algorithm == "bag":
+    elif algorithm == ExplorationAlgorithm.BAG:
         # bag mixes epsilon-greedy into the bootstrap vote; without it a unanimous bag
         # would never explore.
         args += ["--bag", str(int(merged["bag_size"])), "--epsilon", _number(merged["epsilon"])]
-    elif algorithm == "cover":
+    elif algorithm == ExplorationAlgorithm.COVER:
         args += ["--cover", str(int(merged["cover_size"])), "--epsilon", _number(merged["epsilon"])]
     else:
         raise ValueError(
