@@ -223,7 +223,7 @@ class UsageCache:
     ) -> float:
         """Spend of the period's days before today, from the stored daily rollups."""
         # Imported here: rollups pulls in the day documents, needed only for these budgets.
-        from hpe_core.measure.rollups import read_days
+        from hpe_core.measure.rollups import read as read_rollups
 
         first = period_start(period, today)
         if first is None:  # total: from the first live decision on
@@ -242,9 +242,9 @@ class UsageCache:
         if first > yesterday:
             return 0.0
         config = session.get(Config, config_id)
-        days = read_days(session, config, first, yesterday, channel_costs=self.channel_costs)
+        days = read_rollups(session, config, first, yesterday, channel_costs=self.channel_costs)
         return sum(
-            float(counters.get("cost") or 0.0)
+            float(counters.get("cost", 0.0))
             for day in days
-            for counters in (day["metrics"].get("variants") or {}).values()
+            for counters in day.document.variants.values()
         )
