@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import types
+import typing
 import uuid
 from collections.abc import Mapping
 from typing import Generic, TypeVar
@@ -23,11 +25,12 @@ from typing import Generic, TypeVar
 from hpe_core.store.vocabulary import Variant
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 #: The lift interval's method, reported with every lift (``lift.method``).
 LIFT_METHOD = "katz-log-rr"
 #: The segment buckets of the reports: no value for the segment key in the context, and
-#: the values beyond the largest ones kept (``day_documents.MAX_SEGMENTS``).
+#: the values beyond the largest ones kept (``day_counts.MAX_SEGMENTS``).
 NO_SEGMENT = "(none)"
 OTHER_SEGMENTS = "(other)"
 
@@ -249,3 +252,39 @@ class Evaluation:
     hint: str | None
     reward_model: RewardModelSummary
     policies: Mapping[str, PolicyEstimate]
+
+
+# --- Reading an answer back ------------------------------------------------------------------
+
+
+def read_answer(cls: type[R], answer: Mapping) -> R:
+    """One block of an API answer (JSON) read back into its class, for a client that holds
+    the JSON rather than the objects (``hpe simulate`` with ``--url``).
+
+    The answer names every field as the class does (a ``[low, high]`` list is read as a
+    tuple; nested blocks into their classes).
+
+    :raises KeyError: a field is missing (an answer of another shape)
+    """
+    hints = typing.get_type_hints(cls)
+    return cls(
+        **{
+            field.name: _read_value(hints[field.name], answer[field.name])
+            for field in dataclasses.fields(cls)
+        }
+    )
+
+
+def _read_value(hint, value):
+    if value is None:
+        return None
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):  # X | None
+        return _read_value(next(arg for arg in args if arg is not type(None)), value)
+    if dataclasses.is_dataclass(origin or hint):
+        return read_answer(origin or hint, value)
+    if origin is Mapping:
+        return {key: _read_value(args[1], item) for key, item in value.items()}
+    if origin is tuple:
+        return tuple(value)
+    return value

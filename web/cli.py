@@ -12,6 +12,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 
 from hpe_core import __version__
+from hpe_core.results import Lift, PolicyEstimate, Summary, read_answer
 from hpe_core.store.models import User
 from hpe_core.store.vocabulary import Role
 from hpe_core.tenancy import workspaces
@@ -224,8 +225,8 @@ def simulate(url, key, decisions, clients, holdout, wait_seconds, algorithm, see
         f"({tally.decisions['treatment']} decisions), holdout {tally.rate('holdout'):.2%} "
         f"({tally.decisions['holdout']} decisions)."
     )
-    summary = metrics["summary"] if isinstance(metrics, dict) else {}
-    _echo_lift(lift, tally.true_lift(), summary.get("lift") or {})
+    summary = _summary_of(metrics)
+    _echo_lift(lift, tally.true_lift(), None if summary is None else summary.lift)
     if app is not None:
         # The embedded server's measurement pass runs every few minutes: run one now so
         # this printout shows recommendations for the run just made.
@@ -242,6 +243,48 @@ def simulate(url, key, decisions, clients, holdout, wait_seconds, algorithm, see
     _echo_measurement(client, config_id, summary)
 
 
+@cli.command()
+@click.option("--workspace", "workspace_id", default="demo", show_default=True)
+@click.option("--days", default=30, show_default=True, type=click.IntRange(1, 366))
+@click.option("--per-day", default=1000, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--email", help="Also create this person as the demo workspace's admin.")
+@click.option("--seed", default=7, show_default=True, type=int)
+def demo(workspace_id, days, per_day, email, seed):
+    """Fill a demo workspace with DAYS days of simulated history, to explore the dashboard.
+
+    A real configuration meets a simulated audience through HPE's own services, in
+    simulated time: decisions, outcomes, learning day by day, one settings change, then
+    the measurement pass. Runs on your database (./instance or HPE_DATABASE_URL).
+    """
+    from web import demo as demo_data
+
+    app = app_or_exit(INLINE_SWEEPER=False)
+
+    def progress(day, total):
+        if day == total or day % max(1, total // 10) == 0:
+            click.echo(f"  day {day}/{total}")
+
+    click.echo(f"Simulating {days} days x {per_day} decisions in workspace {workspace_id}...")
+    with app.app_context():
+        report = demo_data.fill(
+            app_runtime(app),
+            workspace_id=workspace_id,
+            days=days,
+            per_day=per_day,
+            seed=seed,
+            email=email,
+            progress=progress,
+        )
+    click.echo(f"Configuration {report.config_id}: {report.decisions} decisions.")
+    click.echo(f"Dashboard: /dashboard/configs/{report.config_id}")
+    if report.password:
+        click.echo(f"Sign in as {report.email} with this password (shown only once):", err=True)
+        click.echo(report.password)
+    else:
+        click.echo(f"API key for workspace {workspace_id} (shown only once):", err=True)
+        click.echo(report.key)
+
+
 def _close_throwaway(instance, keep: bool) -> None:
     try:
         instance.close(keep=keep)
@@ -256,43 +299,52 @@ def _close_throwaway(instance, keep: bool) -> None:
         click.echo(line + ".")
 
 
-def _echo_lift(measured: float | None, truth: float | None, lift: dict) -> None:
+def _summary_of(metrics: object) -> Summary | None:
+    """The metrics answer's summary, typed; None when the endpoint gave none."""
+    if isinstance(metrics, dict) and isinstance(metrics.get("summary"), dict):
+        return read_answer(Summary, metrics["summary"])
+    return None
+
+
+def _echo_lift(measured: float | None, truth: float | None, lift: Lift | None) -> None:
     line = "Lift: " + (f"{measured:+.1%}" if measured is not None else "n/a")
-    if lift.get("ci_low") is not None:
-        line += f" (95% CI {lift['ci_low']:+.1%} to {lift['ci_high']:+.1%}, metrics API)"
+    interval = lift is not None and lift.ci_low is not None
+    if interval:
+        line += f" (95% CI {lift.ci_low:+.1%} to {lift.ci_high:+.1%}, metrics API)"
     click.echo(line)
     if truth is not None:
         covered = ""
-        if lift.get("ci_low") is not None:
-            inside = lift["ci_low"] <= truth <= lift["ci_high"]
+        if interval:
+            inside = lift.ci_low <= truth <= lift.ci_high
             covered = ", inside the interval" if inside else ", OUTSIDE the interval"
         click.echo(f"True lift of this run (simulator's probabilities): {truth:+.1%}{covered}.")
 
 
-def _echo_measurement(client, config_id: str, summary: dict) -> None:
+def _echo_measurement(client, config_id: str, summary: Summary | None) -> None:
     """ROI, off-policy estimates and recommendations, as the API reports them."""
     base = f"/api/v1/041-hyper-personalization-engine/{config_id}"
-    if summary.get("roi") is not None:
-        roi = summary.get("roi_interval") or {}
-        line = f"ROI: {summary['roi']:+.0%}"
-        if roi.get("ci_low") is not None:
-            line += f" (95% CI {roi['ci_low']:+.0%} to {roi['ci_high']:+.0%})"
-        line += f" on treatment cost {roi.get('cost') or 0:.2f}; incremental revenue "
-        line += f"{roi.get('incremental_revenue') or 0:.2f}"
-        if roi.get("incremental_revenue_ci_low") is not None:
+    if summary is not None and summary.roi is not None:
+        roi = summary.roi_interval
+        line = f"ROI: {summary.roi:+.0%}"
+        if roi.ci_low is not None:
+            line += f" (95% CI {roi.ci_low:+.0%} to {roi.ci_high:+.0%})"
+        line += f" on treatment cost {roi.cost:.2f}; incremental revenue "
+        line += f"{roi.incremental_revenue or 0:.2f}"
+        if roi.incremental_revenue_ci_low is not None:
             line += (
-                f" (95% CI {roi['incremental_revenue_ci_low']:.2f} to "
-                f"{roi['incremental_revenue_ci_high']:.2f})"
+                f" (95% CI {roi.incremental_revenue_ci_low:.2f} to "
+                f"{roi.incremental_revenue_ci_high:.2f})"
             )
         click.echo(line + ".")
     status, evaluation = client.call("GET", f"{base}/evaluation")
     if status == 200:
-        for name, estimate in evaluation["policies"].items():
-            if estimate.get("dr") is not None:
+        for name, answer in evaluation["policies"].items():
+            estimate = read_answer(PolicyEstimate, answer)
+            if estimate.dr is not None:
                 click.echo(
-                    f"Off-policy ({name}): DR {estimate['dr']:.4f} "
-                    f"[{estimate['ci_low']:.4f}, {estimate['ci_high']:.4f}], "
-                    f"IPS {estimate['ips']:.4f}, SNIPS {estimate['snips']:.4f}, n {estimate['n']}"
+                    f"Off-policy ({name}): DR {estimate.dr:.4f} "
+                    f"[{estimate.ci_low:.4f}, {estimate.ci_high:.4f}], "
+                    f"IPS {estimate.ips:.4f}, SNIPS {estimate.snips:.4f}, n {estimate.n}"
                 )
     status, answer = client.call("GET", f"{base}/recommendations")
     if status == 200:

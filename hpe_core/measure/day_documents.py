@@ -47,95 +47,24 @@ from sqlalchemy.orm import Session
 
 from hpe_core.learn import rewards
 from hpe_core.learn.outcomes import CLOCK_SKEW
+from hpe_core.measure.day_counts import (
+    MAX_SEGMENTS,
+    VARIANTS,
+    add_counts,
+    empty_counts,
+    split_of,
+)
 from hpe_core.results import NO_SEGMENT, OTHER_SEGMENTS
 from hpe_core.store.days import created_between, day_start
 from hpe_core.store.models import Attribution, Config, Decision, Outcome
-from hpe_core.store.vocabulary import DecisionSource, Policy, Variant
+from hpe_core.store.vocabulary import DecisionSource, Policy
 from hpe_core.tenancy.configs import settings_of
 from hpe_core.tenancy.settings_types import Settings
 
-COUNTERS = (
-    "decisions",
-    "engagements",
-    "reward",
-    "revenue",
-    # Σ over decisions of (that decision's revenue)²: with revenue and decisions it gives
-    # the variance of revenue per decision, which the ROI interval needs.
-    "revenue_sq",
-    "cost",
-    # Apprentice mode: decisions the baseline served, and those where the model's own top
-    # choice was the same action.
-    "baseline_decisions",
-    "model_agreements",
-)
-VARIANTS = tuple(Variant)
-#: Segment values kept per day, and reported per summary (by decisions); the rest are
-#: summed under "(other)", so a high-cardinality context key cannot blow up the stored
-#: document or the answer.
-MAX_SEGMENTS = 50
 #: Bump when the document's definition changes: stored days then recompute themselves.
 DOCUMENT_VERSION = 3
 #: PostgreSQL work_mem for the aggregates (see compute_runs).
 WORK_MEM = "64MB"
-
-
-# --- Counts: the one set of helpers that adds documents up (here and in metrics) --------
-
-
-def empty_counts() -> dict:
-    """A ``C`` of zeros."""
-    return dict.fromkeys(COUNTERS, 0)
-
-
-def add_counts(total: dict, counts: Mapping) -> None:
-    """Add one ``C`` into another, counter by counter (a counter it lacks adds 0)."""
-    for name in COUNTERS:
-        # `or 0`: a zero adds as the integer 0, so a sum of zeros stays 0 and not 0.0,
-        # as stored documents have always held it.
-        total[name] += counts.get(name) or 0
-
-
-def split_of(block: dict, key: str) -> dict:
-    """``block[key]`` as ``{"treatment": C, "holdout": C}``, created with zeros."""
-    found = block.get(key)
-    if found is None:
-        found = block[key] = {variant: empty_counts() for variant in VARIANTS}
-    return found
-
-
-def add_split(block: dict, key: str, split: Mapping) -> None:
-    """Add ``{"treatment": C, "holdout": C}`` into ``block[key]``."""
-    target = split_of(block, key)
-    for variant in VARIANTS:
-        add_counts(target[variant], split[variant])
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class DayDocument:
-    """A day's document read for adding up: the blocks of the module docstring.
-
-    The one place where a document (stored, or computed live) is read by key: blocks it
-    lacks read as empty, and both variants are always there.
-    """
-
-    variants: Mapping[str, Mapping]
-    channels: Mapping[str, Mapping]
-    actions: Mapping[str, Mapping]
-    segments: Mapping[str, Mapping[str, Mapping]]
-    sources: Mapping[str, Mapping]
-    outcomes: Mapping[str, Mapping[str, float]]
-
-    @classmethod
-    def of(cls, document: Mapping) -> DayDocument:
-        variants = document.get("variants", {})
-        return cls(
-            variants={variant: variants.get(variant, {}) for variant in VARIANTS},
-            channels=document.get("channels", {}),
-            actions=document.get("actions", {}),
-            segments=document.get("segments", {}),
-            sources=document.get("sources", {}),
-            outcomes=document.get("outcomes", {}),
-        )
 
 
 # --- Settings the documents depend on -------------------------------------------------------
@@ -427,6 +356,22 @@ def _attributed_credit(connection, keys, in_range, config_id, since, positive, v
 
 def _merge_outcomes(direct, attributed) -> tuple[dict[GroupKey, _Engagement], dict]:
     """Merge both queries' rows per decision, then per group (see :func:`_outcomes`)."""
+    per_decision, outcome_types = _per_decision(direct, attributed)
+    per_group: dict[GroupKey, _Engagement] = {}
+    for entry in per_decision.values():
+        total = per_group.get(entry.key)
+        if total is None:
+            total = per_group[entry.key] = _Engagement()
+        total.engaged += entry.engaged
+        total.revenues.append(entry.revenue)
+        total.squares.append(entry.revenue * entry.revenue)
+    whole = {key: int(n) if n.is_integer() else n for key, n in outcome_types.items()}
+    return per_group, whole
+
+
+def _per_decision(direct, attributed) -> tuple[dict, dict[tuple, float]]:
+    """``{decision id: its outcomes}`` and the live decisions' outcomes per day, variant
+    and type, from the rows of both queries."""
     per_decision: dict = {}
     outcome_types: dict[tuple, float] = defaultdict(float)
     for rows, from_attribution in ((direct, False), (attributed, True)):
@@ -440,16 +385,7 @@ def _merge_outcomes(direct, attributed) -> tuple[dict[GroupKey, _Engagement], di
             entry.revenue += float(row.revenue or 0.0)
             if row.source == DecisionSource.LIVE:
                 outcome_types[(_as_date(row.day), row.variant, row.type)] += float(row.n or 0)
-    per_group: dict[GroupKey, _Engagement] = {}
-    for entry in per_decision.values():
-        total = per_group.get(entry.key)
-        if total is None:
-            total = per_group[entry.key] = _Engagement()
-        total.engaged += entry.engaged
-        total.revenues.append(entry.revenue)
-        total.squares.append(entry.revenue * entry.revenue)
-    whole = {key: int(n) if n.is_integer() else n for key, n in outcome_types.items()}
-    return per_group, whole
+    return per_decision, outcome_types
 
 
 def _as_date(value) -> dt.date:

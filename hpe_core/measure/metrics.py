@@ -19,9 +19,8 @@ from sqlalchemy.orm import Session
 
 from hpe_core.errors import InvalidInput
 from hpe_core.measure import rollups
-from hpe_core.measure.day_documents import (
+from hpe_core.measure.day_counts import (
     MAX_SEGMENTS,
-    OTHER_SEGMENTS,
     VARIANTS,
     DayDocument,
     add_counts,
@@ -39,6 +38,7 @@ from hpe_core.measure.stats import (
     sample_ratio,
 )
 from hpe_core.results import (
+    OTHER_SEGMENTS,
     Apprentice,
     Comparison,
     Lift,

@@ -5,14 +5,13 @@ stale and every stored day computed with other settings, and upserts them into t
 metrics table. Whatever changes an already rolled-up day calls :func:`mark_stale`: an
 import, an outcome for an old decision, learning (rewards), attribution (credit).
 
-:func:`read_days` is what ``GET /metrics`` reads: a stored row where it is complete and
+:func:`read` is what ``GET /metrics`` reads: a stored row where it is complete and
 clean (rolled up after its day ended, not marked stale, same settings), and the other
 days (today, not yet rolled up, stale) computed live in one set of queries. The answer is
 the same either way; in steady state almost every day comes from storage.
 
-The documents themselves are :mod:`hpe_core.measure.day_documents`; ``compute_days`` and
-``COUNTERS`` are re-exported here, the names the other services use. :func:`read` gives
-typed :class:`Day` rows; :func:`read_days` the same as plain dicts.
+The documents themselves are :mod:`hpe_core.measure.day_documents` (``compute_days`` is
+re-exported here); :class:`Day` is one day of a read.
 """
 
 from __future__ import annotations
@@ -26,27 +25,20 @@ from collections.abc import Iterable, Mapping
 from sqlalchemy import bindparam, delete, or_, select
 from sqlalchemy.orm import Session
 
-from hpe_core.measure.day_documents import (
-    COUNTERS,
-    DayDocument,
-    compute_days,
-    compute_runs,
-    inputs_digest,
-)
+from hpe_core.measure.day_counts import DayDocument
+from hpe_core.measure.day_documents import compute_days, compute_runs, inputs_digest
 from hpe_core.store.days import day_end
 from hpe_core.store.db import dialect_insert
 from hpe_core.store.models import Config, MetricsDay, StaleMetricsDay, utcnow
 from hpe_core.store.stale_days import mark_stale, mark_stale_decisions
 
 __all__ = [
-    "COUNTERS",
     "MAX_REFRESH_DAYS",
     "Day",
     "compute_days",
     "mark_stale",
     "mark_stale_decisions",
     "read",
-    "read_days",
     "refresh",
 ]
 
@@ -208,9 +200,6 @@ class Day:
         """The document read for adding up."""
         return DayDocument.of(self.metrics)
 
-    def as_dict(self) -> dict:
-        return {"date": self.date, "metrics": self.metrics, "rolled_up_at": self.rolled_up_at}
-
 
 def read(
     session: Session,
@@ -234,19 +223,6 @@ def read(
     days = [Day(date, row.metrics, row.updated_at) for date, row in usable.items()]
     days += [Day(date, document, None) for date, document in live.items()]
     return sorted(days, key=operator.attrgetter("date"))
-
-
-def read_days(
-    session: Session,
-    config: Config,
-    date_from: dt.date,
-    date_to: dt.date,
-    *,
-    channel_costs: Mapping[str, float],
-) -> list[dict]:
-    """:func:`read` as plain dicts: ``{date, metrics, rolled_up_at}``."""
-    days = read(session, config, date_from, date_to, channel_costs=channel_costs)
-    return [day.as_dict() for day in days]
 
 
 def _clean_rows(

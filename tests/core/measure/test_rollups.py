@@ -375,7 +375,7 @@ def _tamper(session) -> None:
     session.commit()
 
 
-def test_read_days_uses_clean_stored_rows_and_computes_the_rest_live(session, config):
+def test_read_uses_clean_stored_rows_and_computes_the_rest_live(session, config):
     """Stored rows are used only when complete and clean; every other day is live."""
     days = [TODAY - 3 * DAY, TODAY - 2 * DAY, TODAY - DAY, TODAY]
     for day in days:
@@ -386,9 +386,9 @@ def test_read_days_uses_clean_stored_rows_and_computes_the_rest_live(session, co
     _tamper(session)
     rollups.mark_stale(session, config.id, [TODAY - 2 * DAY])
     session.commit()
-    read = rollups.read_days(session, config, TODAY - 3 * DAY, TODAY, channel_costs={})
-    assert [day["date"] for day in read] == days
-    sources = {day["date"]: "tampered" in day["metrics"] for day in read}
+    read = rollups.read(session, config, TODAY - 3 * DAY, TODAY, channel_costs={})
+    assert [day.date for day in read] == days
+    sources = {day.date: "tampered" in day.metrics for day in read}
     # 3 and 1 days ago: clean stored rows. 2 days ago: marked stale. Today: not over.
     assert sources == {
         TODAY - 3 * DAY: True,
@@ -396,10 +396,10 @@ def test_read_days_uses_clean_stored_rows_and_computes_the_rest_live(session, co
         TODAY - DAY: True,
         TODAY: False,
     }
-    assert [day["rolled_up_at"] is not None for day in read] == [True, False, True, False]
+    assert [day.rolled_up_at is not None for day in read] == [True, False, True, False]
     # Other channel costs than stored: every day is computed live.
-    read = rollups.read_days(session, config, TODAY - 3 * DAY, TODAY, channel_costs={"web": 1})
-    assert not any("tampered" in day["metrics"] for day in read)
+    read = rollups.read(session, config, TODAY - 3 * DAY, TODAY, channel_costs={"web": 1})
+    assert not any("tampered" in day.metrics for day in read)
 
 
 def test_a_row_rolled_up_before_its_day_ended_is_not_used(session, config):
@@ -409,8 +409,8 @@ def test_a_row_rolled_up_before_its_day_ended_is_not_used(session, config):
     rollups.refresh(session, config, channel_costs={}, now=_noon(yesterday))
     session.commit()
     _tamper(session)
-    read = rollups.read_days(session, config, yesterday, yesterday, channel_costs={})
-    assert read[0]["rolled_up_at"] is None and "tampered" not in read[0]["metrics"]
+    read = rollups.read(session, config, yesterday, yesterday, channel_costs={})
+    assert read[0].rolled_up_at is None and "tampered" not in read[0].metrics
 
 
 def test_outcomes_for_old_decisions_mark_their_day_stale(session, config):
