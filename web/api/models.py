@@ -6,8 +6,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from hpe_core.decide.policy import store
-from hpe_core.decide.policy.exploration import vw_arguments
-from hpe_core.tenancy import activities, configs
+from hpe_core.tenancy import configs
 from web.api import BASE
 from web.api.loop_schemas import ModelVersionSchema, RollbackSchema
 from web.api.pagination import SQLCursorPage
@@ -47,22 +46,9 @@ class ModelRollback(MethodView):
         learning continues from it and every API process switches to it within seconds.
         """
         session = db_session()
-        principal = current_principal()
-        config = configs.get(session, principal, config_id)
-        restored = store.rollback(
-            session,
-            config.id,
-            data["version"],
-            current_args=vw_arguments(configs.settings_of(config).exploration),
-        )
-        activities.record(
-            session,
-            workspace_id=config.workspace_id,
-            config_id=config.id,
-            type=store.MODEL_ROLLED_BACK,
-            actor=principal.actor,
-            data={"to_version": data["version"], "new_version": restored.version},
+        restored = store.roll_back_configuration(
+            session, current_principal(), config_id, data["version"]
         )
         session.commit()
-        app_runtime().decisions.models.reload(config.id)
+        app_runtime().decisions.models.reload(restored.config_id)
         return restored

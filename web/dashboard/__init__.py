@@ -30,7 +30,7 @@ def init_dashboard(app: Flask) -> None:
 def _make_blueprint() -> Blueprint:
     # One blueprint per app: routes cannot be added to a blueprint once an app has it,
     # and tests build many apps in one process.
-    from web.dashboard.views import account, overview, setup
+    from web.dashboard.views import account, exports, overview, results, setup
 
     blueprint = Blueprint(
         "dashboard",
@@ -43,7 +43,7 @@ def _make_blueprint() -> Blueprint:
     blueprint.before_request(csrf.protect)
     blueprint.after_request(security_headers.add)
     blueprint.context_processor(_page_context)
-    for module in (account, setup, overview):
+    for module in (account, setup, overview, results, exports):
         module.register(blueprint)
     return blueprint
 

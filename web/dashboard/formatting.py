@@ -55,6 +55,17 @@ def signed_money(value: float | None) -> str:
     return ("+" if value >= 0 else "") + money(value)
 
 
+def signed_count(value: float | None) -> str:
+    """``412`` -> ``+412``."""
+    if _missing(value):
+        return MISSING
+    return ("+" if value >= 0 else "−") + count(abs(value))
+
+
+def whole_percent(value: float | None) -> str:
+    return signed_percent(value, 0)
+
+
 def rate_with_counts(numerator: float | None, denominator: float | None) -> str:
     """``4.6% (138 / 3,000)``: a rate is never shown without what it was computed from."""
     if not denominator:
@@ -93,12 +104,30 @@ def moment(value: dt.datetime | None) -> str:
     return f"{value.day} {value:%b %Y %H:%M} UTC"
 
 
+def lift_scale(lifts, floor: float = 0.25, ceiling: float = 5.0) -> tuple[float, float]:
+    """One scale for a table's interval bars: every interval fits, zero is inside, and
+    one runaway interval (a tiny segment) is clipped rather than squashing the rest."""
+    ends = [e for lift in lifts for e in (lift.ci_low, lift.ci_high) if not _missing(e)]
+    low = max(-ceiling, min([-floor, *ends]))
+    high = min(ceiling, max([floor, *ends]))
+    return (low, high)
+
+
+def bar_x(value: float, scale: tuple[float, float], width: int, pad: int = 4) -> float:
+    """Where ``value`` falls on an interval bar ``width`` pixels wide (clipped to it)."""
+    low, high = scale
+    clipped = min(max(value, low), high)
+    return round((clipped - low) / (high - low) * (width - 2 * pad) + pad, 1)
+
+
 FILTERS = {
     "signed_percent": signed_percent,
     "percent": percent,
     "count": count,
     "money": money,
     "signed_money": signed_money,
+    "signed_count": signed_count,
+    "whole_percent": whole_percent,
     "p_value": p_value,
     "day": day,
     "moment": moment,
@@ -107,4 +136,11 @@ FILTERS = {
 
 def register(app: Flask) -> None:
     app.jinja_env.filters.update(FILTERS)
-    app.jinja_env.globals.update(rate_with_counts=rate_with_counts, interval=interval)
+    app.jinja_env.globals.update(
+        rate_with_counts=rate_with_counts,
+        interval=interval,
+        lift_scale=lift_scale,
+        bar_x=bar_x,
+        signed_money=signed_money,
+        whole_percent=whole_percent,
+    )

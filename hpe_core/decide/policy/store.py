@@ -18,9 +18,12 @@ import vowpalwabbit
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, defer, undefer
 
+from hpe_core.decide.policy.exploration import vw_arguments
 from hpe_core.decide.policy.learner import Learner
 from hpe_core.errors import Conflict, NotFound
 from hpe_core.store.models import ModelVersion
+from hpe_core.tenancy import activities, configs
+from hpe_core.tenancy.workspaces import Principal
 
 #: Versions kept per configuration; older ones are pruned after each save.
 KEEP_VERSIONS = 30
@@ -173,3 +176,32 @@ def prune(session: Session, config_id: uuid.UUID, keep: int = KEEP_VERSIONS) -> 
         )
     )
     return result.rowcount or 0
+
+
+def roll_back_configuration(
+    session: Session, principal: Principal, config_id: uuid.UUID, version: int
+) -> ModelVersion:
+    """Make ``version`` the serving model of a configuration again, logged as the caller.
+
+    The REST API and the dashboard both call this. Not committed: the caller commits,
+    then tells its decision engine to reload the model.
+
+    :raises NotFound: unknown (or another workspace's) configuration or version
+    :raises Conflict: that version was trained with other exploration settings
+    """
+    config = configs.get(session, principal, config_id)
+    restored = rollback(
+        session,
+        config.id,
+        version,
+        current_args=vw_arguments(configs.settings_of(config).exploration),
+    )
+    activities.record(
+        session,
+        workspace_id=config.workspace_id,
+        config_id=config.id,
+        type=MODEL_ROLLED_BACK,
+        actor=principal.actor,
+        data={"to_version": version, "new_version": restored.version},
+    )
+    return restored
