@@ -68,12 +68,8 @@ def _list_changes(before: list, after: list, path: str) -> list[Change]:
     if _keyed(before) and _keyed(after):
         old = {item["id"]: item for item in before}
         new = {item["id"]: item for item in after}
-        found = [
-            Change(f"{path}[{i}]", ChangeKind.REMOVED, before=old[i]) for i in old if i not in new
-        ]
-        found += [
-            Change(f"{path}[{i}]", ChangeKind.ADDED, after=new[i]) for i in new if i not in old
-        ]
+        found = [Change(path, ChangeKind.REMOVED, before=old[i]) for i in old if i not in new]
+        found += [Change(path, ChangeKind.ADDED, after=new[i]) for i in new if i not in old]
         for item_id in (i for i in new if i in old):
             found += changes(old[item_id], new[item_id], f"{path}[{item_id}]")
         if not found and [i["id"] for i in before] != [i["id"] for i in after]:
