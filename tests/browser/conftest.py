@@ -120,8 +120,11 @@ def sign_in(page, base_url: str, email: str, password: str = PASSWORD) -> None:
 
 def wait_ready(page) -> None:
     """A page is ready when nothing on it is still loading (DESIGN.md §9)."""
+    from playwright.sync_api import expect
+
     page.wait_for_load_state("load")
-    page.wait_for_function("document.querySelectorAll('[aria-busy=\"true\"]').length === 0")
+    # A locator, not wait_for_function: the page's CSP forbids the eval that one needs.
+    expect(page.locator('[aria-busy="true"]')).to_have_count(0)
 
 
 def shoot(page, name: str) -> Path:

@@ -37,8 +37,9 @@ def _sign_in(db, email, password, **kwargs):
 
 def test_passwords_are_salted_memory_hard_hashes():
     """The hash names its scheme and cost, differs per salt, and verifies only the password."""
-    first, second = passwords.hash_password("s3cret-pass", cost=COST), passwords.hash_password(
-        "s3cret-pass", cost=COST
+    first, second = (
+        passwords.hash_password("s3cret-pass", cost=COST),
+        passwords.hash_password("s3cret-pass", cost=COST),
     )
     assert first.startswith(f"scrypt${COST}$8$1$") and first != second
     assert passwords.verify_password("s3cret-pass", first)
