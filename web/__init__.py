@@ -37,6 +37,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     )
     app.config.update(runtime.settings)
     bind_runtime(app, runtime)
+    _trust_proxies(app)
 
     # One Api per app: an Api object remembers its app and blueprints.
     api = Api(app)
@@ -70,12 +71,23 @@ def create_app(test_config: dict | None = None) -> Flask:
         api.register_blueprint(module.blp)
     api.register_blueprint(health.blp)
     _register_plugin_blueprints(app, api, runtime.pm)
+    from web.compat.personalizer import bp as personalizer  # Azure Personalizer's REST API
+
+    app.register_blueprint(personalizer)
     from web.dashboard import init_dashboard
 
     init_dashboard(app)
     register_error_handlers(app)
     _start_inline_sweeper(app, runtime)
     return app
+
+
+def _trust_proxies(app: Flask) -> None:
+    trusted = int(app.config.get("PROXY_FIX") or 0)
+    if trusted > 0:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=trusted, x_proto=trusted, x_host=trusted)
 
 
 def _register_plugin_blueprints(app: Flask, api, pm) -> None:

@@ -17,6 +17,10 @@ class DefaultConfig(Defaults):
     SESSION_COOKIE_SECURE = None
     #: How long a dashboard sign-in lasts, in seconds (12 hours: a working day).
     PERMANENT_SESSION_LIFETIME = 12 * 3600
+    #: How many reverse proxies in front of HPE to trust for X-Forwarded-For/-Proto/-Host
+    #: (werkzeug's ProxyFix). 0: none. Behind one TLS-terminating proxy set 1, so that
+    #: cookies are marked Secure and sign-in throttling sees the client's address.
+    PROXY_FIX = 0
 
     # flask-smorest / OpenAPI
     API_TITLE = "Hyper-Personalization Engine"

@@ -134,3 +134,34 @@ def test_too_many_failures_from_one_address_are_throttled(app):
             data={"email": f"x{attempt}@example.com", "password": "wrong", "csrf_token": token},
         )
     assert answer.status_code == 429 and int(answer.headers["Retry-After"]) > 0
+
+
+def test_behind_a_trusted_tls_proxy_the_cookie_is_secure(sqlite_url, tmp_path):
+    """With PROXY_FIX=1, X-Forwarded-Proto: https marks the sign-in cookie Secure."""
+    app = make_test_app(sqlite_url, tmp_path, PASSWORD_HASH_COST=COST, PROXY_FIX=1)
+    try:
+        with app_runtime(app).sessions() as session:
+            workspaces.create_workspace(session, "acme")
+            people.create_user(
+                session, "a@example.com", workspace_id="acme", password=PASSWORD, password_cost=COST
+            )
+            session.commit()
+        client = app.test_client()
+        forwarded = {"X-Forwarded-Proto": "https"}
+        page = client.get("/dashboard/login", headers=forwarded).get_data(as_text=True)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        answer = client.post(
+            "/dashboard/login",
+            headers=forwarded,
+            data={"email": "a@example.com", "password": PASSWORD, "csrf_token": token},
+        )
+        assert answer.status_code == 302 and "Secure" in answer.headers["Set-Cookie"]
+    finally:
+        app_runtime(app).engine.dispose()
+
+
+def test_vendored_front_end_files_match_their_pins():
+    """htmx, uPlot and axe-core on disk are exactly the pinned npm files."""
+    from web.dashboard import vendor_assets
+
+    assert vendor_assets.check() == []

@@ -27,7 +27,7 @@ from web.dashboard.sessions import current_person, requires
 from web.extensions import app_runtime, catalog, db_session
 
 #: The model versions panel lists this many, newest first.
-MODEL_ROWS = 8
+MODEL_ROWS = 5
 
 
 def register(blueprint: Blueprint) -> None:
