@@ -55,10 +55,26 @@ _INSERT_DECISION = insert(_DECISIONS)
 
 @dataclasses.dataclass(frozen=True)
 class DecisionRequest:
+    """One decision to make.
+
+    :param decision_id: log it under this id instead of a new one: a caller that names its
+        own events (the Personalizer routes) gets one decision per event, since a second
+        insert with the same id fails on the primary key
+    :param deferred: log it as ``deferred`` (:data:`DEFERRED_UNTIL`): neither counted nor
+        learned until the caller activates it
+    """
+
     user_id: str
     channel: str
     context: Mapping = dataclasses.field(default_factory=dict)
     candidates: list[str] | None = None
+    decision_id: uuid.UUID | None = None
+    deferred: bool = False
+
+
+#: The reward window of a deferred decision: it never closes, so the decision is never
+#: learned nor given the default reward, until activating it opens a real window.
+DEFERRED_UNTIL = dt.datetime(9000, 1, 1, tzinfo=dt.UTC)
 
 
 class _Refused(Exception):
@@ -258,8 +274,13 @@ class DecisionEngine:
         now: dt.datetime,
     ) -> Decision:
         """The durable log: one INSERT, then this process's share and budget counts."""
-        decision_id = uuid.uuid4()
+        decision_id = request.decision_id or uuid.uuid4()
         chosen = eligible[choice.index]
+        if request.deferred:
+            source, window_closes_at = DecisionSource.DEFERRED, DEFERRED_UNTIL
+        else:
+            source = DecisionSource.LIVE
+            window_closes_at = now + dt.timedelta(seconds=snap.settings.reward.wait_seconds)
         # Core insert on the session's connection: one row, no ORM bookkeeping.
         session.connection().execute(
             _INSERT_DECISION,
@@ -280,14 +301,14 @@ class DecisionEngine:
                     "policy": choice.policy,
                     "model_version": choice.model_version,
                     "model_action_id": choice.model_action_id,
-                    "source": DecisionSource.LIVE,
+                    "source": source,
                     "created_at": now,
-                    "window_closes_at": now
-                    + dt.timedelta(seconds=snap.settings.reward.wait_seconds),
+                    "window_closes_at": window_closes_at,
                 }
             ],
         )
-        if usage is not None:
+        # A deferred decision spends nothing until activated (the counts read live ones).
+        if usage is not None and not request.deferred:
             self.usage.note(snap.id, chosen, self._cost(snap, chosen, request.channel), now)
         return Decision(
             decision_id=decision_id,

@@ -29,7 +29,7 @@ from hpe_core.measure.metrics import MAX_DAYS, resolve_range
 from hpe_core.results import DateRange, Evaluation
 from hpe_core.store.days import created_between
 from hpe_core.store.models import Config, Decision
-from hpe_core.store.vocabulary import Policy
+from hpe_core.store.vocabulary import DecisionSource, Policy
 from hpe_core.tenancy import configs
 from hpe_core.tenancy.configs import settings_of
 from hpe_core.tenancy.settings_types import Settings
@@ -217,8 +217,14 @@ _REWARD = func.coalesce(Decision.reward, Decision.given_reward)
 
 
 def _evaluable(config_id: uuid.UUID) -> list:
-    """SQL conditions: a decision of this configuration with a propensity and a reward."""
-    return [Decision.config_id == config_id, Decision.probability > 0, _REWARD.is_not(None)]
+    """SQL conditions: a decision of this configuration with a propensity and a reward,
+    not deferred (a deferred decision may hold a reward before it is activated)."""
+    return [
+        Decision.config_id == config_id,
+        Decision.probability > 0,
+        _REWARD.is_not(None),
+        Decision.source != DecisionSource.DEFERRED,
+    ]
 
 
 def _logged_rows(

@@ -49,6 +49,9 @@ class DecisionSource(StrEnum):
 
     LIVE = "live"
     IMPORT = "import"
+    #: A live decision whose caller deferred it (Personalizer's ``deferActivation``): not
+    #: counted, learned nor evaluated until activated, when it becomes ``live``.
+    DEFERRED = "deferred"
 
 
 class KeyKind(StrEnum):

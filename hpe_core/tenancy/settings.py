@@ -29,6 +29,7 @@ from hpe_core.tenancy.settings_types import (
     BudgetPeriod,
     ExplorationAlgorithm,
     Kpi,
+    RewardAggregation,
     Settings,
 )
 
@@ -161,6 +162,11 @@ class StrictSchema(Schema):
 
 
 _Strict = StrictSchema  # the name the settings blocks below use
+
+
+def is_identifier(text: str) -> bool:
+    """True when ``text`` may be an action id (the rule every ``id`` of ``actions`` follows)."""
+    return bool(_IDENTIFIER.match(text))
 
 
 class _Identifier(fields.String):
@@ -460,6 +466,23 @@ class ScheduleSchema(_Strict):
     quiet_hours = fields.Nested(QuietHoursSchema, load_default=None, allow_none=True)
 
 
+#: How the Personalizer routes combine several rewards for one event (docs/personalizer.md).
+REWARD_AGGREGATIONS = tuple(RewardAggregation)
+
+
+class PersonalizerSchema(_Strict):
+    """What the Azure Personalizer-compatible routes may do with this configuration."""
+
+    # Rank adds the action ids this configuration does not list yet (with the features
+    # the Rank call gave them), as Personalizer's own catalog-free Rank did.
+    dynamic_actions = fields.Boolean(load_default=True)
+    # Several rewards for one event: the first one counts, or their sum (Personalizer's
+    # rewardAggregation).
+    reward_aggregation = fields.String(
+        load_default=RewardAggregation.EARLIEST.value, validate=validate.OneOf(REWARD_AGGREGATIONS)
+    )
+
+
 def _block(schema: type[Schema]) -> fields.Nested:
     # A missing block is loaded from {} so its own defaults are filled in.
     return fields.Nested(schema, load_default=lambda: schema().load({}))
@@ -481,6 +504,7 @@ class SettingsSchema(_Strict):
     goals = _block(GoalsSchema)
     campaign = _block(CampaignSchema)
     schedule = _block(ScheduleSchema)
+    personalizer = _block(PersonalizerSchema)
 
     def __init__(
         self,

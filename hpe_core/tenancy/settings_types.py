@@ -48,6 +48,15 @@ class BudgetPeriod(StrEnum):
     TOTAL = "total"
 
 
+class RewardAggregation(StrEnum):
+    """How the Personalizer routes combine several rewards for one event."""
+
+    #: The first reward counts (Personalizer's default).
+    EARLIEST = "earliest"
+    #: Every reward adds up.
+    SUM = "sum"
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class ActionRule:
     """``{"key": "country", "in": ["DE", "AT"]}``: exactly one operator, or a range."""
@@ -219,6 +228,16 @@ class Schedule:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Personalizer:
+    """What the Azure Personalizer-compatible routes do with the configuration
+    (docs/personalizer.md)."""
+
+    #: Rank adds the action ids the configuration does not list (with their features).
+    dynamic_actions: bool
+    reward_aggregation: RewardAggregation
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Settings:
     """A configuration's full, validated settings.
 
@@ -236,6 +255,7 @@ class Settings:
     goals: Goals
     campaign: Campaign
     schedule: Schedule
+    personalizer: Personalizer
     document: Mapping[str, Any] = dataclasses.field(repr=False, compare=False)
     actions_by_id: Mapping[str, Action] = dataclasses.field(repr=False, compare=False)
 
@@ -263,6 +283,7 @@ class Settings:
             ),
             campaign=_campaign(document["campaign"]),
             schedule=_schedule(document["schedule"]),
+            personalizer=_personalizer(document.get("personalizer") or {}),
             document=document,
             actions_by_id={action.id: action for action in actions},
         )
@@ -319,6 +340,13 @@ def _campaign(block: Mapping) -> Campaign:
 def _schedule(block: Mapping) -> Schedule:
     quiet = block.get("quiet_hours")
     return Schedule(quiet_hours=None if quiet is None else QuietHours(**quiet))
+
+
+def _personalizer(block: Mapping) -> Personalizer:
+    return Personalizer(
+        dynamic_actions=bool(block.get("dynamic_actions", True)),
+        reward_aggregation=RewardAggregation(block.get("reward_aggregation", "earliest")),
+    )
 
 
 def _timestamp(text: str | None) -> dt.datetime | None:

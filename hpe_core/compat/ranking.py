@@ -1,0 +1,561 @@
+"""Personalizer's Rank and multi-slot Rank, answered by HPE's decision engine.
+
+A Rank call is a decision request (:mod:`hpe_core.deliver.touchpoints`, the same steps as
+``POST /{id}/decisions``): the Rank's actions, less its ``excludedActions``, are the
+candidates; its ``contextFeatures`` are the context; the event id is the user (treatment
+or holdout is drawn per event); the channel is the configuration's first. The decision is
+logged with its propensity, variant and model version under the id derived from the
+event id (:mod:`hpe_core.compat.options`), so:
+
+- **Replays**: a Rank whose event id already has a decision logs nothing new and answers
+  that decision again, provided its ``contextFeatures`` agree with the first call's and
+  its actions still include the action chosen then; otherwise it is refused (409). Two
+  Rank calls racing with one event id: the second insert fails on the primary key, and
+  that call answers the first one's decision.
+- **Dynamic actions**: ids the configuration does not list join its catalog with the
+  features the Rank gave them (a validated settings update, logged as ``config.updated``,
+  committed before deciding), unless ``personalizer.dynamic_actions`` is false (400) or
+  the key is publishable (403). Actions the configuration lists keep its features.
+- **Deferred activation**: the decision is logged as ``deferred`` (see
+  :mod:`hpe_core.compat.feedback`): neither counted in metrics nor learned until the event
+  is activated.
+
+The answer ranks the chosen action first, then the other eligible actions by probability,
+then the actions that could not be chosen (excluded, or not eligible under the
+configuration's rules) with probability 0. Nothing eligible (a frequency cap, quiet hours,
+a budget...): no decision is logged and ``rewardActionId`` is null.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import NamedTuple
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from hpe_core.compat.errors import coded, flat_messages, invalid
+from hpe_core.compat.features import action_document, hpe_action_id, personalizer_id
+from hpe_core.compat.options import (
+    channel_of,
+    check_event_id,
+    event_decision_id,
+    new_event_id,
+    slot_decision_id,
+)
+from hpe_core.decide.decisions import ConfigSnapshot, DecisionRequest
+from hpe_core.decide.results import Decision, NoDecisionReason
+from hpe_core.deliver import touchpoints
+from hpe_core.deliver.touchpoints import Answer, TouchpointParts
+from hpe_core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from hpe_core.store.models import Config
+from hpe_core.store.models import Decision as DecisionRow
+from hpe_core.store.vocabulary import KeyKind, Variant
+from hpe_core.tenancy import configs
+from hpe_core.tenancy.configs import Catalog, settings_of
+from hpe_core.tenancy.settings import MAX_ACTIONS
+from hpe_core.tenancy.workspaces import Principal
+
+#: The context key a slot's id and features are given under (multi-slot Rank).
+SLOT_KEY = "_slot"
+#: Most slots one multi-slot Rank may fill.
+MAX_SLOTS = 50
+RANK_ERROR = "InvalidRankRequest"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RankAction:
+    """One action of a Rank call: its Personalizer id and its flattened features."""
+
+    id: str
+    features: Mapping = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class RankRequest:
+    """A single-slot Rank call, its shapes checked (:mod:`web.compat` parses it)."""
+
+    context: Mapping
+    actions: tuple[RankAction, ...]
+    excluded: tuple[str, ...] = ()
+    event_id: str | None = None
+    defer: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Slot:
+    """One slot of a multi-slot Rank: its features, its excluded actions and the action
+    the caller would show there without Personalizer (``baselineAction``)."""
+
+    id: str
+    baseline: str
+    features: Mapping = dataclasses.field(default_factory=dict)
+    excluded: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class MultiSlotRequest:
+    context: Mapping
+    actions: tuple[RankAction, ...]
+    slots: tuple[Slot, ...]
+    event_id: str | None = None
+    defer: bool = False
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RankedEvent:
+    """A Rank answer.
+
+    :param ranking: ``(Personalizer action id, probability)`` in the answer's order
+    :param reward_action_id: the chosen action; None when nothing was eligible
+    :param variant: treatment or holdout (None: nothing was logged)
+    :param replayed: the event had been ranked before: its first decision is answered
+    :param reason: why nothing was chosen (None when an action was)
+    """
+
+    event_id: str
+    ranking: tuple[tuple[str, float], ...]
+    reward_action_id: str | None
+    variant: Variant | None
+    replayed: bool = False
+    reason: NoDecisionReason | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SlotResult:
+    slot_id: str
+    reward_action_id: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MultiSlotResult:
+    event_id: str
+    slots: tuple[SlotResult, ...]
+    replayed: bool = False
+
+
+class _Logged(NamedTuple):
+    """A logged decision of an event, as a replay needs it."""
+
+    id: uuid.UUID
+    context: dict
+    action_id: str
+    eligible: list
+    probabilities: list
+    variant: str
+
+
+# --- Single-slot Rank ---------------------------------------------------------------------
+
+
+def rank(
+    session: Session,
+    parts: TouchpointParts,
+    catalog: Catalog,
+    principal: Principal,
+    config_id: uuid.UUID,
+    request: RankRequest,
+) -> RankedEvent:
+    """Decide one Rank call and log it (or answer its event's logged decision again).
+
+    :raises NotFound: unknown configuration, or another workspace's
+    :raises InvalidInput: duplicate or unknown ids, nothing left to rank, unknown actions
+        where the configuration forbids adding them, or features the catalog refuses
+    :raises Forbidden: a publishable key would add actions
+    :raises Conflict: the configuration is PAUSED or INACTIVE; or the event id was ranked
+        before with other contextFeatures, or without the action chosen then
+    """
+    snap = parts.engine.snapshot(session, principal, config_id)
+    _check_actions(request.actions, request.excluded, "excludedActions")
+    candidates = [a.id for a in request.actions if a.id not in set(request.excluded)]
+    if not candidates:
+        raise invalid(RANK_ERROR, "Every action is excluded: nothing to rank.", "excludedActions")
+    event_id = check_event_id(request.event_id) if request.event_id else new_event_id()
+    decision_id = event_decision_id(config_id, event_id)
+    logged = _logged(session, config_id, [decision_id])
+    if logged:
+        return _replay(snap, request, event_id, logged[decision_id])
+    snap = _with_actions(session, parts, catalog, principal, config_id, snap, request.actions)
+    decide = DecisionRequest(
+        user_id=event_id,
+        channel=channel_of(snap.settings),
+        context=dict(request.context),
+        candidates=[hpe_action_id(pid) for pid in candidates],
+        decision_id=decision_id,
+        deferred=request.defer,
+    )
+    try:
+        answered = touchpoints.answer(session, parts, principal, config_id, decide)
+        _commit_if_logged(session, [answered])
+    except IntegrityError:
+        # Another call logged this event first (same primary key): answer its decision.
+        session.rollback()
+        logged = _logged(session, config_id, [decision_id])
+        if not logged:
+            raise
+        return _replay(
+            parts.engine.snapshot(session, principal, config_id),
+            request,
+            event_id,
+            logged[decision_id],
+        )
+    touchpoints.after_commit(parts, principal, config_id, [answered])
+    names = _names(snap, request.actions)
+    result = answered.result
+    order = [hpe_action_id(a.id) for a in request.actions]
+    if not isinstance(result, Decision):
+        return RankedEvent(
+            event_id=event_id,
+            ranking=tuple((names(a), 0.0) for a in order),
+            reward_action_id=None,
+            variant=None,
+            reason=result.reason,
+        )
+    return RankedEvent(
+        event_id=event_id,
+        ranking=_ranking(result.action_id, result.ranked_pairs(), order, names),
+        reward_action_id=names(result.action_id),
+        variant=result.variant,
+    )
+
+
+def _replay(
+    snap: ConfigSnapshot, request: RankRequest, event_id: str, logged: _Logged
+) -> RankedEvent:
+    """The first decision of an event, answered again (nothing is logged).
+
+    :raises Conflict: the call does not repeat the first one
+    """
+    _check_repeat(event_id, request.context, logged, request.actions, request.excluded)
+    pairs = sorted(
+        zip(logged.eligible, logged.probabilities, strict=True), key=lambda p: p[1], reverse=True
+    )
+    names = _names(snap, request.actions)
+    order = [hpe_action_id(a.id) for a in request.actions]
+    return RankedEvent(
+        event_id=event_id,
+        ranking=_ranking(logged.action_id, pairs, order, names),
+        reward_action_id=names(logged.action_id),
+        variant=Variant(logged.variant),
+        replayed=True,
+    )
+
+
+# --- Multi-slot Rank ----------------------------------------------------------------------
+
+
+def rank_slots(
+    session: Session,
+    parts: TouchpointParts,
+    catalog: Catalog,
+    principal: Principal,
+    config_id: uuid.UUID,
+    request: MultiSlotRequest,
+) -> MultiSlotResult:
+    """Fill each slot in order with a different action, one logged decision per slot, all
+    in one transaction (or answer the event's logged slots again).
+
+    A slot's candidates are the actions less its ``excludedActions`` and less the actions
+    the slots before it got; its id and features join the context under ``_slot``. A slot
+    with no candidate left, or nothing eligible, gets no action (null).
+
+    :raises: what :func:`rank` raises; and InvalidInput for slots without a unique id, or
+        a ``baselineAction`` that is not one of the actions or is excluded from its slot
+    """
+    snap = parts.engine.snapshot(session, principal, config_id)
+    _check_actions(request.actions, (), "actions")
+    _check_slots(request.slots, {a.id for a in request.actions})
+    event_id = check_event_id(request.event_id) if request.event_id else new_event_id()
+    ids = {slot.id: slot_decision_id(config_id, event_id, slot.id) for slot in request.slots}
+    logged = _logged(session, config_id, list(ids.values()))
+    if logged:
+        return _replay_slots(snap, request, event_id, ids, logged)
+    snap = _with_actions(session, parts, catalog, principal, config_id, snap, request.actions)
+    channel = channel_of(snap.settings)
+    answers: list[Answer] = []
+    results: list[SlotResult] = []
+    names = _names(snap, request.actions)
+    chosen: set[str] = set()
+    try:
+        for slot in request.slots:
+            excluded = set(slot.excluded)
+            candidates = [
+                hpe_action_id(a.id)
+                for a in request.actions
+                if a.id not in excluded and hpe_action_id(a.id) not in chosen
+            ]
+            if not candidates:
+                results.append(SlotResult(slot.id, None))
+                continue
+            decide = DecisionRequest(
+                user_id=event_id,
+                channel=channel,
+                context={**request.context, SLOT_KEY: {**slot.features, "id": slot.id}},
+                candidates=candidates,
+                decision_id=ids[slot.id],
+                deferred=request.defer,
+            )
+            answered = touchpoints.answer(session, parts, principal, config_id, decide)
+            answers.append(answered)
+            if isinstance(answered.result, Decision):
+                chosen.add(answered.result.action_id)
+                results.append(SlotResult(slot.id, names(answered.result.action_id)))
+            else:
+                results.append(SlotResult(slot.id, None))
+        _commit_if_logged(session, answers)
+    except IntegrityError:
+        session.rollback()
+        logged = _logged(session, config_id, list(ids.values()))
+        if not logged:
+            raise
+        return _replay_slots(snap, request, event_id, ids, logged)
+    touchpoints.after_commit(parts, principal, config_id, answers)
+    return MultiSlotResult(event_id=event_id, slots=tuple(results))
+
+
+def _replay_slots(
+    snap: ConfigSnapshot,
+    request: MultiSlotRequest,
+    event_id: str,
+    ids: Mapping[str, uuid.UUID],
+    logged: Mapping[uuid.UUID, _Logged],
+) -> MultiSlotResult:
+    names = _names(snap, request.actions)
+    results = []
+    for slot in request.slots:
+        row = logged.get(ids[slot.id])
+        if row is not None:
+            context = {k: v for k, v in row.context.items() if k != SLOT_KEY}
+            _check_repeat(
+                event_id,
+                request.context,
+                row._replace(context=context),
+                request.actions,
+                slot.excluded,
+            )
+        results.append(SlotResult(slot.id, names(row.action_id) if row else None))
+    return MultiSlotResult(event_id=event_id, slots=tuple(results), replayed=True)
+
+
+# --- Shared steps -------------------------------------------------------------------------
+
+
+def _check_actions(actions: Sequence[RankAction], excluded: Iterable[str], field: str) -> None:
+    """:raises InvalidInput: no actions, too many, a duplicate id, or an excluded id that
+    is not one of the actions"""
+    if not actions:
+        raise invalid(RANK_ERROR, "Give at least one action.", "actions")
+    if len(actions) > MAX_ACTIONS:
+        raise invalid(RANK_ERROR, f"At most {MAX_ACTIONS} actions per Rank call.", "actions")
+    seen: set[str] = set()
+    for action in actions:
+        if action.id in seen:
+            raise invalid(RANK_ERROR, f"Duplicate action id {action.id!r}.", "actions")
+        seen.add(action.id)
+    unknown = [a for a in excluded if a not in seen]
+    if unknown:
+        raise invalid(
+            RANK_ERROR, f"{field} names ids that are not among the actions: {unknown[:5]}.", field
+        )
+
+
+def _check_slots(slots: Sequence[Slot], action_ids: set[str]) -> None:
+    """:raises InvalidInput: as Personalizer refuses them: no slots, too many, a repeated
+    slot id or baseline action, a baseline that is not an action or is excluded"""
+    if not slots:
+        raise invalid(RANK_ERROR, "Give at least one slot.", "slots")
+    if len(slots) > MAX_SLOTS:
+        raise invalid(RANK_ERROR, f"At most {MAX_SLOTS} slots per Rank call.", "slots")
+    ids, baselines = set(), set()
+    for slot in slots:
+        if slot.id in ids:
+            raise invalid(RANK_ERROR, f"Duplicate slot id {slot.id!r}.", "slots")
+        ids.add(slot.id)
+        if slot.baseline not in action_ids:
+            raise invalid(
+                RANK_ERROR,
+                f"Slot {slot.id!r}: baselineAction {slot.baseline!r} is not one of the actions.",
+                "slots",
+            )
+        if slot.baseline in slot.excluded:
+            raise invalid(RANK_ERROR, f"Slot {slot.id!r}: its baselineAction is excluded.", "slots")
+        if slot.baseline in baselines:
+            raise invalid(
+                RANK_ERROR,
+                f"Slot {slot.id!r}: baselineAction {slot.baseline!r} is another slot's too.",
+                "slots",
+            )
+        baselines.add(slot.baseline)
+        unknown = [a for a in slot.excluded if a not in action_ids]
+        if unknown:
+            raise invalid(
+                RANK_ERROR,
+                f"Slot {slot.id!r}: excludedActions names ids that are not among the "
+                f"actions: {unknown[:5]}.",
+                "slots",
+            )
+
+
+def _with_actions(
+    session: Session,
+    parts: TouchpointParts,
+    catalog: Catalog,
+    principal: Principal,
+    config_id: uuid.UUID,
+    snap: ConfigSnapshot,
+    actions: Sequence[RankAction],
+) -> ConfigSnapshot:
+    """The snapshot, once every action of the call is in the configuration's catalog.
+
+    Unknown ids are added (committed in a transaction of their own) when the
+    configuration allows it. The stored configuration is read again, and locked on
+    PostgreSQL, before it is changed: the snapshot may be a second old, and two calls
+    adding actions at once must not lose one's.
+
+    :raises InvalidInput: adding is forbidden, or the catalog refuses an action
+    :raises Forbidden: a publishable key would add actions
+    """
+    known = snap.settings.actions_by_id
+    if all(hpe_action_id(a.id) in known for a in actions):
+        return snap
+    config = session.get(Config, config_id, with_for_update=True, populate_existing=True)
+    if config is None or config.workspace_id != principal.workspace_id:
+        raise NotFound(f"No configuration {config_id}.")
+    settings = settings_of(config)
+    missing = [a for a in actions if hpe_action_id(a.id) not in settings.actions_by_id]
+    if missing:
+        shown = ", ".join(repr(a.id) for a in missing[:5])
+        if not settings.personalizer.dynamic_actions:
+            session.rollback()
+            raise invalid(
+                RANK_ERROR,
+                f"Unknown action id(s) {shown}: this configuration does not add actions from "
+                "Rank calls (settings.personalizer.dynamic_actions is false).",
+                "actions",
+            )
+        if principal.kind != KeyKind.SECRET:
+            session.rollback()
+            raise coded(
+                Forbidden(
+                    f"Unknown action id(s) {shown}: a publishable key cannot add actions to "
+                    "the catalog. Use a secret key, or add them to the configuration first."
+                ),
+                "InvalidApiAccess",
+            )
+        documents = list(settings.document["actions"])
+        first_new = len(documents)
+        documents += [action_document(a.id, a.features) for a in missing]
+        try:
+            configs.update(
+                session, principal, catalog, config_id, settings_patch={"actions": documents}
+            )
+        except InvalidInput as exc:
+            session.rollback()
+            raise _catalog_refused(exc, missing, first_new) from exc
+    session.commit()
+    parts.engine.invalidate(config_id)
+    return parts.engine.snapshot(session, principal, config_id)
+
+
+def _catalog_refused(
+    error: InvalidInput, missing: Sequence[RankAction], first_new: int
+) -> InvalidInput:
+    """The settings validation's refusal, told about the Rank's actions."""
+    messages = []
+    for path, message in flat_messages(error.errors.get("settings", {})):
+        parts = path.split(".")
+        if len(parts) >= 2 and parts[0] == "actions" and parts[1].isdigit():
+            index = int(parts[1]) - first_new
+            if 0 <= index < len(missing):
+                where = ".".join(parts[2:])
+                path = f"action {missing[index].id!r}" + (f" {where}" if where else "")
+        messages.append(f"{path}: {message}")
+    detail = "; ".join(messages[:5]) or error.message
+    return invalid(RANK_ERROR, f"The catalog cannot take these actions: {detail}", "actions")
+
+
+def _logged(
+    session: Session, config_id: uuid.UUID, ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, _Logged]:
+    """The logged decisions among ``ids`` (one primary-key lookup)."""
+    rows = session.execute(
+        select(
+            DecisionRow.id,
+            DecisionRow.context,
+            DecisionRow.action_id,
+            DecisionRow.eligible,
+            DecisionRow.probabilities,
+            DecisionRow.variant,
+        ).where(DecisionRow.config_id == config_id, DecisionRow.id.in_(list(ids)))
+    )
+    return {row.id: _Logged(*row) for row in rows}
+
+
+def _check_repeat(
+    event_id: str,
+    context: Mapping,
+    logged: _Logged,
+    actions: Sequence[RankAction],
+    excluded: Iterable[str],
+) -> None:
+    """:raises Conflict: a repeated event id whose call differs from the first one"""
+    stored = logged.context or {}
+    if any(key not in stored or stored[key] != value for key, value in context.items()):
+        raise coded(
+            Conflict(
+                f"eventId {event_id!r} was ranked before with other contextFeatures. "
+                "Give each Rank call its own eventId."
+            ),
+            RANK_ERROR,
+        )
+    excluded = set(excluded)
+    offered = {hpe_action_id(a.id) for a in actions if a.id not in excluded}
+    if logged.action_id not in offered:
+        raise coded(
+            Conflict(
+                f"eventId {event_id!r} was ranked before, and this call's actions do not "
+                "include the action chosen then. Give each Rank call its own eventId."
+            ),
+            RANK_ERROR,
+        )
+
+
+def _commit_if_logged(session: Session, answers: Sequence[Answer]) -> None:
+    """Commit when a decision was logged; otherwise end the (empty) transaction."""
+    if any(answer.logged for answer in answers):
+        session.commit()
+    else:
+        session.rollback()
+
+
+def _names(snap: ConfigSnapshot, actions: Sequence[RankAction]) -> Callable[[str], str]:
+    """Catalog id → the Personalizer id the caller knows (its own spelling first)."""
+    given = {hpe_action_id(a.id): a.id for a in actions}
+    catalogued = snap.settings.actions_by_id
+
+    def name(action_id: str) -> str:
+        if action_id in given:
+            return given[action_id]
+        action = catalogued.get(action_id)
+        return personalizer_id(action) if action is not None else action_id
+
+    return name
+
+
+def _ranking(
+    chosen: str,
+    pairs: Sequence[tuple[str, float]],
+    order: Sequence[str],
+    names: Callable[[str], str],
+) -> tuple[tuple[str, float], ...]:
+    """The chosen action first, then the other eligible ones by probability, then the
+    request's actions that were not eligible, with probability 0."""
+    probability = dict(pairs)
+    shown = [(chosen, probability.get(chosen, 0.0))]
+    shown += [(a, p) for a, p in pairs if a != chosen]
+    listed = {a for a, _p in shown}
+    shown += [(a, 0.0) for a in order if a not in listed]
+    return tuple((names(a), float(p)) for a, p in shown)
