@@ -210,7 +210,11 @@ def hpe_on_outcomes(
 
 @hookspec
 def hpe_on_delivered(delivery: Delivery, result: DeliveryResult) -> None:
-    """A delivery was sent (committed). Called by the delivery job."""
+    """A delivery was sent (committed). Called by the delivery job.
+
+    :param delivery: the delivery row, status ``sent`` (recipient and variables erased)
+    :param result: what the connector's ``send()`` reported (message id, details)
+    """
 
 
 @hookspec

@@ -55,7 +55,7 @@ def test_hookspec_has_a_test(name):
 
 #: Specs whose docstring is still a single line: hpe_core/hookspecs.py has to say more
 #: (what the arguments are, when it is called). Strict: drop a name once it is fixed.
-ONE_LINE_DOCSTRINGS = {"hpe_on_delivered"}
+ONE_LINE_DOCSTRINGS: set[str] = set()
 _ONE_LINE = pytest.mark.xfail(strict=True, reason="one-line docstring in hpe_core/hookspecs.py")
 
 
