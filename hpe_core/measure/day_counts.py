@@ -29,7 +29,9 @@ COUNTERS = (
     "baseline_decisions",
     "model_agreements",
 )
-VARIANTS = tuple(Variant)
+#: The variants as plain strings: they key every block of a document, and dicts with only
+#: ``str`` keys are looked up faster than with enum members in them.
+VARIANTS = tuple(variant.value for variant in Variant)
 #: Segment values kept per day, and reported per summary (by decisions); the rest are
 #: summed under "(other)", so a high-cardinality context key cannot blow up the stored
 #: document or the answer.
@@ -59,7 +61,9 @@ def split_of(block: dict, key: str) -> dict:
 
 def add_split(block: dict, key: str, split: Mapping) -> None:
     """Add ``{"treatment": C, "holdout": C}`` into ``block[key]``."""
-    target = split_of(block, key)
+    target = block.get(key)
+    if target is None:  # split_of, inlined: this runs for every split of every day summed
+        target = block[key] = {variant: empty_counts() for variant in VARIANTS}
     for variant in VARIANTS:
         add_counts(target[variant], split[variant])
 

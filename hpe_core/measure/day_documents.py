@@ -39,7 +39,7 @@ import json
 import math
 import operator
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from sqlalchemy import Date, and_, case, cast, func, literal, or_, select, text
@@ -65,6 +65,8 @@ from hpe_core.tenancy.settings_types import Settings
 DOCUMENT_VERSION = 3
 #: PostgreSQL work_mem for the aggregates (see compute_runs).
 WORK_MEM = "64MB"
+#: Live decisions (the experiment), as the plain string compared once per row.
+_LIVE = DecisionSource.LIVE.value
 
 
 # --- Settings the documents depend on -------------------------------------------------------
@@ -105,6 +107,16 @@ _group_key_of = operator.attrgetter(*GroupKey._fields)
 
 def _group_key(row) -> GroupKey:
     return GroupKey._make(_group_key_of(row))
+
+
+def _group_key_reader(rows: Sequence) -> Callable[[object], tuple]:
+    """For rows of one query, a function that reads each row's group key as a plain tuple
+    (equal to its :class:`GroupKey`): the columns are found by name once, then read by
+    position, because the outcome queries return a row per decision and outcome type."""
+    if not rows:
+        return _group_key
+    names = rows[0]._fields
+    return operator.itemgetter(*(names.index(name) for name in GroupKey._fields))
 
 
 class _Group(NamedTuple):
@@ -259,7 +271,7 @@ _NO_ENGAGEMENT = _Engagement()
 class _DecisionOutcomes:
     """One decision's outcomes, direct and attributed, merged."""
 
-    key: GroupKey
+    key: tuple  # its GroupKey's values
     engaged: bool = False
     revenue: float = 0.0
 
@@ -375,15 +387,16 @@ def _per_decision(direct, attributed) -> tuple[dict, dict[tuple, float]]:
     per_decision: dict = {}
     outcome_types: dict[tuple, float] = defaultdict(float)
     for rows, from_attribution in ((direct, False), (attributed, True)):
+        key_of = _group_key_reader(rows)
         for row in rows:
             entry = per_decision.get(row.id)
             if entry is None:
-                entry = per_decision[row.id] = _DecisionOutcomes(_group_key(row))
+                entry = per_decision[row.id] = _DecisionOutcomes(key_of(row))
             # An import engaged by its given reward is counted already (see _decided).
             counted = from_attribution and bool(row.given_positive)
             entry.engaged = entry.engaged or (bool(row.engaged) and not counted)
             entry.revenue += float(row.revenue or 0.0)
-            if row.source == DecisionSource.LIVE:
+            if row.source == _LIVE:
                 outcome_types[(_as_date(row.day), row.variant, row.type)] += float(row.n or 0)
     return per_decision, outcome_types
 
@@ -405,7 +418,7 @@ def _documents(groups: list[_Group], digest: str) -> dict[dt.date, dict]:
         if document is None:
             document = days[date] = _empty_document(digest)
         add_counts(document["sources"].setdefault(key.source, empty_counts()), counts)
-        if key.source != DecisionSource.LIVE:
+        if key.source != _LIVE:
             continue
         add_counts(document["variants"][key.variant], counts)
         add_counts(split_of(document["channels"], key.channel)[key.variant], counts)
@@ -430,7 +443,7 @@ def _kept_segments(groups: list[_Group]) -> dict[dt.date, set[str]]:
     """Per day, the :data:`MAX_SEGMENTS` segment values with the most live decisions."""
     totals: dict[dt.date, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for date, key, counts in groups:
-        if key.source == DecisionSource.LIVE:
+        if key.source == _LIVE:
             totals[date][_segment_value(key.segment)] += counts["decisions"]
     return {
         date: {
