@@ -25,7 +25,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from hpe_core.decide import assignment, consent, eligibility
+from hpe_core.decide import assignment, consent, eligibility, exclusions
 from hpe_core.decide.features import ActionCatalog, decision_features
 from hpe_core.decide.guardrails import (
     REFRESH_SECONDS,
@@ -38,7 +38,7 @@ from hpe_core.decide.guardrails import (
 )
 from hpe_core.decide.policy.exploration import vw_arguments
 from hpe_core.decide.policy.serving import ModelRegistry
-from hpe_core.decide.results import Decision, NoDecision, NoDecisionReason
+from hpe_core.decide.results import Decision, DryRun, NoDecision, NoDecisionReason
 from hpe_core.errors import Conflict, InvalidInput, NotFound
 from hpe_core.store.limits import MAX_USER_ID_LENGTH
 from hpe_core.store.models import Config, utcnow
@@ -206,6 +206,47 @@ class DecisionEngine:
         choice = self._choose(snap, request, variant, eligible)
         return self._log(session, snap, request, variant, eligible, choice, usage, now)
 
+    def try_out(
+        self,
+        session: Session,
+        principal: Principal,
+        config_id: uuid.UUID,
+        request: DecisionRequest,
+        now: dt.datetime | None = None,
+    ) -> DryRun:
+        """What :meth:`decide` would answer now, without logging or spending anything.
+
+        The same steps run (consent and frequency caps are read, the model scores), but no
+        decision row is written, no cap or budget count moves and no activity is recorded:
+        the dashboard's "try it", and ``POST /{id}/decisions?dry_run=true``. The answer
+        also says why each action that was left out was left out.
+
+        :raises: what :meth:`decide` raises
+        """
+        now = now or utcnow()
+        snap = self.snapshot(session, principal, config_id)
+        _check_decidable(snap, request)
+        usage = None
+        try:
+            eligible = _eligibility(session, snap, request, now)
+            eligible, usage = self._guardrails(session, snap, request, eligible, now, log=False)
+            variant, eligible = _assignment(snap, request, eligible, usage)
+        except _Refused as refused:
+            return DryRun(NoDecision(refused.reason), exclusions.explain(snap.settings, request))
+        choice = self._choose(snap, request, variant, eligible)
+        chosen = eligible[choice.index]
+        decision = Decision(
+            decision_id=None,
+            action=snap.action(chosen),
+            probability=choice.probabilities[choice.index],
+            variant=variant,
+            policy=choice.policy,
+            model_version=choice.model_version,
+            eligible=tuple(eligible),
+            probabilities=tuple(choice.probabilities),
+        )
+        return DryRun(decision, exclusions.explain(snap.settings, request, kept=eligible))
+
     # --- the steps ---------------------------------------------------------------------
 
     def _guardrails(
@@ -215,10 +256,13 @@ class DecisionEngine:
         request: DecisionRequest,
         eligible: list[str],
         now: dt.datetime,
+        *,
+        log: bool = True,
     ) -> tuple[list[str], Usage | None]:
         """Frequency caps, then the budget: the actions still affordable, and the cached
         counts when a share or budget guardrail needs them.
 
+        :param log: record ``guardrail.budget_exhausted`` (not in a dry run)
         :raises _Refused: ``frequency_cap`` or ``budget_exhausted``
         """
         if _over_frequency_cap(session, snap, request, now):
@@ -234,7 +278,8 @@ class DecisionEngine:
             costs = {a: self._cost(snap, a, request.channel) for a in eligible}
             eligible = affordable(eligible, costs, usage.spend, budget.amount)
             if not eligible:
-                self._budget_exhausted(snap, budget, usage.spend, now)
+                if log:
+                    self._budget_exhausted(snap, budget, usage.spend, now)
                 raise _Refused(NoDecisionReason.BUDGET_EXHAUSTED)
         return eligible, usage
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Mapping
 from enum import StrEnum
 from operator import itemgetter
 
@@ -59,7 +60,8 @@ class Decision:
     :param probabilities: the policy's distribution over ``eligible``
     """
 
-    decision_id: uuid.UUID
+    #: None for a dry run (:meth:`~hpe_core.decide.decisions.DecisionEngine.try_out`).
+    decision_id: uuid.UUID | None
     action: Action
     probability: float
     variant: Variant
@@ -93,3 +95,16 @@ class NoDecision:
     """Nothing was chosen and nothing was logged, for ``reason``."""
 
     reason: NoDecisionReason
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DryRun:
+    """What a decision would be now (nothing logged), and why each other action was out.
+
+    :param result: the decision (``decision_id`` None) or the refusal
+    :param excluded: action id -> why it was left out (channel, candidates, a rule, a
+        guardrail); actions the request refused as a whole are covered by ``reason``
+    """
+
+    result: Decision | NoDecision
+    excluded: Mapping[str, str]

@@ -85,6 +85,25 @@ class DecisionSchema(Schema):
             + " (checked in this order; see docs/learning.md)"
         }
     )
+    excluded = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        metadata={
+            "description": "Dry runs only (`?dry_run=true`): each action left out, and why "
+            "(not on this channel, not among the candidates, an action rule, a guardrail)"
+        },
+    )
+
+
+class DecisionQueryArgsSchema(Schema):
+    dry_run = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "Answer what the decision would be now without logging it: "
+            "`decision_id` null, no cap or budget consumed, 200, with `excluded` (secret "
+            "key only; no `deliver`)"
+        },
+    )
 
 
 class OutcomeInputSchema(HpeSchema):
