@@ -50,6 +50,7 @@ from hpe_core.results import (
     Summary,
 )
 from hpe_core.store.models import Config
+from hpe_core.store.vocabulary import Variant
 from hpe_core.tenancy import configs
 from hpe_core.tenancy.configs import settings_of
 from hpe_core.tenancy.workspaces import Principal
@@ -59,6 +60,8 @@ MAX_DAYS = 366
 #: Days of recent volume the power planner projects from.
 RECENT_DAYS = 7
 ALPHA, POWER = 0.05, 0.8
+#: The variants as the documents key them (plain strings, as in VARIANTS).
+TREATMENT, HOLDOUT = Variant.TREATMENT.value, Variant.HOLDOUT.value
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -203,9 +206,9 @@ def _slices(splits: Mapping[str, Mapping], counterfactual: Mapping | None) -> di
     """Each split's slice, by name; ``counterfactual`` None: each against its own holdout."""
     return {
         name: _slice(
-            split["treatment"],
-            split["holdout"],
-            split["holdout"] if counterfactual is None else counterfactual,
+            split[TREATMENT],
+            split[HOLDOUT],
+            split[HOLDOUT] if counterfactual is None else counterfactual,
         )
         for name, split in sorted(splits.items())
     }
@@ -228,7 +231,7 @@ def _segments(segments: Mapping) -> dict[str, dict[str, Comparison]]:
             add_split(target, channel, split)
     return {
         value: {
-            channel: Comparison(**_compared(split["treatment"], split["holdout"], split["holdout"]))
+            channel: Comparison(**_compared(split[TREATMENT], split[HOLDOUT], split[HOLDOUT]))
             for channel, split in sorted(by_channel.items())
         }
         for value, by_channel in kept.items()
@@ -240,7 +243,7 @@ def _outcome_types(by_type: Mapping, event_weights: Mapping[str, float]) -> dict
     (None: the type is not listed, so it counts here but weighs nothing)."""
     return {
         type_: OutcomeCount(
-            treatment=split["treatment"], holdout=split["holdout"], weight=event_weights.get(type_)
+            treatment=split[TREATMENT], holdout=split[HOLDOUT], weight=event_weights.get(type_)
         )
         for type_, split in sorted(by_type.items())
     }
@@ -323,7 +326,7 @@ def summarize(
     :param event_weights: ``reward.events`` (the weight shown beside each outcome type)
     """
     total = total_documents([DayDocument.of(document) for document in documents])
-    t, h = total["variants"]["treatment"], total["variants"]["holdout"]
+    t, h = total["variants"][TREATMENT], total["variants"][HOLDOUT]
     roi = _roi(t, h)
     return Summary(
         **_compared(t, h, h),
@@ -366,7 +369,7 @@ def _recent_volume(
     for day in days:
         if first <= day.date <= last:
             variants = day.document.variants
-            holdout += variants["holdout"].get("decisions", 0)
+            holdout += variants[HOLDOUT].get("decisions", 0)
             live += sum(variants[variant].get("decisions", 0) for variant in VARIANTS)
     return live / span, holdout / span
 

@@ -7,6 +7,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from hpe_core.recommend import recommendations
+from hpe_core.store.vocabulary import RecommendationStatus
 from web.api import BASE
 from web.api.schemas import ConfigSchema
 from web.auth import current_principal, require_secret_key
@@ -18,7 +19,7 @@ blp.before_request(require_secret_key)
 
 class RecommendationQueryArgsSchema(Schema):
     status = fields.String(
-        load_default="open",
+        load_default=RecommendationStatus.OPEN.value,
         validate=validate.OneOf(recommendations.STATUS_FILTERS),
         metadata={"description": "open (default), applied, dismissed, resolved or all"},
     )
