@@ -483,19 +483,14 @@ def _assignment(
     return variant, eligible
 
 
-def baseline_probabilities(holdout: Holdout | str | Mapping, eligible: list[str]) -> list[float]:
+def baseline_probabilities(holdout: Holdout, eligible: list[str]) -> list[float]:
     """The holdout baseline's distribution over the eligible actions (also evaluated offline).
 
-    :param holdout: the settings' typed holdout; or its ``baseline`` as the document
-        spells it (``"random"`` or ``{"action_id"}``), which off-policy evaluation
-        still passes
+    :param holdout: the settings' holdout (its ``baseline_action``, or None for random)
     :param eligible: the eligible action ids, at least one
     :returns: one probability per eligible action, in their order
     """
-    if isinstance(holdout, Holdout):
-        fixed = holdout.baseline_action
-    else:
-        fixed = holdout["action_id"] if isinstance(holdout, Mapping) else None
+    fixed = holdout.baseline_action
     if fixed is not None and fixed in eligible:
         return [1.0 if a == fixed else 0.0 for a in eligible]
     # Random baseline (or the fixed action is not eligible here): uniform, so its
