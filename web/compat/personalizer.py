@@ -92,6 +92,9 @@ def _route(rule: str, methods: list[str], *, code: str = "BadRequest", secret: b
                 raise Forbidden(
                     "A publishable key may only call Rank, Reward and Activate: use a secret key."
                 )
+            # An unknown configuration (or another workspace's) is a 404 before any body
+            # is read; the snapshot is the decision engine's cached one.
+            _engine().snapshot(db_session(), _principal(), config_id)
             return view(config_id, **kwargs)
 
         for prefix in _PREFIXES:
@@ -418,7 +421,6 @@ def log_properties(config_id: uuid.UUID):
 
 @_route("/logs", ["DELETE"])
 def delete_logs(config_id: uuid.UUID):
-    _configuration(config_id)
     raise NotSupported(
         "HPE keeps the decision log: its metrics, evaluation and learning are built on it. "
         "Deleting it is not supported (docs/personalizer.md)."
@@ -427,12 +429,12 @@ def delete_logs(config_id: uuid.UUID):
 
 @_route("/featureImportances", ["GET"])
 def list_feature_importances(config_id: uuid.UUID):
-    raise _no_feature_importances(config_id)
+    raise _no_feature_importances()
 
 
 @_route("/featureImportances/<path:feature_importance_id>", ["GET", "PUT", "DELETE"])
 def feature_importance(config_id: uuid.UUID, feature_importance_id: str):
-    raise _no_feature_importances(config_id)
+    raise _no_feature_importances()
 
 
 @bp.route("/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
@@ -455,16 +457,10 @@ def _refresh_seconds() -> int:
     return max(1, round(float(current_app.config.get("SWEEP_INTERVAL", 1.0))))
 
 
-def _configuration(config_id: uuid.UUID) -> None:
-    """:raises NotFound: unknown configuration, or another workspace's"""
-    _engine().snapshot(db_session(), _principal(), config_id)
-
-
-def _no_feature_importances(config_id: uuid.UUID) -> NotSupported:
-    _configuration(config_id)
+def _no_feature_importances() -> NotSupported:
     return NotSupported(
-        "HPE does not compute feature importances. Its off-policy evaluation "
-        "(evaluations) and metrics per action and segment are the closest (docs/personalizer.md)."
+        "HPE does not compute feature importances. Its off-policy evaluation (evaluations) "
+        "and its metrics per action and segment are the closest (docs/personalizer.md)."
     )
 
 
