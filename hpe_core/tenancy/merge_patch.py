@@ -35,3 +35,25 @@ def diff(before: object, after: object, path: str | None = None) -> dict[str, li
             changes.update(diff(before.get(key), after.get(key), sub))
         return changes
     return {} if before == after else {path or "": [before, after]}
+
+
+def make_merge_patch(before: object, after: object) -> object:
+    """The merge patch that turns ``before`` into ``after``.
+
+    Keys only in ``before`` become ``null`` (removed), objects are compared key by key,
+    anything else that differs is given whole. A merge patch cannot set a value to null:
+    a key that ``after`` holds as null is removed instead, which for settings is the same
+    thing (validation fills a removed optional key back in with its null default).
+    """
+    if not (isinstance(before, dict) and isinstance(after, dict)):
+        return copy.deepcopy(after)
+    patch: dict = {}
+    for key in before:
+        if key not in after:
+            patch[key] = None
+    for key, value in after.items():
+        if key not in before:
+            patch[key] = copy.deepcopy(value)
+        elif before[key] != value:
+            patch[key] = make_merge_patch(before[key], value)
+    return patch

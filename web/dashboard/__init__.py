@@ -30,7 +30,18 @@ def init_dashboard(app: Flask) -> None:
 def _make_blueprint() -> Blueprint:
     # One blueprint per app: routes cannot be added to a blueprint once an app has it,
     # and tests build many apps in one process.
-    from web.dashboard.views import account, exports, overview, results, setup
+    from web.dashboard.views import (
+        account,
+        admin_channels,
+        admin_keys,
+        admin_people,
+        configs,
+        exports,
+        overview,
+        results,
+        setup,
+        survey,
+    )
 
     blueprint = Blueprint(
         "dashboard",
@@ -43,7 +54,9 @@ def _make_blueprint() -> Blueprint:
     blueprint.before_request(csrf.protect)
     blueprint.after_request(security_headers.add)
     blueprint.context_processor(_page_context)
-    for module in (account, setup, overview, results, exports):
+    for module in (account, setup, overview, results, exports, configs):
+        module.register(blueprint)
+    for module in (survey, admin_people, admin_keys, admin_channels):
         module.register(blueprint)
     return blueprint
 

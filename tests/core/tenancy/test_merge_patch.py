@@ -160,3 +160,30 @@ def test_diff_only_names_paths_the_patch_touched(before, patch):
     changes = diff(before, apply_merge_patch(before, patch))
     for path in changes:
         assert any(path == key or path.startswith(f"{key}.") for key in patch)
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=3), children, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+def _without_nulls(value):
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    return value
+
+
+@given(
+    before=st.dictionaries(st.text(max_size=3), _JSON, max_size=4),
+    after=st.dictionaries(st.text(max_size=3), _JSON, max_size=4),
+)
+def test_make_merge_patch_turns_before_into_after(before, after):
+    """Applying the made patch to before gives after (nulls in objects read as removed)."""
+    from hpe_core.tenancy.merge_patch import make_merge_patch
+
+    patch = make_merge_patch(before, after)
+    assert _without_nulls(apply_merge_patch(before, patch)) == _without_nulls(after)
