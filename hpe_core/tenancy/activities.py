@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 from sqlalchemy import Select, select
@@ -75,10 +76,19 @@ def record_once(
     return inserted is not None
 
 
-def query(session: Session, config_id: uuid.UUID, *, type: str | None = None) -> Select:
-    """Activities of one configuration, newest first, optionally of one type.
+def query(
+    session: Session,
+    config_id: uuid.UUID,
+    *,
+    type: str | None = None,
+    actor: str | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+) -> Select:
+    """Activities of one configuration, newest first, optionally filtered.
 
-    ``type`` matches exactly, or by family when it ends in ``.*`` (``config.*``).
+    ``type`` matches exactly, or by family when it ends in ``.*`` (``config.*``);
+    ``actor`` exactly; ``since`` inclusive, ``until`` exclusive.
     """
     statement = select(Activity).where(Activity.config_id == config_id)
     if type:
@@ -86,4 +96,21 @@ def query(session: Session, config_id: uuid.UUID, *, type: str | None = None) ->
             statement = statement.where(Activity.type.startswith(type[:-1], autoescape=True))
         else:
             statement = statement.where(Activity.type == type)
+    if actor:
+        statement = statement.where(Activity.actor == actor)
+    if since is not None:
+        statement = statement.where(Activity.created_at >= since)
+    if until is not None:
+        statement = statement.where(Activity.created_at < until)
     return statement.order_by(Activity.created_at.desc(), Activity.id.desc())
+
+
+def types_and_actors(session: Session, config_id: uuid.UUID) -> tuple[list[str], list[str]]:
+    """The activity types and actors a configuration's log holds (for filter menus)."""
+    types = session.scalars(
+        select(Activity.type).where(Activity.config_id == config_id).distinct()
+    )
+    actors = session.scalars(
+        select(Activity.actor).where(Activity.config_id == config_id).distinct()
+    )
+    return sorted(types), sorted(actors)

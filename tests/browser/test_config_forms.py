@@ -130,6 +130,18 @@ def test_an_edit_changes_one_block_only(page, live_server, api):
     changes = api("get", f"/{created['id']}/activities").get_json()[0]
     assert changes["type"] == "config.updated" and changes["actor"] == "user:editor@example.com"
     assert list(changes["data"]["changes"]) == ["settings.holdout.percent"]
+    # The change is in the activity trail, readable, with the person as the actor.
+    page.goto(f"{live_server}/dashboard/configs/{created['id']}/activity?type=config.updated")
+    row = page.get_by_test_id("activity-row")
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("holdout.percent: 10.0 → 15")
+    expect(row).to_contain_text("user:editor@example.com")
+    shoot(page, "activity")
+    assert_accessible(page)
+    csv = page.request.get(
+        f"{live_server}/dashboard/configs/{created['id']}/activity.csv?actor=user:editor@example.com"
+    ).text()
+    assert csv.splitlines()[0] == "time_utc,type,actor,summary,data" and len(csv.splitlines()) == 2
 
 
 def test_the_json_view_saves_exactly_as_the_api(page, live_server, api):

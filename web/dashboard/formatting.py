@@ -134,8 +134,13 @@ FILTERS = {
 }
 
 
+def items2dict(pairs) -> dict:
+    """``[("type", "x"), ...]`` -> ``{"type": "x"}``: the non-empty filters as link arguments."""
+    return dict(pairs)
+
+
 def register(app: Flask) -> None:
-    app.jinja_env.filters.update(FILTERS)
+    app.jinja_env.filters.update(FILTERS, items2dict=items2dict)
     app.jinja_env.globals.update(
         rate_with_counts=rate_with_counts,
         interval=interval,
