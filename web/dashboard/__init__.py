@@ -32,6 +32,7 @@ def _make_blueprint() -> Blueprint:
     # and tests build many apps in one process.
     from web.dashboard.views import (
         account,
+        activity,
         admin_channels,
         admin_keys,
         admin_people,
@@ -54,7 +55,7 @@ def _make_blueprint() -> Blueprint:
     blueprint.before_request(csrf.protect)
     blueprint.after_request(security_headers.add)
     blueprint.context_processor(_page_context)
-    for module in (account, setup, overview, results, exports, configs):
+    for module in (account, setup, overview, results, exports, configs, activity):
         module.register(blueprint)
     for module in (survey, admin_people, admin_keys, admin_channels):
         module.register(blueprint)
