@@ -1,7 +1,7 @@
 """A live HPE on a loopback port, driven by Microsoft's own ``azure-ai-personalizer`` client.
 
-Each test gets a fresh app on SQLite and on PostgreSQL (the ``app`` fixture), served by
-``web.simulate.start_embedded_server``; a workspace with a secret key; a configuration to
+Each test gets a fresh app on SQLite and on PostgreSQL (the ``app`` fixture), served on a
+loopback port by werkzeug in a thread; a workspace with a secret key; a configuration to
 be the Personalizer loop; and the SDK's two clients pointed at
 ``http://127.0.0.1:<port>/compat/<config id>``.
 """
@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import threading
 import uuid
 
 import pytest
 import sqlalchemy as sa
 from azure.ai.personalizer import PersonalizerAdministrationClient, PersonalizerClient
 from azure.core.credentials import AzureKeyCredential
+from werkzeug.serving import make_server
 
 from hpe_core.learn import learning
 from hpe_core.store.models import Decision
 from tests.conftest import BASE, Tenant
 from web.extensions import app_runtime
-from web.simulate import start_embedded_server
 
 #: A Personalizer-style configuration: a placeholder action (HPE needs one to start),
 #: one channel, 50% holdout so both arms fill up quickly in tests.
@@ -104,10 +105,18 @@ class Loop:
 
 @pytest.fixture
 def served(app):
-    """``app`` on a free loopback port: its base URL."""
-    base, stop = start_embedded_server(app)
-    yield base
-    stop()
+    """``app`` on a free loopback port (threaded, as ``web.simulate.start_embedded_server``
+    serves it): its base URL. Polled every 50 ms so that stopping it after each test is
+    quick (werkzeug's default half second, hundreds of times, is minutes)."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
 
 
 @pytest.fixture
