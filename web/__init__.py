@@ -70,6 +70,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     ):
         api.register_blueprint(module.blp)
     api.register_blueprint(health.blp)
+    from web.api import survey  # SC-003's satisfaction report
+
+    api.register_blueprint(survey.blp)
     _register_plugin_blueprints(app, api, runtime.pm)
     from web.compat.personalizer import bp as personalizer  # Azure Personalizer's REST API
 

@@ -1,4 +1,5 @@
-"""The ``hpe`` command line: serve, worker, db, workspace, keys, user, plugins, openapi."""
+"""The ``hpe`` command line: serve, worker, db, workspace, keys, user, survey, plugins,
+openapi."""
 
 from __future__ import annotations
 
@@ -550,6 +551,47 @@ def user_reset_password(email):
         )
     click.echo(f"New password for {email} (shown only once):", err=True)
     click.echo(password)
+
+
+@cli.group()
+def survey():
+    """The satisfaction survey (SC-003) people answer in the dashboard."""
+
+
+@survey.command("report")
+@click.option("--workspace", "workspace_id", help="Only this workspace's answers.")
+@click.option("--json", "as_json", is_flag=True, help="The report as JSON (the API's shape).")
+def survey_report(workspace_id, as_json):
+    """Answers, mean score, share of 4 or 5, distribution and months (all workspaces
+    unless --workspace)."""
+    from hpe_core.tenancy import survey as survey_service
+
+    with app_session() as (_app, session):
+        if workspace_id is not None:
+            workspaces.get_workspace(session, workspace_id)
+        report = survey_service.report(session, workspace_id)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), sort_keys=True))
+        return
+    click.echo(f"Satisfaction survey, {workspace_id or 'all workspaces'}:")
+    if not report.answers:
+        click.echo(f"no answer yet ({report.dismissals} 'not now').")
+        return
+    bounds = report.mean_interval
+    interval = f" (95% interval {bounds.low:.2f}-{bounds.high:.2f})" if bounds else ""
+    verdict = "meets" if report.meets_target else "below"
+    click.echo(f"mean {report.mean:.2f} / 5{interval}: {verdict} SC-003's target of 4")
+    click.echo(
+        f"{report.satisfied} of {report.answers} answers gave 4 or 5 "
+        f"({report.share_satisfied:.0%}), from {report.people} people; "
+        f"{report.dismissals} 'not now'"
+    )
+    click.echo("score\tanswers")
+    for score, answers in report.distribution.items():
+        click.echo(f"{score}\t{answers}")
+    click.echo("month\tanswers\tmean\tgave 4 or 5")
+    for row in report.by_month:
+        click.echo(f"{row.month}\t{row.answers}\t{row.mean:.2f}\t{row.share_satisfied:.0%}")
 
 
 # --- plugins and the API document ------------------------------------------------------

@@ -21,6 +21,9 @@ class DefaultConfig(Defaults):
     #: (werkzeug's ProxyFix). 0: none. Behind one TLS-terminating proxy set 1, so that
     #: cookies are marked Secure and sign-in throttling sees the client's address.
     PROXY_FIX = 0
+    #: Days after a person's first sign-in before the dashboard asks how satisfied they
+    #: are (SC-003's survey); then at most once every 30 days.
+    SURVEY_AFTER_DAYS = 30
 
     # flask-smorest / OpenAPI
     API_TITLE = "Hyper-Personalization Engine"

@@ -547,3 +547,30 @@ class SetupToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+# --- The satisfaction survey (SC-003, migration 0009) ----------------------------------
+
+
+class SurveyAnswer(Base):
+    """A person's answer to the satisfaction survey in one workspace: a score of 1-5 and
+    an optional comment, or a dismissal (no score). Either counts as having been asked
+    (:mod:`hpe_core.tenancy.survey` asks again 30 days later)."""
+
+    __tablename__ = PREFIX + "survey_answers"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(User.id))
+    workspace_id: Mapped[str] = mapped_column(ForeignKey(Workspace.id))
+    #: 1 (very dissatisfied) to 5 (very satisfied); NULL: the person dismissed the prompt.
+    score: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint("score IS NULL OR (score >= 1 AND score <= 5)", name="score"),
+        # When was this person last asked (every page asks it, for the prompt).
+        Index("ix_041_hpe_survey_answers_user_created", "user_id", "created_at"),
+        # The workspace's report.
+        Index("ix_041_hpe_survey_answers_workspace_created", "workspace_id", "created_at"),
+    )
