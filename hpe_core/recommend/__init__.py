@@ -6,6 +6,8 @@ same validated update as ``PATCH``; the ``circuit_breaker`` reverts everyone to 
 baseline when treatment is significantly worse. The measurement pass (in ``measure``)
 calls them with the numbers it measured.
 
-May import: ``tenancy``, ``store``. One exception, declared in setup.cfg: the targeting
-rules judge a segment with ``measure.stats.lift``, the same test the metrics use.
+May import: ``tenancy``, ``store``, and ``hpe_core.results`` (the typed summary and
+evaluation the rules read; outside the stages, so measure can build them). One exception,
+declared in setup.cfg: the targeting rules judge a segment with ``measure.stats.lift``,
+the same test the metrics use.
 """

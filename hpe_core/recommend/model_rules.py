@@ -96,10 +96,8 @@ def change_exploration(
 
     :param lift: the summary's lift (None: no summary, so the model is not "winning")
     """
-    if settings.automation == AutomationLevel.MANUAL:
-        return []  # exploration only shapes what the model serves
-    model = _estimate(evaluation, Policy.MODEL)
-    if model is None or model.ess is None or model.n < OPE_MIN_DECISIONS:
+    model = _judged_model(settings, evaluation)
+    if model is None:
         return []
     exploration = settings.exploration
     ratio = model.ess / model.n
@@ -121,6 +119,16 @@ def change_exploration(
             else [_narrowing(model, ratio, exploration, change, lift, evidence)]
         )
     return []
+
+
+def _judged_model(settings: Settings, evaluation: Evaluation | None) -> PolicyEstimate | None:
+    """The model's estimate, when it is enough to judge exploration by."""
+    if settings.automation == AutomationLevel.MANUAL:
+        return None  # exploration only shapes what the model serves
+    model = _estimate(evaluation, Policy.MODEL)
+    if model is None or model.ess is None or model.n < OPE_MIN_DECISIONS:
+        return None
+    return model
 
 
 def _winning(lift: Lift | None) -> bool:
