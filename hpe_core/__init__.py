@@ -46,6 +46,8 @@ _CONNECTOR_CONTRACT = {
             "WebhookRequest",
         )
     },
+    "ActivityEvent": "hpe_core.activity_events",
+    "RecommendationChange": "hpe_core.activity_events",
     "OutcomeEvent": "hpe_core.learn.outcomes",
     "Touch": "hpe_core.learn.attribution",
 }
@@ -63,6 +65,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "ActivityEvent",
     "ChannelRuntime",
     "Conflict",
     "Connector",
@@ -75,6 +78,7 @@ __all__ = [
     "NotFound",
     "OutcomeEvent",
     "PermanentDeliveryError",
+    "RecommendationChange",
     "TransientDeliveryError",
     "Touch",
     "TransientError",

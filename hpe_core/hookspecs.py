@@ -29,10 +29,12 @@ if TYPE_CHECKING:  # pragma: no cover
     import uuid
     from collections.abc import Mapping
 
+    from hpe_core.activity_events import ActivityEvent, RecommendationChange
     from hpe_core.deliver.channels import Connector, HealthStatus, InboundEvent, WebhookRequest
     from hpe_core.deliver.delivery import Delivery, DeliveryResult
     from hpe_core.errors import HpeError
     from hpe_core.learn.outcomes import OutcomeEvent
+    from hpe_core.runtime import Runtime
 
 hookspec = pluggy.HookspecMarker("hpe")
 
@@ -235,4 +237,40 @@ def hpe_on_consent_changed(
     ``complained`` or ``subscribed``. Sync it to your ESP or CRM here.
 
     :param source: what changed it, e.g. ``webhook:email`` or ``tracking:unsubscribe``
+    """
+
+
+@hookspec
+def hpe_on_startup(runtime: Runtime) -> None:
+    """A process's runtime was built: the app of ``hpe serve`` (each gunicorn worker), an
+    ``hpe worker`` process, or an ``hpe`` command. Called once per runtime, before any
+    request or job.
+
+    A plugin that works outside requests keeps what it needs here: the session factory
+    (``runtime.sessions``), the job backend (``runtime.jobs``) and the settings. HPE's
+    outgoing webhooks (``plugins.event_sinks``) register their per-runtime sink here.
+
+    :param runtime: the :class:`hpe_core.runtime.Runtime` just built
+    """
+
+
+@hookspec
+def hpe_on_activity(activity: ActivityEvent) -> None:
+    """An activity was logged (committed): a configuration created or changed, a model
+    version learned (``model.updated``), a guardrail hit (``guardrail.*``), a
+    recommendation applied... every row of the activity log, in the process that wrote it
+    (an API process or a worker).
+
+    :param activity: the :class:`hpe_core.activity_events.ActivityEvent` (``type``,
+        ``workspace_id``, ``config_id``, ``actor``, ``data``, ``created_at``)
+    """
+
+
+@hookspec
+def hpe_on_recommendation_changed(recommendation: RecommendationChange) -> None:
+    """A recommendation was raised (``status`` ``open``), applied, dismissed or resolved
+    (committed), by the measurement pass, a person or the engine.
+
+    :param recommendation: the :class:`hpe_core.activity_events.RecommendationChange`
+        (``status`` and ``previous_status``, ``kind``, ``subject``, ``title``, ``patch``)
     """

@@ -26,9 +26,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
 
+from hpe_core import activity_events
 from hpe_core.decide.decisions import DecisionEngine
 from hpe_core.deliver.channels import ChannelRuntime, Connector
 from hpe_core.deliver.tracking_links import TrackingLinks
+from hpe_core.events import notify
 from hpe_core.measure.measurement import MeasurementPlugins
 from hpe_core.store import db
 from hpe_core.tenancy.settings import ATTRIBUTION_MODELS
@@ -85,6 +87,15 @@ class Defaults:
     PASSWORD_HASH_COST = 2**17
     #: Largest accepted request body, in bytes (imports are NDJSON and can be big).
     MAX_CONTENT_LENGTH = 64 * 1024 * 1024
+    #: Outgoing webhooks (``/webhook-endpoints``): ``decision.created`` events are batched
+    #: for at most this many seconds, and at most ``WEBHOOK_BATCH_SIZE`` decisions a message.
+    WEBHOOK_BATCH_SECONDS = 1.0
+    WEBHOOK_BATCH_SIZE = 500
+    #: Seconds a process trusts its list of subscribed endpoints (a change made in another
+    #: process reaches this one within this delay; in the same process, at once).
+    WEBHOOK_CACHE_SECONDS = 5.0
+    #: Accept ``http://`` endpoint URLs on any host (default: only on loopback addresses).
+    WEBHOOK_ALLOW_HTTP = False
 
 
 def default_instance_path() -> str:
@@ -250,13 +261,14 @@ def build(
             for name, connector in channels.items()
         },
     )
+    activity_events.watch(sessions, pm)  # hpe_on_activity, hpe_on_recommendation_changed
     jobs = make_jobs(
         settings["REDIS_URL"],
         sessions,
         background=settings["INLINE_SWEEPER"],
         plugins=measurement,
     )
-    return Runtime(
+    runtime = Runtime(
         settings=settings,
         engine=engine,
         sessions=sessions,
@@ -267,6 +279,8 @@ def build(
         decisions=DecisionEngine(sessions, channel_costs=measurement.channel_costs),
         jobs=jobs,
     )
+    notify(pm.hook.hpe_on_startup, runtime=runtime)
+    return runtime
 
 
 def prepare_schema(engine, settings: Mapping[str, Any]) -> None:

@@ -27,6 +27,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.connector_defaults",
     "plugins.attribution",
     "plugins.commands",
+    "plugins.event_sinks",
 )
 
 

@@ -54,6 +54,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         models,
         outcomes,
         recommendations,
+        webhook_endpoints,
     )
 
     for module in (
@@ -67,6 +68,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         recommendations,
         models,
         imports,
+        webhook_endpoints,
     ):
         api.register_blueprint(module.blp)
     api.register_blueprint(health.blp)

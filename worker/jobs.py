@@ -187,3 +187,33 @@ def export_audiences(config_id: str, channel: str = "ads") -> dict:
     with job_session() as session:
         exported = connector.export_audiences(session, uuid.UUID(config_id))
     return {"exported": exported}
+
+
+def attempt_webhook_message(session, runtime, message_id: uuid.UUID):
+    """One attempt at an outgoing webhook message (the inline backend and the RQ job below
+    share it): ``hpe_core.integrations.webhook_messages.attempt``'s report."""
+    from hpe_core.integrations import webhook_messages
+
+    return webhook_messages.attempt(
+        session,
+        message_id,
+        secret_key=runtime.settings["SECRET_KEY"],
+        max_attempts=retry.webhook_attempts(),
+    )
+
+
+def send_webhook_message(message_id: str) -> dict:
+    """Post one outgoing webhook message (signed; ``hpe_core.integrations``).
+
+    After a failed attempt the job enqueues the next one itself, after
+    ``worker.retry.webhook_delay`` (the delays are hours apart: a scheduled job each, not
+    a worker held). Idempotent: a message already delivered or given up on is skipped.
+    """
+    runtime = current_runtime()
+    with job_session() as session:
+        report = attempt_webhook_message(session, runtime, uuid.UUID(message_id))
+    if report.outcome == "retry":
+        runtime.jobs.enqueue_webhook_message(
+            uuid.UUID(message_id), delay=retry.webhook_delay(report.attempts)
+        )
+    return {"outcome": report.outcome, "attempts": report.attempts, "error": report.error}

@@ -38,6 +38,8 @@ class _DueDelivery(NamedTuple):
     sequence: int
     delivery_id: str
     runtime: object
+    #: ``delivery`` (a channel delivery) or ``webhook`` (an outgoing webhook message).
+    kind: str = "delivery"
 
 
 class _ConfigJobCalls:
@@ -124,7 +126,9 @@ class InlineBackend(_ConfigJobCalls):
 
     # --- deliveries (inline): a second thread, so a slow SMTP server never delays learning
 
-    def enqueue_delivery(self, delivery_id: uuid.UUID, *, runtime=None, delay: float = 0.0) -> None:
+    def enqueue_delivery(
+        self, delivery_id: uuid.UUID, *, runtime=None, delay: float = 0.0, kind: str = "delivery"
+    ) -> None:
         """Queue one delivery; ``runtime`` (:class:`hpe_core.runtime.Runtime`) supplies the
         plugin manager and channels it is sent with."""
         with self._lock:
@@ -137,9 +141,16 @@ class InlineBackend(_ConfigJobCalls):
                 self._delivery_thread.start()
         self._deliveries.put(
             _DueDelivery(
-                time.monotonic() + delay, next(self._delivery_seq), str(delivery_id), runtime
+                time.monotonic() + delay, next(self._delivery_seq), str(delivery_id), runtime, kind
             )
         )
+
+    def enqueue_webhook_message(
+        self, message_id: uuid.UUID, *, runtime=None, delay: float = 0.0
+    ) -> None:
+        """Queue one outgoing webhook message on the delivery thread (``runtime`` gives
+        the settings it is signed with; a retry re-uses the first one's)."""
+        self.enqueue_delivery(message_id, runtime=runtime, delay=delay, kind="webhook")
 
     def run_pending_deliveries(self) -> int:
         """Run every queued delivery once now, ignoring retry delays (tests use it).
@@ -155,7 +166,7 @@ class InlineBackend(_ConfigJobCalls):
             except queue_module.Empty:
                 break
         for item in jobs_now:
-            self._run_delivery(item.delivery_id, item.runtime)
+            self._run_due(item)
         return len(jobs_now)
 
     def _delivery_loop(self) -> None:
@@ -168,7 +179,24 @@ class InlineBackend(_ConfigJobCalls):
                 self._deliveries.put(item)
                 time.sleep(min(wait, 0.2))
                 continue
+            self._run_due(item)
+
+    def _run_due(self, item: _DueDelivery) -> None:
+        if item.kind == "webhook":
+            self._run_webhook_message(item.delivery_id, item.runtime)
+        else:
             self._run_delivery(item.delivery_id, item.runtime)
+
+    def _run_webhook_message(self, key: str, runtime) -> None:
+        try:
+            with self._sessions() as session:
+                report = jobs.attempt_webhook_message(session, runtime, uuid.UUID(key))
+        except Exception:  # the message stays unsettled; the sink's sweep finds it again
+            log.exception("inline webhook message %s failed", key)
+            return
+        if report.outcome == "retry":
+            delay = retry.webhook_delay(report.attempts)
+            self.enqueue_webhook_message(uuid.UUID(key), runtime=runtime, delay=delay)
 
     def _run_delivery(self, key: str, runtime) -> None:
         try:
@@ -231,6 +259,29 @@ class RQBackend(_ConfigJobCalls):
             )
         else:
             self.delivery_queue.enqueue(jobs.deliver, str(delivery_id), job_id=job_id, **kwargs)
+
+
+    def enqueue_webhook_message(
+        self, message_id: uuid.UUID, *, runtime=None, delay: float = 0.0
+    ) -> None:
+        """Queue one outgoing webhook message on the delivery queue (after ``delay``
+        seconds: RQ's scheduler, which ``hpe worker`` runs, moves it to the queue then)."""
+        from datetime import timedelta
+
+        kwargs = {"job_timeout": 60, "result_ttl": 3600, "failure_ttl": 7 * 86400}
+        job_id = f"hpe-webhook-{message_id}"
+        if delay > 0:
+            self.delivery_queue.enqueue_in(
+                timedelta(seconds=delay),
+                jobs.send_webhook_message,
+                str(message_id),
+                job_id=job_id,
+                **kwargs,
+            )
+        else:
+            self.delivery_queue.enqueue(
+                jobs.send_webhook_message, str(message_id), job_id=job_id, **kwargs
+            )
 
 
 def make_backend(redis_url: str | None, session_factory, *, background: bool = True, plugins=None):

@@ -39,3 +39,19 @@ def delivery_delay(attempt: int, retry_after: float | None = None) -> float:
     if retry_after:
         return float(retry_after)
     return float(DELIVERY_INTERVALS[min(attempt, len(DELIVERY_INTERVALS)) - 1])
+
+
+#: Outgoing webhooks (``/webhook-endpoints``): Standard Webhooks' schedule. After the
+#: first attempt, retries after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h (about 28 h in
+#: all); an endpoint failing for a day is disabled before the schedule runs out.
+WEBHOOK_INTERVALS = [5, 300, 1800, 7200, 18000, 36000, 36000]
+
+
+def webhook_attempts() -> int:
+    """Attempts an outgoing webhook message gets in all: the first one and its retries."""
+    return 1 + len(WEBHOOK_INTERVALS)
+
+
+def webhook_delay(attempts: int) -> float:
+    """Seconds to wait after a message's ``attempts``-th failed attempt."""
+    return float(WEBHOOK_INTERVALS[min(max(attempts, 1), len(WEBHOOK_INTERVALS)) - 1])

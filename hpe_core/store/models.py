@@ -43,6 +43,8 @@ from hpe_core.store.vocabulary import (
     Role,
     Severity,
     Variant,
+    WebhookEndpointStatus,
+    WebhookMessageStatus,
     sql_in,
 )
 
@@ -547,6 +549,82 @@ class SetupToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+# --- Events out: outgoing webhook endpoints, messages and attempts (migration 0008) -----
+
+
+class WebhookEndpoint(Base):
+    """An HTTPS endpoint of a workspace that HPE posts events to (Standard Webhooks).
+
+    ``event_types`` are exact types (``decision.created``) or families (``guardrail.*``).
+    The signing secret is stored as a nonce, like inbound webhook secrets: the secret is
+    derived from ``SECRET_KEY`` and the nonce (:mod:`hpe_core.integrations.webhook_signing`).
+    ``failing_since`` is when the current run of failed attempts began (NULL after a
+    success); an endpoint failing for a day is disabled.
+    """
+
+    __tablename__ = PREFIX + "webhook_endpoints"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey(Workspace.id), index=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    description: Mapped[str] = mapped_column(String(500), default="")
+    event_types: Mapped[list] = mapped_column(JsonDocument)
+    secret_nonce: Mapped[str] = mapped_column(String(64))
+    secret_hint: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default=WebhookEndpointStatus.ENABLED)
+    disabled_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    failing_since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (CheckConstraint(sql_in("status", WebhookEndpointStatus), name="status"),)
+
+
+class WebhookMessage(Base):
+    """One event to post to one endpoint; its id is the ``webhook-id`` header (``msg_`` +
+    hex), the same on every retry, so receivers dedupe on it."""
+
+    __tablename__ = PREFIX + "webhook_messages"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    workspace_id: Mapped[str] = mapped_column(String(64))
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(WebhookEndpoint.id))
+    event_type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict] = mapped_column(JsonDocument)
+    status: Mapped[str] = mapped_column(String(16), default=WebhookMessageStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (
+        CheckConstraint(sql_in("status", WebhookMessageStatus), name="status"),
+        Index("ix_041_hpe_webhook_messages_endpoint", "endpoint_id", "created_at"),
+        # The sweep for messages whose job was lost: the unsettled ones, oldest first.
+        Index("ix_041_hpe_webhook_messages_status", "status", "updated_at"),
+    )
+
+
+class WebhookAttempt(Base):
+    """One attempt at posting a message: what the endpoint answered (or why it did not)."""
+
+    __tablename__ = PREFIX + "webhook_attempts"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    message_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(WebhookMessage.id), index=True)
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(WebhookEndpoint.id))
+    attempt: Mapped[int] = mapped_column(Integer)
+    #: The HTTP status the endpoint answered, or NULL when it did not answer.
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: The first characters of the answer's body.
+    response: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_041_hpe_webhook_attempts_endpoint", "endpoint_id", "created_at"),)
 
 
 # --- The satisfaction survey (SC-003, migration 0009) ----------------------------------

@@ -124,3 +124,20 @@ def sql_in(column: str, values: type[StrEnum]) -> str:
     """The CHECK constraint text ``column IN ('a', 'b')`` for every member of ``values``."""
     listed = ", ".join(f"'{member.value}'" for member in values)
     return f"{column} IN ({listed})"
+
+
+class WebhookEndpointStatus(StrEnum):
+    """An outgoing webhook endpoint's status (events out, ``/webhook-endpoints``)."""
+
+    ENABLED = "enabled"
+    #: By a person (``PATCH``), or by HPE after the endpoint failed for a day.
+    DISABLED = "disabled"
+
+
+class WebhookMessageStatus(StrEnum):
+    """One outgoing webhook message's life: pending until delivered or given up on."""
+
+    PENDING = "pending"
+    RETRYING = "retrying"
+    DELIVERED = "delivered"
+    FAILED = "failed"
