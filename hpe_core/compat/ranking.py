@@ -33,7 +33,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -411,9 +411,9 @@ def _with_actions(
     """The snapshot, once every action of the call is in the configuration's catalog.
 
     Unknown ids are added (committed in a transaction of their own) when the
-    configuration allows it. The stored configuration is read again, and locked on
-    PostgreSQL, before it is changed: the snapshot may be a second old, and two calls
-    adding actions at once must not lose one's.
+    configuration allows it. The stored configuration is locked, then read again, before
+    it is changed: the snapshot may be a second old, and two calls adding actions at once
+    must not lose one's.
 
     :raises InvalidInput: adding is forbidden, or the catalog refuses an action
     :raises Forbidden: a publishable key would add actions
@@ -421,7 +421,15 @@ def _with_actions(
     known = snap.settings.actions_by_id
     if all(hpe_action_id(a.id) in known for a in actions):
         return snap
-    config = session.get(Config, config_id, with_for_update=True, populate_existing=True)
+    # Lock the row before reading it: a no-op UPDATE is a row lock on PostgreSQL and takes
+    # SQLite's write lock, which SELECT ... FOR UPDATE cannot (SQLite reads outside the
+    # transaction until its first write, so a read-then-write would lose an addition).
+    session.execute(
+        update(Config)
+        .where(Config.id == config_id, Config.workspace_id == principal.workspace_id)
+        .values(updated_at=Config.updated_at)
+    )
+    config = session.get(Config, config_id, populate_existing=True)
     if config is None or config.workspace_id != principal.workspace_id:
         raise NotFound(f"No configuration {config_id}.")
     settings = settings_of(config)

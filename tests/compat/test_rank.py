@@ -201,3 +201,27 @@ def test_duplicate_action_ids_and_unstorable_features_are_400s(loop):
     assert_personalizer_error(raised.value, 400, "InvalidRankRequest")
     assert "long" in raised.value.error.message
     assert [a["id"] for a in loop.settings()["actions"]] == ["pasta"]
+
+
+def test_concurrent_ranks_adding_different_actions_keep_them_all(loop):
+    """The configuration is read again and locked before actions are added: no Rank's
+    additions overwrite another's."""
+    failures = []
+
+    def call(n):
+        body = rank_request(eventId=f"add-{n}")
+        body["actions"].append({"id": f"new-{n}", "features": [{"n": n}]})
+        try:
+            loop.personalizer().rank(body)
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=call, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures, failures
+    ids = {a["id"] for a in loop.settings()["actions"]}
+    assert {f"new-{n}" for n in range(4)} <= ids
+    assert len(loop.decisions()) == 4
