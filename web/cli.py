@@ -579,8 +579,11 @@ def survey_report(workspace_id, as_json):
         return
     bounds = report.mean_interval
     interval = f" (95% interval {bounds.low:.2f}-{bounds.high:.2f})" if bounds else ""
-    verdict = "meets" if report.meets_target else "below"
-    click.echo(f"mean {report.mean:.2f} / 5{interval}: {verdict} SC-003's target of 4")
+    verdict = {
+        "met": "meets SC-003's target of 4",
+        "missed": "below SC-003's target of 4",
+    }.get(report.verdict, "around SC-003's target of 4 (the interval spans it)")
+    click.echo(f"mean {report.mean:.2f} / 5{interval}: {verdict}")
     click.echo(
         f"{report.satisfied} of {report.answers} answers gave 4 or 5 "
         f"({report.share_satisfied:.0%}), from {report.people} people; "

@@ -216,6 +216,19 @@ class SurveyReport:
         """SC-003: a mean of 4 or more (None: nobody answered yet)."""
         return None if self.mean is None else self.mean >= SATISFIED
 
+    @property
+    def verdict(self) -> str | None:
+        """SC-003 with the uncertainty said: ``met`` (the mean's whole 95% interval is at
+        4 or above), ``missed`` (all of it below 4), ``unclear`` (it spans 4, or a single
+        answer has no interval); None without answers."""
+        if self.mean is None:
+            return None
+        if self.mean_interval is None:
+            return "unclear"
+        if self.mean_interval.low >= SATISFIED:
+            return "met"
+        return "missed" if self.mean_interval.high < SATISFIED else "unclear"
+
     def as_dict(self) -> dict:
         """The report as JSON-able data (the API's and ``hpe survey report --json``'s)."""
         document = dataclasses.asdict(self)
@@ -225,6 +238,7 @@ class SurveyReport:
             for row in self.by_month
         ]
         document["meets_target"] = self.meets_target
+        document["verdict"] = self.verdict
         return document
 
 

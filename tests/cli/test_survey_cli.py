@@ -46,7 +46,7 @@ def test_survey_report_prints_the_workspaces_numbers(answered):
     """Mean, share of 4 or 5, distribution and months of one workspace, in words and tabs."""
     path, url, _expected = answered
     output = hpe(path, "survey", "report", "--workspace", "acme", database_url=url).stdout
-    assert "mean 3.67 / 5" in output and "below SC-003's target of 4" in output
+    assert "mean 3.67 / 5 (95% interval 1.94-5.00): around SC-003's target of 4" in output
     assert "2 of 3 answers gave 4 or 5 (67%), from 3 people; 0 'not now'" in output
     lines = output.splitlines()
     scores = lines.index("score\tanswers")

@@ -57,6 +57,14 @@ class SurveyReportSchema(Schema):
         allow_none=True,
         metadata={"description": "SC-003: the mean is 4 or more (null: no answer yet)"},
     )
+    verdict = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "met: the mean's whole 95% interval is at 4 or above; missed: all "
+            "of it is below 4; unclear: it spans 4 (or one answer, no interval); null: no "
+            "answer yet"
+        },
+    )
 
 
 @blp.route("/survey/report")

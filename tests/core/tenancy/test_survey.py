@@ -267,3 +267,21 @@ def test_recent_comments_are_the_workspaces_newest_first(db):
         (T0 + 30 * DAY, 4, "first"),
     ]
     assert survey.recent_comments(db, "globex") == []
+
+
+def test_the_verdict_says_whether_the_target_is_met_with_its_uncertainty(db):
+    """met: the mean's interval is all at 4+; missed: all below; unclear: it spans 4 or
+    there is one answer; None with no answer. meets_target reads the mean alone."""
+    _person(db, "a@example.com")
+
+    def verdict_of(scores):
+        db.query(SurveyAnswer).delete()
+        _answers(db, "acme", [("a@example.com", score, T0) for score in scores])
+        report = survey.report(db, "acme")
+        return report.verdict, report.meets_target
+
+    assert verdict_of([]) == (None, None)
+    assert verdict_of([5]) == ("unclear", True)
+    assert verdict_of([5, 4] * 10) == ("met", True)
+    assert verdict_of([2, 3] * 10) == ("missed", False)
+    assert verdict_of([3, 4, 5, 4]) == ("unclear", True)

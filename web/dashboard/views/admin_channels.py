@@ -24,10 +24,10 @@ from web.extensions import app_runtime, db_session
 
 #: What each consent status means, as the form says it.
 CONSENT_HINTS = {
-    ConsentStatus.SUBSCRIBED: "the channel may reach them (the default)",
-    ConsentStatus.UNSUBSCRIBED: "they asked not to be contacted on this channel",
-    ConsentStatus.BOUNCED: "messages cannot be delivered (e.g. a hard bounce)",
-    ConsentStatus.COMPLAINED: "they marked a message as spam",
+    ConsentStatus.SUBSCRIBED: "The channel may reach them (the default).",
+    ConsentStatus.UNSUBSCRIBED: "They asked not to be contacted on this channel.",
+    ConsentStatus.BOUNCED: "Messages cannot be delivered to them (e.g. a hard bounce).",
+    ConsentStatus.COMPLAINED: "They marked a message as spam.",
 }
 
 

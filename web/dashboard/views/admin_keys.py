@@ -69,8 +69,7 @@ def revoke():
             heading="Revoke an API key",
             question=f"Revoke the {row.kind} key {label}?",
             consequences=(
-                "Every request made with it is refused from now on (within "
-                f"{current_app.config['KEY_CACHE_SECONDS']} seconds on every server).",
+                _refused_when(current_app.config["KEY_CACHE_SECONDS"]),
                 "Whatever uses it stops working: make and deploy a new key first.",
                 "A revoked key cannot be restored.",
             ),
@@ -84,6 +83,12 @@ def revoke():
     session.commit()
     flash(f"Revoked {row.prefix}….")
     return redirect(url_for("dashboard.admin_keys"))
+
+
+def _refused_when(cache_seconds: float) -> str:
+    if cache_seconds > 0:  # each server trusts a key it checked for that long
+        return f"Requests made with it are refused within {cache_seconds:g} seconds, everywhere."
+    return "Requests made with it are refused from now on."
 
 
 def _render_keys(*, form: dict | None = None, errors: dict | None = None, created=None):

@@ -21,9 +21,9 @@ from web.extensions import db_session
 TAB = "admin_people"
 #: What each role may do, as the form says it.
 ROLE_HINTS = {
-    Role.VIEWER: "reads every page",
-    Role.EDITOR: "also creates and edits configurations, pauses them, applies recommendations",
-    Role.ADMIN: "also manages people, API keys, webhook secrets, channels and consent",
+    Role.VIEWER: "Reads every page.",
+    Role.EDITOR: "Also creates and edits configurations, pauses them, applies recommendations.",
+    Role.ADMIN: "Also manages people, API keys, webhook secrets, channels and consent.",
 }
 
 
