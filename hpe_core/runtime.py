@@ -96,6 +96,12 @@ class Defaults:
     WEBHOOK_CACHE_SECONDS = 5.0
     #: Accept ``http://`` endpoint URLs on any host (default: only on loopback addresses).
     WEBHOOK_ALLOW_HTTP = False
+    #: ``GET /metrics`` (Prometheus) wants ``Authorization: Bearer <token>`` when set;
+    #: unset, it answers clients on this machine (loopback) only.
+    METRICS_TOKEN = None
+    #: ``text`` (Python's default) or ``json``: one JSON object per log line, with the API
+    #: request's id (``X-Request-ID``), for log pipelines.
+    LOG_FORMAT = "text"
 
 
 def default_instance_path() -> str:

@@ -28,6 +28,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.attribution",
     "plugins.commands",
     "plugins.event_sinks",
+    "plugins.operator_metrics",
 )
 
 

@@ -83,6 +83,12 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     init_dashboard(app)
     register_error_handlers(app)
+    from web import prometheus  # GET /metrics and the decision latency histogram
+
+    prometheus.init_app(app)
+    from web import request_ids  # X-Request-ID, and JSON logs with it (LOG_FORMAT=json)
+
+    request_ids.init_app(app)
     _start_inline_sweeper(app, runtime)
     return app
 

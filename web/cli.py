@@ -55,6 +55,11 @@ def serve(host, port, workers, threads, timeout, access_log):
     """Run the API with gunicorn (a production WSGI server)."""
     from gunicorn.app.base import BaseApplication
 
+    from hpe_core.runtime import default_instance_path
+    from plugins import operator_metrics
+
+    # Every worker's counters in one folder, emptied now: GET /metrics adds them up.
+    operator_metrics.prepare_multiprocess_dir(default_instance_path(), empty=True)
     # Migrate (embedded default) or check the schema once, before forking; this app only
     # checks, so it starts no background threads and its connections are closed before fork.
     app = app_or_exit(INLINE_SWEEPER=False)
@@ -71,6 +76,7 @@ def serve(host, port, workers, threads, timeout, access_log):
             if access_log:
                 self.cfg.set("accesslog", "-")
             self.cfg.set("worker_class", "gthread" if threads > 1 else "sync")
+            self.cfg.set("child_exit", _child_exit)
             # gunicorn >= 25.1 opens a control socket for `gunicornc` in $XDG_RUNTIME_DIR or
             # ~/.gunicorn/. HPE is stopped with SIGTERM and redeployed by restarting the
             # service (docs/operations.md), never through gunicornc: write nothing to $HOME.
@@ -93,6 +99,13 @@ def serve(host, port, workers, threads, timeout, access_log):
             f"admin and workspace:\n    {base_url}/dashboard/setup/{setup_token}"
         )
     _Server().run()
+
+
+def _child_exit(_server, worker) -> None:
+    """gunicorn's hook when a worker exits: its live metrics go with it."""
+    from plugins import operator_metrics
+
+    operator_metrics.mark_process_dead(worker.pid)
 
 
 def _first_run_token(app) -> str | None:
@@ -124,10 +137,18 @@ def worker(processes, burst):
     """
     import logging
 
+    from hpe_core.runtime import default_instance_path
+    from plugins import operator_metrics
     from worker import main as worker_main
     from worker.boot import build_runtime
 
+    # Counted with the API's processes on this machine (GET /metrics adds the folder up).
+    operator_metrics.prepare_multiprocess_dir(default_instance_path(), empty=False)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    from hpe_core import log_format
+    from hpe_core.runtime import load_settings
+
+    log_format.configure(load_settings().get("LOG_FORMAT"))  # json: one object a line
     try:  # no Flask app: a worker runs on the shared runtime alone
         runtime = build_runtime()
     except RuntimeError as exc:

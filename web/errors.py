@@ -23,6 +23,7 @@ from hpe_core.errors import (
     TransientError,
     Unauthorized,
 )
+from web import request_ids
 
 log = logging.getLogger(__name__)
 DASHBOARD_PREFIX = "/dashboard/"
@@ -120,7 +121,7 @@ def handle_domain_error(error: HpeError):
 
 def handle_unexpected(error: Exception):
     # Logged once with an id the caller can quote; no traceback text leaves the server.
-    request_id = uuid.uuid4().hex[:12]
+    request_id = request_ids.current() or uuid.uuid4().hex[:12]
     log.exception("unhandled error %s on %s %s", request_id, request.method, request.path)
     if _for_a_person():
         return _page(500, f"Something went wrong on our side (request id {request_id}).")

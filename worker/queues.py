@@ -42,6 +42,15 @@ class _DueDelivery(NamedTuple):
     kind: str = "delivery"
 
 
+class QueueDepths(NamedTuple):
+    """Jobs waiting, for the operator's metrics: ``waiting[(queue, state)]`` (``queued``,
+    ``scheduled`` for a later retry, ``started``) and ``failed[queue]`` (RQ's failed-job
+    registry; the inline backend logs failures instead)."""
+
+    waiting: dict[tuple[str, str], int]
+    failed: dict[str, int]
+
+
 class _ConfigJobCalls:
     """The enqueue calls callers use, one per :class:`~worker.jobs.JobKind`; each backend
     implements :meth:`enqueue`."""
@@ -94,6 +103,16 @@ class InlineBackend(_ConfigJobCalls):
                 self._ensure_thread()
         self._jobs.put(key)
         return True
+
+    def depths(self) -> QueueDepths:
+        """The jobs and deliveries waiting in this process (queue ``inline``)."""
+        return QueueDepths(
+            waiting={
+                ("inline", "queued"): self._jobs.qsize(),
+                ("inline-deliveries", "queued"): self._deliveries.qsize(),
+            },
+            failed={},
+        )
 
     def run_pending(self) -> None:
         """Run every queued job now, in this thread (tests and `hpe simulate` use it)."""
@@ -260,6 +279,21 @@ class RQBackend(_ConfigJobCalls):
         else:
             self.delivery_queue.enqueue(jobs.deliver, str(delivery_id), job_id=job_id, **kwargs)
 
+
+    def depths(self) -> QueueDepths:
+        """Each RQ queue's queued, scheduled and started jobs, and its failed ones.
+
+        :raises redis.exceptions.RedisError: Redis does not answer
+        """
+        from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
+
+        waiting, failed = {}, {}
+        for queue in (self.delivery_queue, self.queue, self.measure_queue):
+            waiting[(queue.name, "queued")] = queue.count
+            waiting[(queue.name, "scheduled")] = ScheduledJobRegistry(queue=queue).count
+            waiting[(queue.name, "started")] = StartedJobRegistry(queue=queue).count
+            failed[queue.name] = FailedJobRegistry(queue=queue).count
+        return QueueDepths(waiting, failed)
 
     def enqueue_webhook_message(
         self, message_id: uuid.UUID, *, runtime=None, delay: float = 0.0

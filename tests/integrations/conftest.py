@@ -11,6 +11,8 @@ from tests.conftest import BASE
 from web.extensions import app_runtime
 
 ENDPOINTS = f"{BASE}/webhook-endpoints"
+#: A strong secret key, for apps on Redis or PostgreSQL (which refuse the default).
+TEST_KEY = "integrations-test-key-" + "k" * 40
 
 
 def create_endpoint(client, tenant, url: str, event_types: list[str], **extra) -> dict:

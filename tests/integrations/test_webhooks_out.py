@@ -19,6 +19,7 @@ from plugins.event_sinks import sink_of
 from tests.conftest import BASE, create_tenant, make_test_app
 from tests.integrations.conftest import (
     ENDPOINTS,
+    TEST_KEY,
     create_config,
     create_endpoint,
     decide,
@@ -210,7 +211,7 @@ def test_messages_go_through_rq_with_retries(sqlite_url, tmp_path, redis_url, mo
     from worker.runtime import bind
 
     monkeypatch.setattr(retry, "WEBHOOK_INTERVALS", [0])  # retry at once: no scheduler here
-    app = make_test_app(sqlite_url, tmp_path, REDIS_URL=redis_url)
+    app = make_test_app(sqlite_url, tmp_path, REDIS_URL=redis_url, SECRET_KEY=TEST_KEY)
     runtime = app_runtime(app)
     try:
         bind(runtime)
