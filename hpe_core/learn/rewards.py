@@ -8,39 +8,24 @@ user's decisions (:mod:`hpe_core.learn.attribution`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 from hpe_core.tenancy.settings_types import Reward
 
 Event = tuple[str, float | None] | tuple[str, float | None, float]
-#: The typed ``reward`` settings, or the block as it stands in a settings document (for
-#: callers that still hold the document).
-RewardSettings = Reward | Mapping
 
 
-def reward_of(reward_settings: RewardSettings) -> Reward:
-    """The typed reward settings (a document's ``reward`` block is read into one)."""
-    if isinstance(reward_settings, Reward):
-        return reward_settings
-    return Reward(
-        events=dict(reward_settings["events"]),
-        value_events=tuple(reward_settings["value_events"]),
-        wait_seconds=int(reward_settings["wait_seconds"]),
-        default=float(reward_settings["default"]),
-    )
-
-
-def event_weight(reward_settings: RewardSettings, event_type: str) -> float:
+def event_weight(reward: Reward, event_type: str) -> float:
     """The configured weight of an event type; types not listed weigh 0 (e.g. unsubscribe)."""
-    return float(reward_of(reward_settings).weight(event_type) or 0.0)
+    return float(reward.weight(event_type) or 0.0)
 
 
-def positive_types(reward_settings: RewardSettings) -> list[str]:
+def positive_types(reward: Reward) -> list[str]:
     """Event types whose outcome makes a decision count as engaged."""
-    return sorted(t for t, w in reward_of(reward_settings).events.items() if w > 0)
+    return sorted(t for t, w in reward.events.items() if w > 0)
 
 
-def combine(reward_settings: RewardSettings, events: Iterable[Event]) -> float:
+def combine(reward: Reward, events: Iterable[Event]) -> float:
     """The reward of one decision from its events.
 
     Stages combine by adding each event type's weight once (an open, then a click, then a
@@ -54,7 +39,6 @@ def combine(reward_settings: RewardSettings, events: Iterable[Event]) -> float:
     :param events: ``(type, value)`` or ``(type, value, credit)`` tuples
     :returns: the combined reward
     """
-    reward = reward_of(reward_settings)
     value_events = set(reward.value_events)
     stage_credit: dict[str, float] = {}
     valued: dict[str, float] = {}
@@ -73,13 +57,12 @@ def combine(reward_settings: RewardSettings, events: Iterable[Event]) -> float:
     return total
 
 
-def is_engaged(reward_settings: RewardSettings, events: Iterable[str | Event]) -> bool:
+def is_engaged(reward: Reward, events: Iterable[str | Event]) -> bool:
     """A decision is engaged when at least one of its outcomes has a positive weight and,
     for an attributed outcome, a credit above 0.
 
     :param events: event types, or ``(type, value[, credit])`` tuples as for :func:`combine`
     """
-    reward = reward_of(reward_settings)
     for event in events:
         event_type, _value, credit = _unpack((event,) if isinstance(event, str) else event)
         if credit > 0 and event_weight(reward, event_type) > 0:

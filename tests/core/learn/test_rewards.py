@@ -7,17 +7,26 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hpe_core.learn import rewards
-from hpe_core.tenancy.settings import RewardSchema
+from hpe_core.tenancy.settings import parse_settings
+from hpe_core.tenancy.settings_types import Reward
 
 #: open 0.1, click 1.0, conversion 1.0 (a value event)
-DEFAULT = rewards.reward_of(RewardSchema().load({}))
-WEIGHTED_DOCUMENT = {
-    "events": {"open": 0.1, "click": 1.0, "conversion": 0.01, "unsubscribe": -2.0},
-    "value_events": ["conversion"],
-    "wait_seconds": 86400,
-    "default": 0.0,
-}
-WEIGHTED = rewards.reward_of(WEIGHTED_DOCUMENT)
+DEFAULT = parse_settings({"actions": [{"id": "a"}]}).reward
+WEIGHTED = Reward(
+    events={"open": 0.1, "click": 1.0, "conversion": 0.01, "unsubscribe": -2.0},
+    value_events=("conversion",),
+    wait_seconds=86400,
+    default=0.0,
+)
+
+
+def _reward(block: dict) -> Reward:
+    return Reward(
+        events=block["events"],
+        value_events=tuple(block["value_events"]),
+        wait_seconds=block["wait_seconds"],
+        default=block["default"],
+    )
 
 
 def test_no_events_combine_to_zero():
@@ -67,14 +76,6 @@ def test_engagement_needs_a_positively_weighted_event():
     assert not rewards.is_engaged(WEIGHTED, ["unsubscribe", "bounce"])
     assert not rewards.is_engaged(WEIGHTED, [])
     assert rewards.positive_types(WEIGHTED) == ["click", "conversion", "open"]
-
-
-def test_a_settings_documents_reward_block_reads_like_the_typed_settings():
-    """Callers holding the settings document get the same answers as with typed settings."""
-    events = [("open", None), ("conversion", 40.0, 0.5), ("unsubscribe", None)]
-    assert rewards.combine(WEIGHTED_DOCUMENT, events) == rewards.combine(WEIGHTED, events)
-    assert rewards.is_engaged(WEIGHTED_DOCUMENT, ["open"]) is rewards.is_engaged(WEIGHTED, ["open"])
-    assert rewards.positive_types(WEIGHTED_DOCUMENT) == rewards.positive_types(WEIGHTED)
 
 
 # --- Credit from attribution: (type, value, credit) ------------------------------------------
@@ -144,7 +145,7 @@ def test_partial_credit_never_earns_more_than_full_credit(settings, events):
     """With weights and values >= 0, credits in [0, 1] give at most the full-credit reward
     and at least 0."""
     full = [(t, v, 1.0) for t, v, _ in events]
-    reward = rewards.reward_of(settings)
+    reward = _reward(settings)
     partial = rewards.combine(reward, events)
     assert 0.0 <= partial <= rewards.combine(reward, full) + 1e-9
 
@@ -157,7 +158,7 @@ def test_partial_credit_never_earns_more_than_full_credit(settings, events):
 def test_combine_and_engagement_ignore_the_order_of_events(settings, events, seed):
     """Shuffling a decision's events changes neither its reward nor whether it engaged."""
     settings["events"]["unsubscribe"] = -2.0  # a negative weight too
-    reward = rewards.reward_of(settings)
+    reward = _reward(settings)
     shuffled = list(events)
     seed.shuffle(shuffled)
     assert rewards.combine(reward, shuffled) == pytest.approx(rewards.combine(reward, events))
@@ -168,6 +169,6 @@ def test_combine_and_engagement_ignore_the_order_of_events(settings, events, see
 def test_zero_credit_everywhere_earns_nothing(settings, events):
     """The same events with credit 0 add nothing and never engage."""
     zero = [(t, v, 0.0) for t, v, _ in events]
-    reward = rewards.reward_of(settings)
+    reward = _reward(settings)
     assert rewards.combine(reward, zero) == 0.0
     assert not rewards.is_engaged(reward, zero)
