@@ -14,8 +14,8 @@ event id (:mod:`hpe_core.compat.options`), so:
   that call answers the first one's decision.
 - **Dynamic actions**: ids the configuration does not list join its catalog with the
   features the Rank gave them (a validated settings update, logged as ``config.updated``,
-  committed before deciding), unless ``personalizer.dynamic_actions`` is false (400) or
-  the key is publishable (403). Actions the configuration lists keep its features.
+  committed before deciding), unless ``personalizer.dynamic_actions`` is false (400).
+  Actions the configuration lists keep its features.
 - **Deferred activation**: the decision is logged as ``deferred`` (see
   :mod:`hpe_core.compat.feedback`): neither counted in metrics nor learned until the event
   is activated.
@@ -50,10 +50,10 @@ from hpe_core.decide.decisions import ConfigSnapshot, DecisionRequest
 from hpe_core.decide.results import Decision, NoDecisionReason
 from hpe_core.deliver import touchpoints
 from hpe_core.deliver.touchpoints import Answer, TouchpointParts
-from hpe_core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from hpe_core.errors import Conflict, InvalidInput, NotFound
 from hpe_core.store.models import Config
 from hpe_core.store.models import Decision as DecisionRow
-from hpe_core.store.vocabulary import KeyKind, Variant
+from hpe_core.store.vocabulary import Variant
 from hpe_core.tenancy import configs
 from hpe_core.tenancy.configs import Catalog, settings_of
 from hpe_core.tenancy.settings import MAX_ACTIONS
@@ -164,7 +164,6 @@ def rank(
     :raises NotFound: unknown configuration, or another workspace's
     :raises InvalidInput: duplicate or unknown ids, nothing left to rank, unknown actions
         where the configuration forbids adding them, or features the catalog refuses
-    :raises Forbidden: a publishable key would add actions
     :raises Conflict: the configuration is PAUSED or INACTIVE; or the event id was ranked
         before with other contextFeatures, or without the action chosen then
     """
@@ -416,7 +415,6 @@ def _with_actions(
     must not lose one's.
 
     :raises InvalidInput: adding is forbidden, or the catalog refuses an action
-    :raises Forbidden: a publishable key would add actions
     """
     known = snap.settings.actions_by_id
     if all(hpe_action_id(a.id) in known for a in actions):
@@ -443,15 +441,6 @@ def _with_actions(
                 f"Unknown action id(s) {shown}: this configuration does not add actions from "
                 "Rank calls (settings.personalizer.dynamic_actions is false).",
                 "actions",
-            )
-        if principal.kind != KeyKind.SECRET:
-            session.rollback()
-            raise coded(
-                Forbidden(
-                    f"Unknown action id(s) {shown}: a publishable key cannot add actions to "
-                    "the catalog. Use a secret key, or add them to the configuration first."
-                ),
-                "InvalidApiAccess",
             )
         documents = list(settings.document["actions"])
         first_new = len(documents)

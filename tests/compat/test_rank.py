@@ -134,20 +134,23 @@ def test_a_configuration_can_forbid_dynamic_actions(loop):
     assert loop.personalizer().rank(body)["rewardActionId"] == "pasta"
 
 
-def test_a_publishable_key_ranks_known_actions_but_adds_none(loop, make_tenant):
-    """Publishable keys (web pages) may rank and reward, never grow the catalog."""
+def test_a_publishable_key_is_refused(loop, make_tenant):
+    """Personalizer's keys were secret: a publishable key (public, in web pages) could
+    forge rewards, so every route refuses it, and nothing is logged."""
     public = make_tenant(loop.tenant.id, kind="publishable")
+    loop.personalizer().rank(rank_request(eventId="known"))
     client = loop.personalizer(public.key)
-    with pytest.raises(HttpResponseError) as raised:
-        client.rank(rank_request())
-    assert_personalizer_error(raised.value, 403, "InvalidApiAccess")
-    body = rank_request()
-    body["actions"] = body["actions"][:1]
-    answer = client.rank(body)
-    client.reward(answer["eventId"], {"value": 1.0})
-    with pytest.raises(HttpResponseError) as raised:
-        loop.admin(public.key).get_policy()
-    assert_personalizer_error(raised.value, 403, "InvalidApiAccess")
+    for call in (
+        lambda: client.rank(rank_request()),
+        lambda: client.reward("known", {"value": 1.0}),
+        lambda: client.activate("known"),
+        lambda: loop.admin(public.key).get_policy(),
+    ):
+        with pytest.raises(HttpResponseError) as raised:
+            call()
+        assert_personalizer_error(raised.value, 403, "InvalidApiAccess")
+    [row] = loop.decisions()
+    assert row.given_reward is None
 
 
 def test_nothing_eligible_answers_no_action_and_logs_nothing(loop):

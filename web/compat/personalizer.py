@@ -8,9 +8,8 @@ service of :mod:`hpe_core.compat` and answers Personalizer's JSON, or its error 
 (:mod:`web.compat.errors`). The older path-versioned routes (``/personalizer/v1.0/rank``,
 ``/personalizer/v1.1-preview.3/...``) lead to the same views.
 
-Rank, Reward and Activate take a secret or a publishable key (a publishable key cannot add
-actions to the catalog); every other route takes a secret key. docs/personalizer.md is the
-migration guide.
+Every route takes a secret key, as Personalizer's keys were secret: a publishable key (one
+that sits in web pages) could forge rewards. docs/personalizer.md is the migration guide.
 """
 
 from __future__ import annotations
@@ -81,16 +80,19 @@ def _principal() -> Principal:
     return g.principal
 
 
-def _route(rule: str, methods: list[str], *, code: str = "BadRequest", secret: bool = True):
-    """Register a view under every prefix; set its error code; check the key's kind."""
+def _route(rule: str, methods: list[str], *, code: str = "BadRequest"):
+    """Register a view under every prefix; set its error code; check the key's kind and
+    the configuration."""
 
     def register(view: Callable) -> Callable:
         @functools.wraps(view)
         def wrapped(config_id: uuid.UUID, path_version: str | None = None, **kwargs):
             setattr(g, errors.ROUTE_CODE, code)
-            if secret and _principal().kind != KeyKind.SECRET:
+            # Personalizer's keys were secret, and a Reward sets a value HPE learns from:
+            # a publishable key (public, in web pages) could forge them.
+            if _principal().kind != KeyKind.SECRET:
                 raise Forbidden(
-                    "A publishable key may only call Rank, Reward and Activate: use a secret key."
+                    "The Personalizer routes take a secret key; this one is publishable."
                 )
             # An unknown configuration (or another workspace's) is a 404 before any body
             # is read; the snapshot is the decision engine's cached one.
@@ -111,7 +113,7 @@ def _no_content() -> Response:
 # --- Rank, Reward, Activate ---------------------------------------------------------------
 
 
-@_route("/rank", ["POST"], code=RANK, secret=False)
+@_route("/rank", ["POST"], code=RANK)
 def rank(config_id: uuid.UUID):
     """Rank: choose one of the actions for the context, logged as a decision."""
     body = json_body(RANK)
@@ -137,7 +139,7 @@ def rank(config_id: uuid.UUID):
     return response
 
 
-@_route("/events/<path:event_id>/reward", ["POST"], code=REWARD, secret=False)
+@_route("/events/<path:event_id>/reward", ["POST"], code=REWARD)
 def reward(config_id: uuid.UUID, event_id: str):
     """Reward: the reward of a single-slot event."""
     value = number(json_body(REWARD), "value", REWARD, required=True)
@@ -147,7 +149,7 @@ def reward(config_id: uuid.UUID, event_id: str):
     return _no_content()
 
 
-@_route("/events/<path:event_id>/activate", ["POST"], code=ACTIVATE, secret=False)
+@_route("/events/<path:event_id>/activate", ["POST"], code=ACTIVATE)
 def activate(config_id: uuid.UUID, event_id: str):
     """Activate: a deferred single-slot event was shown; count and learn it."""
     session = db_session()
@@ -156,7 +158,7 @@ def activate(config_id: uuid.UUID, event_id: str):
     return _no_content()
 
 
-@_route("/multislot/rank", ["POST"], code=RANK, secret=False)
+@_route("/multislot/rank", ["POST"], code=RANK)
 def rank_multi_slot(config_id: uuid.UUID):
     """Multi-slot Rank: one different action per slot, each slot a logged decision."""
     body = json_body(RANK)
@@ -198,7 +200,7 @@ def rank_multi_slot(config_id: uuid.UUID):
     return response
 
 
-@_route("/multislot/events/<path:event_id>/reward", ["POST"], code=REWARD, secret=False)
+@_route("/multislot/events/<path:event_id>/reward", ["POST"], code=REWARD)
 def reward_multi_slot(config_id: uuid.UUID, event_id: str):
     """Multi-slot Reward: rewards for slots of an event."""
     rewards = []
@@ -212,7 +214,7 @@ def reward_multi_slot(config_id: uuid.UUID, event_id: str):
     return _no_content()
 
 
-@_route("/multislot/events/<path:event_id>/activate", ["POST"], code=ACTIVATE, secret=False)
+@_route("/multislot/events/<path:event_id>/activate", ["POST"], code=ACTIVATE)
 def activate_multi_slot(config_id: uuid.UUID, event_id: str):
     """Multi-slot Activate: every slot of a deferred event was shown."""
     session = db_session()
