@@ -43,7 +43,8 @@ def main() -> None:
     from web import create_app
     from web.simulate import start_embedded_server
 
-    url, stop = start_embedded_server(create_app({"INLINE_SWEEPER": False}))
+    app = create_app({"INLINE_SWEEPER": False})
+    url, stop = start_embedded_server(app)
     IMAGES.mkdir(parents=True, exist_ok=True)
     try:
         with sync_playwright() as playwright:
@@ -78,10 +79,88 @@ def main() -> None:
             page.screenshot(path=IMAGES / "try-it.png")
             page.goto(f"{url}/dashboard/configs/{config_id}/activity")
             page.screenshot(path=IMAGES / "activity.png")
+            _admin_pages(page, url)
+            _survey(page, url, app)
             browser.close()
     finally:
         stop()
     print(f"Screenshots in {IMAGES}")
+
+
+def _admin_pages(page, url: str) -> None:
+    """The admin pages, each with what it shows once (a password, a key, a secret)."""
+    page.goto(f"{url}/dashboard/admin/people")
+    page.fill("#email", "analyst@example.com")
+    page.check("#role-new-viewer")
+    page.click("[data-testid=add]")
+    page.screenshot(path=IMAGES / "admin-people.png")
+    page.goto(f"{url}/dashboard/admin/keys")
+    page.fill("#name", "braze-prod")
+    page.click("[data-testid=create]")
+    page.screenshot(path=IMAGES / "admin-keys.png")
+    page.goto(f"{url}/dashboard/admin/webhooks")
+    page.click("[data-testid=create]")
+    page.screenshot(path=IMAGES / "admin-webhooks.png")
+    page.goto(f"{url}/dashboard/admin/channels/web")
+    page.fill("#allowed_origins", "https://shop.example\nshop.example")
+    page.click("[data-testid=save]")
+    page.screenshot(path=IMAGES / "admin-channel.png")
+    page.goto(f"{url}/dashboard/admin/consent?channel=email&user_id=user-1042")
+    page.screenshot(path=IMAGES / "admin-consent.png")
+
+
+def _survey(page, url: str, app) -> None:
+    """The survey prompt (the demo person's first sign-in moved 30 days back) and the
+    report, over the demo person's answer and a few made-up colleagues' from two months."""
+    import datetime as dt
+
+    from sqlalchemy import update
+
+    from hpe_core.store.models import SurveyAnswer, User
+    from hpe_core.tenancy import people
+    from web.extensions import app_runtime
+
+    now = dt.datetime.now(dt.UTC)
+    with app_runtime(app).sessions() as session:
+        session.execute(
+            update(User)
+            .where(User.email == EMAIL)
+            .values(first_sign_in_at=now - dt.timedelta(days=31))
+        )
+        for index, (days, score, comment) in enumerate(
+            (
+                (40, 3, "Setting up the first configuration took a while."),
+                (38, 4, ""),
+                (35, 5, ""),
+                (9, 4, "The lift interval makes the case to finance."),
+                (6, 5, ""),
+                (3, 2, "I would like more channels."),
+            )
+        ):
+            user, _ = people.create_user(
+                session,
+                f"colleague{index}@example.com",
+                workspace_id="demo",
+                actor="demo",
+                password_cost=app.config["PASSWORD_HASH_COST"],
+            )
+            session.add(
+                SurveyAnswer(
+                    user_id=user.id,
+                    workspace_id="demo",
+                    score=score,
+                    comment=comment,
+                    created_at=now - dt.timedelta(days=days),
+                )
+            )
+        session.commit()
+    page.goto(f"{url}/dashboard/")
+    page.screenshot(path=IMAGES / "survey.png")
+    page.check("#survey-score-4")
+    page.click("[data-testid=survey-send]")
+    page.wait_for_selector("[data-testid=survey-thanks]")
+    page.goto(f"{url}/dashboard/admin/survey")
+    page.screenshot(path=IMAGES / "survey-report.png", full_page=True)
 
 
 if __name__ == "__main__":

@@ -178,7 +178,7 @@ def test_admins_read_the_report_and_the_overview_summary(page, live_app, live_se
     page.reload()
     wait_ready(page)
     expect(page.get_by_test_id("survey-mean")).to_contain_text("4.00")
-    expect(page.get_by_test_id("survey-verdict")).to_contain_text("Around the target of 4")
+    expect(page.get_by_test_id("survey-verdict")).to_contain_text("Unclear against the target of 4")
     expect(page.get_by_test_id("survey-share")).to_contain_text("75%")
     expect(page.get_by_test_id("survey-share")).to_contain_text("3 of 4 answers")
     expect(page.get_by_test_id("survey-count")).to_contain_text("1 “not now”")
