@@ -8,18 +8,23 @@ rule, or a guardrail. Pure functions of the settings and the request.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping
+from typing import Protocol
 
 from hpe_core.decide.eligibility import rule_matches
 from hpe_core.tenancy.settings_types import ActionRule, Settings
 
-if TYPE_CHECKING:
-    from hpe_core.decide.decisions import DecisionRequest
+
+class _Request(Protocol):
+    """What is read of a decision request (a ``DecisionRequest``)."""
+
+    channel: str
+    context: Mapping
+    candidates: list[str] | None
 
 
 def explain(
-    settings: Settings, request: DecisionRequest, kept: Iterable[str] | None = None
+    settings: Settings, request: _Request, kept: Iterable[str] | None = None
 ) -> dict[str, str]:
     """Action id -> why it was left out, for every action not in ``kept``.
 
@@ -41,7 +46,7 @@ def explain(
     return found
 
 
-def _eligibility_reason(action, request: DecisionRequest, candidates: set[str] | None):
+def _eligibility_reason(action, request: _Request, candidates: set[str] | None):
     if candidates is not None and action.id not in candidates:
         return "not among the request's candidates"
     if not action.offered_on(request.channel):
