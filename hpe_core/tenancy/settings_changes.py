@@ -66,25 +66,31 @@ def patch_changes(settings: Mapping, patch: Mapping) -> list[Change]:
 
 def _list_changes(before: list, after: list, path: str) -> list[Change]:
     if _keyed(before) and _keyed(after):
-        old = {item["id"]: item for item in before}
-        new = {item["id"]: item for item in after}
-        found = [Change(path, ChangeKind.REMOVED, before=old[i]) for i in old if i not in new]
-        found += [Change(path, ChangeKind.ADDED, after=new[i]) for i in new if i not in old]
-        for item_id in (i for i in new if i in old):
-            found += changes(old[item_id], new[item_id], f"{path}[{item_id}]")
-        if not found and [i["id"] for i in before] != [i["id"] for i in after]:
-            found.append(Change(path, ChangeKind.CHANGED, "order", "new order"))
-        return found
-    old_items, new_items = [_canonical(i) for i in before], [_canonical(i) for i in after]
+        return _changes_by_id(before, after, path)
+    return _changes_by_value(before, after, path)
+
+
+def _changes_by_id(before: list, after: list, path: str) -> list[Change]:
+    """Items with an ``id`` (offers): added, removed, or changed field by field."""
+    old = {item["id"]: item for item in before}
+    new = {item["id"]: item for item in after}
+    found = [Change(path, ChangeKind.REMOVED, before=old[i]) for i in old if i not in new]
+    found += [Change(path, ChangeKind.ADDED, after=new[i]) for i in new if i not in old]
+    for item_id in (i for i in new if i in old):
+        found += changes(old[item_id], new[item_id], f"{path}[{item_id}]")
+    if not found and list(old) != list(new):
+        found.append(Change(path, ChangeKind.CHANGED, "order", "new order"))
+    return found
+
+
+def _changes_by_value(before: list, after: list, path: str) -> list[Change]:
+    """Plain items (channels, caps, exclusions): each one added or removed."""
+    old_keys, new_keys = {_canonical(i) for i in before}, {_canonical(i) for i in after}
     found = [
-        Change(path, ChangeKind.REMOVED, before=item)
-        for item, key in zip(before, old_items, strict=True)
-        if key not in new_items
+        Change(path, ChangeKind.REMOVED, before=i) for i in before if _canonical(i) not in new_keys
     ]
     found += [
-        Change(path, ChangeKind.ADDED, after=item)
-        for item, key in zip(after, new_items, strict=True)
-        if key not in old_items
+        Change(path, ChangeKind.ADDED, after=i) for i in after if _canonical(i) not in old_keys
     ]
     return found
 
