@@ -44,8 +44,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     app_state(app).api = api
     from web.api import (
         activities,
+        channel_operations,
         channels,
         configs,
+        connected_content,
         decisions,
         evaluation,
         health,
@@ -56,6 +58,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         recommendations,
         webhook_endpoints,
     )
+    from web.api import exports as exports_api
 
     for module in (
         channels,
@@ -69,6 +72,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         models,
         imports,
         webhook_endpoints,
+        exports_api,
+        connected_content,
+        channel_operations,
     ):
         api.register_blueprint(module.blp)
     api.register_blueprint(health.blp)

@@ -68,5 +68,11 @@ def require_any_key() -> None:
     g.principal = _principal(_bearer_token())
 
 
+def require_any_key_or_query() -> None:
+    """``before_request`` hook: secret or publishable key, from the Authorization header or,
+    for tools that cannot set headers (connected content), the ``key`` query parameter."""
+    g.principal = _principal(_bearer_token() or request.args.get("key") or None)
+
+
 def current_principal() -> Principal:
     return g.principal

@@ -19,6 +19,7 @@ from hpe_core.store.vocabulary import Role
 from hpe_core.tenancy import workspaces
 from plugins.cli import app_or_exit, app_session, use_app_factory
 from web import create_app
+from web.export_cli import export
 from web.extensions import app_runtime, app_state
 
 # Plugin commands (plugins.cli.app_session) build the app with it.
@@ -639,6 +640,9 @@ def openapi(output):
     app = app_or_exit()
     json.dump(app_state(app).api.spec.to_dict(), output, indent=2, sort_keys=True)
     output.write("\n")
+
+
+cli.add_command(export)  # hpe export decisions|metrics (web/export_cli.py)
 
 
 def main() -> None:

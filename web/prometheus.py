@@ -22,7 +22,10 @@ from web.extensions import app_runtime
 bp = Blueprint("prometheus", __name__)
 
 #: Endpoints whose whole request time is the decision latency, and their label.
-TIMED_ENDPOINTS = {"decisions.Decisions": "decisions"}
+TIMED_ENDPOINTS = {
+    "decisions.Decisions": "decisions",
+    "connected_content.ConnectedContent": "connected",
+}
 
 
 @bp.get("/metrics")

@@ -19,7 +19,7 @@ from marshmallow import (
     validates_schema,
 )
 
-from connectors.email import sendgrid, smtp, templates
+from connectors.email import sendgrid, sendgrid_signature, smtp, templates
 from hpe_core.deliver.channels import Connector, HealthStatus, WebhookRequest, parse_generic_events
 from hpe_core.deliver.delivery import Delivery, DeliveryResult
 from hpe_core.errors import PermanentDeliveryError
@@ -50,6 +50,37 @@ class EmailConfigSchema(Schema):
         allow_nan=False,
         validate=validate.Range(min=0),
         metadata={"description": "Cost of one decision on this channel, for ROI"},
+    )
+    sendgrid_verification_key = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=lambda value: _check_verification_key(value),
+        metadata={"description": "SendGrid's signed event webhook key, for every workspace"},
+    )
+
+
+def _check_verification_key(value: str | None) -> None:
+    if value is None:
+        return
+    try:
+        sendgrid_signature.load_key(value)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from exc
+
+
+class EmailWorkspaceSettingsSchema(Schema):
+    """One workspace's email settings (``PUT /channels/email/settings``, ``hpe channels
+    configure <workspace> email``)."""
+
+    class Meta:
+        unknown = RAISE
+
+    sendgrid_verification_key = fields.String(
+        validate=_check_verification_key,
+        metadata={
+            "description": "SendGrid's verification key (base64 DER, from the Signed Event "
+            "Webhook settings): its signed event webhooks are verified with it"
+        },
     )
 
 
@@ -96,6 +127,7 @@ class EmailConnector(Connector):
     name = "email"
     description = "Email through SMTP, with tracked links and an open pixel"
     config_schema = EmailConfigSchema
+    workspace_settings_schema = EmailWorkspaceSettingsSchema
     content_schema = EmailContentSchema
 
     def send(self, delivery: Delivery) -> DeliveryResult:

@@ -57,3 +57,13 @@ def run_jobs(app) -> int:
 @pytest.fixture
 def web_settings():
     return {**MINIMAL_SETTINGS, "channels": ["web"]}
+
+
+@pytest.fixture
+def smtp_server():
+    """A local SMTP server (aiosmtpd) that keeps what it receives."""
+    from tests.connectors.conftest import SmtpServer
+
+    server = SmtpServer().start()
+    yield server
+    server.stop()
