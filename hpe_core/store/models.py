@@ -220,6 +220,10 @@ class Decision(Base):
     #: The shared feature line the model scored (``hpe_core.decide.features.decision_features``),
     #: kept so learning replays exactly what was predicted without re-featurizing.
     features: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: When the engine chose the channel too (``"channel": "auto"``): the channel of each
+    #: ``eligible`` entry (an action may appear once per channel); None otherwise, when
+    #: every entry is on ``channel`` (migration 0010).
+    eligible_channels: Mapped[list | None] = mapped_column(JsonDocument, nullable=True)
 
     __table_args__ = (
         CheckConstraint(sql_in("variant", Variant), name="variant"),
@@ -379,6 +383,9 @@ class ModelVersion(Base):
     #: "learn", or "rollback:<version>" for a restored copy.
     source: Mapped[str] = mapped_column(String(32), default="learn")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: What learning keeps beside the model (``hpe_core.learn.adaptation.LearnerState``:
+    #: the drift detector, the actions on trial), None before migration 0010.
+    state: Mapped[dict | None] = mapped_column(JsonDocument, nullable=True)
 
     # Two learners racing on one config cannot both write version N+1: one rolls back.
     __table_args__ = (UniqueConstraint("config_id", "version"),)
