@@ -99,6 +99,9 @@ def serve(host, port, workers, threads, timeout, access_log):
             "  First run: nobody can sign in yet. Open this one-time link to create the first "
             f"admin and workspace:\n    {base_url}/dashboard/setup/{setup_token}"
         )
+    from web.outages import json_gunicorn_errors
+
+    json_gunicorn_errors()  # gunicorn's own 400/414/431 answers in the JSON error shape
     _Server().run()
 
 

@@ -9,7 +9,8 @@ import logging
 import math
 import uuid
 
-from flask import Flask, jsonify, request
+from flask import Flask, current_app, jsonify, make_response, request
+from markupsafe import escape
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.http import HTTP_STATUS_CODES
 
@@ -23,7 +24,8 @@ from hpe_core.errors import (
     TransientError,
     Unauthorized,
 )
-from web import request_ids
+from web import outages, request_ids
+from web.extensions import app_runtime
 
 log = logging.getLogger(__name__)
 DASHBOARD_PREFIX = "/dashboard/"
@@ -71,7 +73,29 @@ def _for_a_person() -> bool:
 def _page(code: int, message: str, headers: dict | None = None):
     from web.dashboard.errors import error_page
 
-    return error_page(code, message, headers or {})
+    try:
+        return error_page(code, message, headers or {})
+    except Exception as error:
+        if not outages.is_database_outage(error):
+            raise
+        # The dashboard's layout reads the signed-in person from the database: while it
+        # is down, the page is this plain one.
+        return _plain_page(code, message, headers or {})
+
+
+def _plain_page(code: int, message: str, headers: dict):
+    title = HTTP_STATUS_CODES.get(code, "Error")
+    body = (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}'
+        f"</title></head><body><main><h1>{escape(title)}</h1><p>{escape(message)}</p>"
+        "</main></body></html>"
+    )
+    response = make_response(body, code)
+    response.mimetype = "text/html"
+    response.headers.update(headers)
+    response.headers["Content-Security-Policy"] = "default-src 'none'"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 def handle_http_exception(error: HTTPException):
@@ -119,7 +143,22 @@ def handle_domain_error(error: HpeError):
     return response
 
 
+def handle_database_outage(error: Exception):
+    """503 with ``Retry-After`` while the database cannot be reached: logged once per
+    outage (:class:`web.outages.OutageLog`), not a traceback per request."""
+    outages.outage_log(current_app).failed(error)
+    headers = {"Retry-After": str(outages.RETRY_AFTER_SECONDS)}
+    if _for_a_person():
+        return _page(503, outages.OUTAGE_MESSAGE, headers)
+    response = jsonify(error_body(503, outages.OUTAGE_MESSAGE))
+    response.status_code = 503
+    response.headers.update(headers)
+    return response
+
+
 def handle_unexpected(error: Exception):
+    if outages.is_database_outage(error):
+        return handle_database_outage(error)
     # Logged once with an id the caller can quote; no traceback text leaves the server.
     request_id = request_ids.current() or uuid.uuid4().hex[:12]
     log.exception("unhandled error %s on %s %s", request_id, request.method, request.path)
@@ -136,3 +175,4 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(HpeError, handle_domain_error)
     app.register_error_handler(InternalServerError, handle_unexpected)
     app.register_error_handler(Exception, handle_unexpected)
+    outages.init_app(app, app_runtime(app).engine)

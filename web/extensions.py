@@ -77,7 +77,12 @@ def db_session() -> Session:
 def _close_session(_exc: BaseException | None) -> None:
     session = g.pop("hpe_session", None)
     if session is not None:
-        session.close()
+        try:
+            session.close()
+        except Exception:  # noqa: BLE001 - the database went away: the answer is already made
+            # A rollback on a dead connection fails; raising here would replace the answer
+            # (a 503, or a success) with gunicorn's HTML 500. Drop the connection instead.
+            session.invalidate()
 
 
 def catalog():

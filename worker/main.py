@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
 import os
 import signal
+import sys
+import threading
 
 from hpe_core.runtime import Runtime
 from worker.boot import build_runtime
@@ -32,6 +35,7 @@ def run(runtime: Runtime, *, burst: bool = False, sweep: bool = True) -> bool:
             "No Redis configured (HPE_REDIS_URL): jobs already run inside the API process."
         )
     bind(runtime)
+    _children_die_with_this_worker()
     sweeper = None
     if sweep and burst:
         # A burst worker quits as soon as the queue is empty, usually before the sweeper
@@ -56,6 +60,45 @@ def run(runtime: Runtime, *, burst: bool = False, sweep: bool = True) -> bool:
     finally:
         if sweeper is not None:
             sweeper.stop()
+
+
+# --- Children RQ forks (its scheduler) never outlive the worker ----------------------------
+#
+# RQ forks its scheduler from the worker. Killed with SIGKILL (the OOM killer), the worker
+# runs no cleanup, and the scheduler would run on as an orphan, holding the scheduler lock
+# in Redis. Its database sockets are already closed on its side at the fork
+# (hpe_core.store.db.forget_inherited_connections), so it cannot hold a learn
+# transaction open; this makes it go too. Linux only (prctl); elsewhere orphans stay until
+# stopped by hand.
+
+_PR_SET_PDEATHSIG = 1
+_parent_pid: int | None = None
+
+
+def _children_die_with_this_worker() -> None:
+    global _parent_pid
+    if _parent_pid is not None or not sys.platform.startswith("linux"):
+        return
+    if threading.current_thread() is not threading.main_thread():
+        return  # the death signal follows the forking thread: only the main thread forks
+    _parent_pid = os.getpid()
+    os.register_at_fork(after_in_child=_die_with_parent)
+
+
+def _die_with_parent() -> None:
+    """In a child forked by this worker: get SIGTERM when the worker dies (rq's scheduler
+    stops on it and releases its locks), at once if it died already."""
+    global _parent_pid
+    parent, _parent_pid = _parent_pid, os.getpid()  # a grandchild dies with this child
+    if parent is None or parent == _parent_pid:
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        return
+    if os.getppid() != parent:  # the parent died between fork() and prctl()
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _child(burst: bool) -> None:

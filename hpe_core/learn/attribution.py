@@ -33,7 +33,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hpe_core.errors import NotFound
-from hpe_core.store import stale_days
+from hpe_core.learn.learning import LEARN_IDLE_TIMEOUT
+from hpe_core.store import db, stale_days
 from hpe_core.store.models import Attribution, Config, Decision, Outcome, utcnow
 from hpe_core.tenancy import configs
 
@@ -457,6 +458,8 @@ def _try_lock(session: Session, config_id: uuid.UUID) -> bool:
     # backstop there.
     if session.get_bind().dialect.name != "postgresql":
         return True
+    # Like learning's lock, it cannot outlive a holder that vanished (see learning.py).
+    db.limit_idle_in_transaction(session, LEARN_IDLE_TIMEOUT.total_seconds())
     digest = hashlib.sha256(b"hpe-attribution:" + config_id.bytes).digest()
     key = int.from_bytes(digest[:8], "big", signed=True)
     return bool(session.scalar(select(func.pg_try_advisory_xact_lock(key))))

@@ -6,6 +6,13 @@ the decisions learned. If the process dies before the commit nothing changed (th
 run redoes the batch); two runs racing on one configuration cannot both commit (the
 version number is unique, and on PostgreSQL an advisory lock keeps the second one out).
 So every decision is learned exactly once.
+
+The advisory lock lives as long as the learn transaction's server session, so it cannot
+outlive its holder: a killed worker's session ends with its socket (no connection crosses
+a fork: :func:`hpe_core.store.db.forget_inherited_connections`), and as a backstop the
+session is ended by PostgreSQL once it sits idle inside the transaction for
+:data:`LEARN_IDLE_TIMEOUT` (a learner that hangs, a machine that vanished). A learn run
+that finds its configuration busy says so in the log, naming the holder.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from hpe_core.decide.policy import store
 from hpe_core.decide.policy.exploration import vw_arguments
 from hpe_core.decide.policy.learner import Learner
 from hpe_core.learn import rewards
-from hpe_core.store import stale_days
+from hpe_core.store import db, stale_days
 from hpe_core.store.models import Attribution, Config, Decision, ModelVersion, Outcome, utcnow
 from hpe_core.tenancy import activities, configs
 from hpe_core.tenancy.settings_types import Reward
@@ -38,6 +45,11 @@ log = logging.getLogger(__name__)
 
 BATCH_SIZE = 5000
 MODEL_UPDATED = "model.updated"
+#: PostgreSQL ends a learn session that sits idle inside its transaction this long
+#: (``idle_in_transaction_session_timeout``, set for learn transactions only), which
+#: releases its advisory lock. Between two statements a learn run only learns one batch
+#: in VW (well under a second for 5,000 examples), so a minute means its holder is gone.
+LEARN_IDLE_TIMEOUT = dt.timedelta(seconds=60)
 
 
 @dataclasses.dataclass
@@ -120,6 +132,8 @@ def learn_closed(
     now = now or utcnow()
     report = LearnReport(config_id)
     if not _try_lock(session, config_id):
+        _log_busy(session, config_id)
+        session.rollback()
         report.busy = True
         return report
     config = session.get(Config, config_id)
@@ -389,11 +403,52 @@ def _outcomes_by_decision(session: Session, ids: list[uuid.UUID]) -> dict:
     return found
 
 
-def _try_lock(session: Session, config_id: uuid.UUID) -> bool:
+def _lock_key(config_id: uuid.UUID) -> int:
+    return int.from_bytes(hashlib.sha256(config_id.bytes).digest()[:8], "big", signed=True)
+
+
+def _try_lock(
+    session: Session, config_id: uuid.UUID, idle_timeout: dt.timedelta | None = None
+) -> bool:
     # PostgreSQL: a transaction-scoped advisory lock per configuration, so concurrent
     # workers skip a busy configuration instead of learning the same batch twice.
     # SQLite has a single writer anyway; the unique version number is the backstop.
     if session.get_bind().dialect.name != "postgresql":
         return True
-    key = int.from_bytes(hashlib.sha256(config_id.bytes).digest()[:8], "big", signed=True)
-    return bool(session.scalar(select(func.pg_try_advisory_xact_lock(key))))
+    timeout = LEARN_IDLE_TIMEOUT if idle_timeout is None else idle_timeout
+    db.limit_idle_in_transaction(session, timeout.total_seconds())
+    return bool(session.scalar(select(func.pg_try_advisory_xact_lock(_lock_key(config_id)))))
+
+
+def _log_busy(session: Session, config_id: uuid.UUID) -> None:
+    """Say who holds the configuration's learn lock, and since when (a stall shows here)."""
+    holder = None
+    if session.get_bind().dialect.name == "postgresql":
+        key = _lock_key(config_id)
+        try:
+            holder = session.execute(
+                text(
+                    "SELECT a.pid, a.state, a.client_addr, now() - a.xact_start "
+                    "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                    "WHERE l.locktype = 'advisory' AND l.granted "
+                    "AND l.classid = :high AND l.objid = :low AND l.objsubid = 1"
+                ),
+                {"high": (key >> 32) & 0xFFFFFFFF, "low": key & 0xFFFFFFFF},
+            ).first()
+        except Exception:  # noqa: BLE001 - only a log line: never fail the run for it
+            holder = None
+    if holder is None:
+        log.info("learning of %s skipped: another learner holds it", config_id)
+        return
+    pid, state, address, held = holder
+    level = logging.WARNING if held is not None and held > LEARN_IDLE_TIMEOUT else logging.INFO
+    log.log(
+        level,
+        "learning of %s skipped: another learner holds it (PostgreSQL backend %s from %s, "
+        "%s, its transaction open for %s)",
+        config_id,
+        pid,
+        address or "local socket",
+        state,
+        held,
+    )

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from hpe_core.recommend.circuit_breaker import KIND as CIRCUIT_BREAKER_KIND
 from hpe_core.results import Summary
-from hpe_core.store.models import Decision, ModelVersion, Recommendation
+from hpe_core.store.models import Config, Decision, ModelVersion, Recommendation
 from hpe_core.store.vocabulary import RecommendationStatus
 from hpe_core.tenancy.settings_types import Settings
 
@@ -87,6 +87,30 @@ def learning_lags(
         .group_by(Decision.config_id)
     )
     return {config_id: now - oldest for config_id, oldest in rows if oldest is not None}
+
+
+def oldest_learning_lag(session: Session, now: dt.datetime) -> dt.timedelta | None:
+    """The longest wait of any configuration's oldest closed-but-unlearned reward window
+    (None: nothing waits): the stall signal of ``GET /api/v1/health``.
+
+    One index probe per configuration (the learner's partial index), not a scan of a
+    backlog, so a load balancer may poll it.
+    """
+    oldest_of_config = (
+        select(func.min(Decision.window_closes_at))
+        .where(
+            Decision.config_id == Config.id,
+            Decision.learned_at.is_(None),
+            Decision.window_closes_at <= now,
+        )
+        .scalar_subquery()
+    )
+    oldest = session.scalar(select(func.min(oldest_of_config)).select_from(Config))
+    if oldest is None:
+        return None
+    if oldest.tzinfo is None:  # SQLite returns the aggregate as naive UTC text
+        oldest = oldest.replace(tzinfo=dt.UTC)
+    return now - oldest
 
 
 def model_saved_at(

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from sqlalchemy.orm import Session
 
 from hpe_core.errors import InvalidInput
-from hpe_core.measure import rollups
+from hpe_core.measure import health, rollups
 from hpe_core.measure.day_counts import (
     MAX_SEGMENTS,
     VARIANTS,
@@ -49,7 +49,7 @@ from hpe_core.results import (
     Slice,
     Summary,
 )
-from hpe_core.store.models import Config
+from hpe_core.store.models import Config, utcnow
 from hpe_core.store.vocabulary import Variant
 from hpe_core.tenancy import configs
 from hpe_core.tenancy.configs import settings_of
@@ -74,6 +74,9 @@ class MetricsReport:
     date_to: dt.date
     summary: Summary
     daily: tuple[Day, ...]
+    #: Seconds the oldest closed-but-unlearned reward window has waited (None: none
+    #: waits): the stall signal. Learning normally keeps it under a few seconds.
+    learning_lag_seconds: float | None = None
 
 
 def resolve_range(
@@ -426,10 +429,12 @@ def read(
     today = today or dt.datetime.now(dt.UTC).date()
     date_from, date_to = resolve_range(date_from, date_to, today)
     days = rollups.read(session, config, date_from, date_to, channel_costs=channel_costs or {})
+    lag = health.learning_lags(session, [config.id], utcnow()).get(config.id)
     return MetricsReport(
         config_id=config.id,
         date_from=date_from,
         date_to=date_to,
         summary=_summary_of_days(config, days, date_from, date_to, today),
         daily=tuple(days),
+        learning_lag_seconds=None if lag is None else round(lag.total_seconds(), 3),
     )

@@ -299,6 +299,14 @@ class MetricsSchema(Schema):
     to = fields.Date(attribute="date_to")
     summary = fields.Nested(_Summary)
     daily = fields.List(fields.Nested(_Day))
+    learning_lag_seconds = fields.Float(
+        allow_none=True,
+        metadata={
+            "description": "Seconds the oldest closed reward window not learned yet has "
+            "waited (null: none waits). Learning keeps it to a few seconds; minutes mean "
+            "learning is stalled (docs/operations.md, 'Learning lag')"
+        },
+    )
 
 
 class ChannelSchema(Schema):
