@@ -99,6 +99,8 @@ def _child(code: str, args: list[str], env: dict) -> tuple[int, float, list[str]
     if line is None or result.returncode:
         raise RuntimeError(result.stderr.decode()[-3000:])
     fields = line.split()
+    if fields[3] not in ("0", "None"):
+        raise RuntimeError(f"exit {fields[3]}: " + result.stderr.decode()[-3000:])
     return int(fields[1]), float(fields[2]), fields[3:]
 
 

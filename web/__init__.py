@@ -44,6 +44,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app_state(app).api = api
     from web.api import (
         activities,
+        audience_schedules,
         channel_operations,
         channels,
         configs,
@@ -75,6 +76,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         exports_api,
         connected_content,
         channel_operations,
+        audience_schedules,
     ):
         api.register_blueprint(module.blp)
     api.register_blueprint(health.blp)

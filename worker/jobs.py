@@ -217,3 +217,19 @@ def send_webhook_message(message_id: str) -> dict:
             uuid.UUID(message_id), delay=retry.webhook_delay(report.attempts)
         )
     return {"outcome": report.outcome, "attempts": report.attempts, "error": report.error}
+
+
+def run_audience_export(session, runtime, config_id: uuid.UUID, channel: str) -> list[dict]:
+    """One scheduled audience export (the inline backend and the RQ job below share it):
+    ``hpe_core.integrations.audience_schedules.run``."""
+    from hpe_core.integrations import audience_schedules
+
+    return audience_schedules.run(session, runtime.channels, config_id, channel)
+
+
+def scheduled_audience_export(config_id: str, channel: str) -> dict:
+    """Export one configuration's audiences on a channel, as its schedule asks (recorded on
+    the schedule; a failure is recorded and the job fails, the next run comes anyway)."""
+    with job_session() as session:
+        exported = run_audience_export(session, current_runtime(), uuid.UUID(config_id), channel)
+    return {"exported": exported}

@@ -171,6 +171,14 @@ class InlineBackend(_ConfigJobCalls):
         the settings it is signed with; a retry re-uses the first one's)."""
         self.enqueue_delivery(message_id, runtime=runtime, delay=delay, kind="webhook")
 
+    def enqueue_audience_export(
+        self, config_id: uuid.UUID, channel: str, *, runtime=None, delay: float = 0.0
+    ) -> None:
+        """Queue one scheduled audience export on the delivery thread."""
+        self.enqueue_delivery(
+            f"{config_id}:{channel}", runtime=runtime, delay=delay, kind="audience-export"
+        )
+
     def run_pending_deliveries(self) -> int:
         """Run every queued delivery once now, ignoring retry delays (tests use it).
 
@@ -203,8 +211,18 @@ class InlineBackend(_ConfigJobCalls):
     def _run_due(self, item: _DueDelivery) -> None:
         if item.kind == "webhook":
             self._run_webhook_message(item.delivery_id, item.runtime)
+        elif item.kind == "audience-export":
+            self._run_audience_export(item.delivery_id, item.runtime)
         else:
             self._run_delivery(item.delivery_id, item.runtime)
+
+    def _run_audience_export(self, key: str, runtime) -> None:
+        config_id, channel = key.split(":", 1)
+        try:
+            with self._sessions() as session:
+                jobs.run_audience_export(session, runtime, uuid.UUID(config_id), channel)
+        except Exception:  # recorded on the schedule; the next run comes anyway
+            log.exception("inline audience export %s failed", key)
 
     def _run_webhook_message(self, key: str, runtime) -> None:
         try:
@@ -295,6 +313,19 @@ class RQBackend(_ConfigJobCalls):
             failed[queue.name] = FailedJobRegistry(queue=queue).count
         return QueueDepths(waiting, failed)
 
+    def enqueue_audience_export(
+        self, config_id: uuid.UUID, channel: str, *, runtime=None, delay: float = 0.0
+    ) -> None:
+        """Queue one scheduled audience export on the delivery queue."""
+        self.delivery_queue.enqueue(
+            jobs.scheduled_audience_export,
+            str(config_id),
+            channel,
+            job_timeout=600,
+            result_ttl=86400,
+            failure_ttl=7 * 86400,
+        )
+
     def enqueue_webhook_message(
         self, message_id: uuid.UUID, *, runtime=None, delay: float = 0.0
     ) -> None:
@@ -367,6 +398,20 @@ def sweep_deliveries(backend, session_factory, runtime) -> int:
     return len(stranded)
 
 
+def sweep_audience_exports(backend, session_factory, runtime) -> int:
+    """Claim the audience exports due now and queue them (one process claims each run).
+
+    :returns: how many were queued
+    """
+    from hpe_core.integrations import audience_schedules
+
+    with session_factory() as session:
+        claimed = audience_schedules.claim_due(session)
+    for config_id, channel in claimed:
+        backend.enqueue_audience_export(config_id, channel, runtime=runtime)
+    return len(claimed)
+
+
 class Sweeper:
     """A daemon thread that calls :func:`sweep` every ``interval`` seconds (and, given the
     runtime, :func:`sweep_deliveries` every minute; :func:`sweep_measurements` every
@@ -407,6 +452,7 @@ class Sweeper:
                 if self._runtime is not None and time.monotonic() >= self._next_delivery_sweep:
                     self._next_delivery_sweep = time.monotonic() + 60
                     sweep_deliveries(self.backend, self._sessions, self._runtime)
+                    sweep_audience_exports(self.backend, self._sessions, self._runtime)
                 if self._measure_interval and time.monotonic() >= self._next_measure_sweep:
                     self._next_measure_sweep = time.monotonic() + self._measure_interval
                     sweep_measurements(self.backend, self._sessions)

@@ -659,3 +659,75 @@ class SurveyAnswer(Base):
         # The workspace's report.
         Index("ix_041_hpe_survey_answers_workspace_created", "workspace_id", "created_at"),
     )
+
+
+# --- Scheduled audience exports (migration 0011) -----------------------------------------
+
+
+class AudienceSchedule(Base):
+    """How often one configuration's audiences on a channel (``ads``) are exported, and
+    how the last run went. The sweepers claim a due row by moving ``next_run_at`` on with
+    a compare-and-set, so one process runs each export however many sweep."""
+
+    __tablename__ = PREFIX + "audience_schedules"
+
+    config_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(Config.id), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(64), primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(String(64))
+    every_hours: Mapped[int] = mapped_column(Integer)
+    next_run_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    last_run_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: What the channel exported: ``[{action_id, audience, rows, target}]``.
+    last_result: Mapped[list | None] = mapped_column(JsonDocument, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (Index("ix_041_hpe_audience_schedules_due", "next_run_at"),)
+
+
+# --- Hourly partial rollups and the measured evaluation (migration 0012) ------------------
+
+
+class MetricsHour(Base):
+    """The counts of one configuration's decisions made in one UTC hour of yesterday or
+    today, stored by the measurement pass once the hour is settled, so a read through
+    today computes only the last hours live (``hpe_core.measure.hours``)."""
+
+    __tablename__ = PREFIX + "metrics_hours"
+
+    config_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(Config.id), primary_key=True)
+    hour: Mapped[dt.datetime] = mapped_column(UTCDateTime, primary_key=True)
+    #: Decision-side counts by group and each decision's merged outcomes (its shape is
+    #: in ``hpe_core.measure.hours``).
+    counts: Mapped[dict] = mapped_column(JsonDocument)
+    computed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class StaleMetricsHour(Base):
+    """An hour of yesterday or today whose stored partial no longer matches the decision
+    log (learning, a Personalizer reward or activation, attribution changed a decision of
+    it); reads compute it live until the next pass stores it again."""
+
+    __tablename__ = PREFIX + "metrics_hours_stale"
+
+    config_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(Config.id), primary_key=True)
+    hour: Mapped[dt.datetime] = mapped_column(UTCDateTime, primary_key=True)
+    marked_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EvaluationSnapshot(Base):
+    """The off-policy evaluation the last measurement pass computed for a configuration
+    (the results page shows it, with its time, instead of replaying the model on every
+    load; ``GET /{id}/evaluation`` always computes afresh)."""
+
+    __tablename__ = PREFIX + "evaluation_snapshots"
+
+    config_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(Config.id), primary_key=True)
+    #: The range and the most recent decisions evaluated (at most ``sample_limit``).
+    date_from: Mapped[dt.date] = mapped_column(Date)
+    date_to: Mapped[dt.date] = mapped_column(Date)
+    sample_limit: Mapped[int] = mapped_column(Integer)
+    #: ``hpe_core.results.Evaluation`` as the API answers it.
+    evaluation: Mapped[dict] = mapped_column(JsonDocument)
+    computed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -67,3 +67,11 @@ def smtp_server():
     server = SmtpServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def make_tenant_for():
+    """``make_tenant_for(app, workspace_id, kind="secret")``: a tenant on any app."""
+    from tests.conftest import create_tenant
+
+    return create_tenant

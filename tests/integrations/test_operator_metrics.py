@@ -237,10 +237,10 @@ def _post(url: str, key: str, body: dict) -> dict:
         },
         method="POST",
     )
-    with urllib.request.urlopen(request, timeout=30) as reply:
+    with urllib.request.urlopen(request, timeout=120) as reply:
         return json.loads(reply.read())
 
 
 def _get(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=30) as reply:
+    with urllib.request.urlopen(url, timeout=120) as reply:
         return reply.read().decode()
