@@ -254,6 +254,29 @@ class Evaluation:
     policies: Mapping[str, PolicyEstimate]
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class DriftNotice:
+    """The last drop in the treatment's reward the learner found, and its retrain (the
+    ``model.drift_detected`` activity, docs/learning.md).
+
+    :param version: the model version the retrain saved
+    :param change_at: the estimated change point (the first decision after it)
+    :param detected_at: when the learn run found it
+    :param reference_reward: reward per decision the model earned before the change
+    :param recent_reward: reward per decision since the change point
+    :param recent_decisions: model-served decisions since the change point
+    :param retrained_examples: logged decisions the new model learned
+    """
+
+    version: int
+    change_at: dt.datetime
+    detected_at: dt.datetime
+    reference_reward: float
+    recent_reward: float
+    recent_decisions: int
+    retrained_examples: int
+
+
 # --- Reading an answer back ------------------------------------------------------------------
 
 

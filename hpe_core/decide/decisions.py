@@ -294,7 +294,10 @@ class DecisionEngine:
         model_action = eligible[max(range(len(eligible)), key=scores.__getitem__)]
         settings = snap.settings
         if variant == Variant.TREATMENT and settings.automation != AutomationLevel.MANUAL:
-            policy, probabilities = Policy.MODEL, scores
+            # Actions added since the model last learned get their trial share.
+            share = settings.learning.new_actions.trial_share
+            policy = Policy.MODEL
+            probabilities = model.serving_distribution(scores, eligible, share)
         else:
             policy = Policy.BASELINE
             probabilities = baseline_probabilities(settings.holdout, eligible)

@@ -88,6 +88,16 @@ def decision_features(channel: str, context: Mapping) -> str:
     return context_features({"channel": channel, **context})
 
 
+def pair_features(context: Mapping) -> str:
+    """The shared line of a decision whose channel the engine chooses (``"channel":
+    "auto"``): the context without a ``channel`` key; each entry's line carries its
+    channel (:meth:`ActionCatalog.pair_line`).
+
+    :param context: the context sent with the decision
+    """
+    return context_features({k: v for k, v in context.items() if k != "channel"})
+
+
 def adf_example(
     shared_line: str,
     action_lines: Iterable[str],
@@ -164,6 +174,19 @@ class ActionCatalog:
         :raises KeyError: for an unknown action id
         """
         return self._lines[action_id]
+
+    def pair_line(self, action_id: str, channel: str) -> str:
+        """The line of one (action, channel) entry of a decision whose channel the engine
+        chooses: the action's line plus ``channel=<channel>`` in the context namespace.
+
+        VW adds the shared line's features to every action line, so the entry scores
+        exactly as the action does on a decision made on that channel
+        (:func:`decision_features` puts ``channel=`` in the shared line): what the model
+        learned from decisions on a fixed channel carries over, and the other way round.
+
+        :raises KeyError: for an unknown action id
+        """
+        return f"{self._lines[action_id]} |{CONTEXT_NAMESPACE} channel={_escape_value(channel)}"
 
     def lines(self, action_ids: Iterable[str] | None = None) -> list[str]:
         """Return the cached lines of the given actions (all of them by default), in order.

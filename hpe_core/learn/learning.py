@@ -31,15 +31,16 @@ from sqlalchemy import bindparam, case, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from hpe_core.decide.features import ActionCatalog, decision_features
+from hpe_core.decide.features import ActionCatalog
 from hpe_core.decide.policy import store
 from hpe_core.decide.policy.exploration import vw_arguments
 from hpe_core.decide.policy.learner import Learner
-from hpe_core.learn import rewards
+from hpe_core.decide.policy.trials import LearnerState
+from hpe_core.learn import adaptation, rewards
 from hpe_core.store import db, stale_days
 from hpe_core.store.models import Attribution, Config, Decision, ModelVersion, Outcome, utcnow
 from hpe_core.tenancy import activities, configs
-from hpe_core.tenancy.settings_types import Reward
+from hpe_core.tenancy.settings_types import Reward, Settings
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,9 @@ class _Closed(NamedTuple):
     action_id: str
     probability: float
     given_reward: float | None
+    eligible_channels: list[str] | None
+    policy: str
+    created_at: dt.datetime
 
 
 class _Mark(NamedTuple):
@@ -97,11 +101,13 @@ class _Examples:
 
     :param examples: ``(context line, action lines, chosen index, reward, probability)``
     :param skipped: decisions marked but not learned
+    :param chosen: the action id of each example
     """
 
     examples: list[tuple]
     marks: list[_Mark]
     skipped: int
+    chosen: list[str] = dataclasses.field(default_factory=list)
 
 
 def configs_with_closed_windows(
@@ -142,22 +148,37 @@ def learn_closed(
         session.rollback()
         return report
     settings = configs.settings_of(config)
+    catalog = ActionCatalog(settings.actions)
     batch_examples = _examples(
         batch,
         _outcomes_by_decision(session, [decision.id for decision in batch]),
         settings.reward,
-        ActionCatalog(settings.actions),
+        catalog,
     )
     report.skipped = batch_examples.skipped
     args = vw_arguments(settings.exploration)
     previous = store.latest(session, config_id)
-    learner = _warm_learners.take(config_id, previous, args)
+    served = [
+        adaptation.Served(d.policy, mark.reward, d.created_at)
+        for d, mark in zip(batch, batch_examples.marks, strict=True)
+    ]
+    keeping = _KeepingUp.start(session, config, settings, catalog, previous, args, served, now)
+    learner = keeping.learner or _warm_learners.take(config_id, previous, args)
     try:
         learned = learner.learn_batch(batch_examples.examples) if batch_examples.examples else 0
+        keeping.state.note_learned(batch_examples.chosen, settings.learning.new_actions)
         version = store.save(
-            session, config_id, args=args, model=learner.save(), examples=learned, previous=previous
+            session,
+            config_id,
+            args=args,
+            model=learner.save(),
+            examples=learned,
+            previous=previous,
+            source=keeping.source,
+            state=keeping.state.document(),
         )
         _record_learned(session, config, batch_examples, version.version, learned, now)
+        keeping.record(session, config, version.version, now)
         session.commit()
     except IntegrityError:
         # Another learner saved this version number first: it learned this batch, ours is
@@ -195,6 +216,9 @@ def _closed_batch(
             Decision.action_id,
             Decision.probability,
             Decision.given_reward,
+            Decision.eligible_channels,
+            Decision.policy,
+            Decision.created_at,
         )
         .where(
             Decision.config_id == config_id,
@@ -214,25 +238,28 @@ def _examples(
     catalog: ActionCatalog,
 ) -> _Examples:
     """Each decision's reward, and the VW example of those that can be replayed."""
-    examples, marks, skipped = [], [], 0
+    examples, marks, skipped, chosen = [], [], 0, []
     for decision in batch:
         mark = _mark(decision, events.get(decision.id, []), reward_settings)
         marks.append(mark)
         # Actions removed from the settings since the decision cannot be featurized.
-        present = [action_id for action_id in decision.eligible if action_id in catalog]
-        if decision.action_id not in catalog or decision.probability <= 0:
+        example = adaptation.replay_example(
+            catalog,
+            channel=decision.channel,
+            features=decision.features,
+            context=decision.context,
+            eligible=decision.eligible,
+            eligible_channels=decision.eligible_channels,
+            action_id=decision.action_id,
+            probability=decision.probability,
+            reward=mark.reward,
+        )
+        if example is None:
             skipped += 1
             continue
-        examples.append(
-            (
-                decision.features or decision_features(decision.channel, decision.context or {}),
-                catalog.lines(present),
-                present.index(decision.action_id),
-                mark.reward,
-                decision.probability,
-            )
-        )
-    return _Examples(examples, marks, skipped)
+        examples.append(example)
+        chosen.append(decision.action_id)
+    return _Examples(examples, marks, skipped, chosen)
 
 
 def _mark(decision: _Closed, events: list[rewards.Event], reward_settings: Reward) -> _Mark:
@@ -294,6 +321,78 @@ def learn_all_closed(
         total.busy = report.busy
         if report.busy or report.learned + report.skipped < batch_size:
             return total
+
+
+@dataclasses.dataclass
+class _KeepingUp:
+    """What a learn run does to keep the model current (:mod:`hpe_core.learn.adaptation`):
+    the state it carries to the next version, and a retrained learner when the exploration
+    settings changed or the drift detector found the reward dropped.
+
+    :param learner: the retrained learner, None to extend the newest model as usual
+    :param source: the new version's ``source``
+    """
+
+    state: LearnerState
+    learner: Learner | None = None
+    source: str = "learn"
+    activity: tuple[str, dict] | None = None
+
+    @classmethod
+    def start(
+        cls,
+        session: Session,
+        config: Config,
+        settings: Settings,
+        catalog: ActionCatalog,
+        previous: ModelVersion | None,
+        args: str,
+        served: list[adaptation.Served],
+        now: dt.datetime,
+    ) -> _KeepingUp:
+        """The state to carry on, and the retrained learner if the model must start over.
+
+        :param served: the batch's decisions with their rewards, in order
+        """
+        state = LearnerState.starting(previous, settings)
+        state.forget_removed(settings.action_ids)
+        state.note_actions(settings.action_ids)
+        limit = settings.learning.retrain_max_decisions
+        if previous is not None and previous.vw_args != args:
+            # The exploration settings changed: a VW model cannot take new arguments, so
+            # the new one learns the recent log instead of starting empty.
+            learner, examples = adaptation.retrain(
+                session, config.id, args, catalog, since=None, limit=limit
+            )
+            adaptation.reset_drift(state)
+            data = {"reason": "settings", "from_args": previous.vw_args, "examples": examples}
+            activity = (adaptation.MODEL_RETRAINED, data)
+            return cls(state, learner, adaptation.RETRAIN_SOURCE, activity)
+        alarm = adaptation.watch(state, settings.learning.drift, served)
+        if alarm is None or alarm.change_key is None:
+            return cls(state)
+        since = dt.datetime.fromisoformat(alarm.change_key)
+        learner, examples = adaptation.retrain(
+            session, config.id, args, catalog, since=since, limit=limit
+        )
+        adaptation.reset_drift(state)
+        data = adaptation.drift_data(alarm, since, now, examples)
+        activity = (adaptation.MODEL_DRIFT_DETECTED, data)
+        return cls(state, learner, adaptation.RETRAIN_SOURCE, activity)
+
+    def record(self, session: Session, config: Config, version: int, now: dt.datetime) -> None:
+        """Log the retrain, if there was one (the caller commits)."""
+        if self.activity is None:
+            return
+        type_, data = self.activity
+        activities.record(
+            session,
+            workspace_id=config.workspace_id,
+            config_id=config.id,
+            type=type_,
+            actor="engine",
+            data={"version": version, **data},
+        )
 
 
 class _WarmLearners:

@@ -16,12 +16,14 @@ import logging
 import uuid
 from collections.abc import Mapping
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hpe_core.learn import adaptation
 from hpe_core.measure import evaluation, metrics, rollups
-from hpe_core.recommend import circuit_breaker, recommendations
-from hpe_core.results import Evaluation, Summary
-from hpe_core.store.models import Config, Recommendation, utcnow
+from hpe_core.recommend import circuit_breaker, learning_rules, recommendations
+from hpe_core.results import DriftNotice, Evaluation, Summary
+from hpe_core.store.models import Activity, Config, Recommendation, utcnow
 from hpe_core.store.vocabulary import ConfigStatus, Policy, RecommendationStatus
 from hpe_core.tenancy.configs import Catalog, settings_of
 from hpe_core.tenancy.settings_types import AutomationLevel
@@ -155,12 +157,42 @@ def _recommend(
     settings = settings_of(config)
     days_observed = now.astimezone(dt.UTC).date() - config.created_at.astimezone(dt.UTC).date()
     proposals = recommendations.propose(
-        settings, summary, evaluated, days_observed=days_observed.days + 1
+        settings,
+        summary,
+        evaluated,
+        days_observed=days_observed.days + 1,
+        drift=_recent_drift(session, config, now=now),
     )
     recommendations.refresh(session, config, proposals, now=now)
     if settings_of(config).automation != AutomationLevel.AUTONOMOUS:
         return []
     return recommendations.apply_automatic(session, config, catalog, now=now)
+
+
+def _recent_drift(session: Session, config: Config, *, now: dt.datetime) -> DriftNotice | None:
+    """The learner's latest drift of the last ``NOTICE_DAYS`` days (its activity), if any."""
+    since = now - dt.timedelta(days=learning_rules.NOTICE_DAYS)
+    data = session.scalar(
+        select(Activity.data)
+        .where(
+            Activity.config_id == config.id,
+            Activity.type == adaptation.MODEL_DRIFT_DETECTED,
+            Activity.created_at >= since,
+        )
+        .order_by(Activity.created_at.desc())
+        .limit(1)
+    )
+    if data is None:
+        return None
+    return DriftNotice(
+        version=int(data["version"]),
+        change_at=dt.datetime.fromisoformat(data["change_at"]),
+        detected_at=dt.datetime.fromisoformat(data["detected_at"]),
+        reference_reward=float(data["reference_reward"]),
+        recent_reward=float(data["recent_reward"]),
+        recent_decisions=int(data["recent_decisions"]),
+        retrained_examples=int(data["retrained_examples"]),
+    )
 
 
 def _report(

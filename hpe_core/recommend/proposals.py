@@ -3,8 +3,9 @@
 the helpers rules share.
 
 The rules themselves are :mod:`hpe_core.recommend.rules` (experiment health),
-:mod:`hpe_core.recommend.model_rules` (the model: OPE, exploration) and
-:mod:`hpe_core.recommend.targeting_rules` (which offers and channels reach whom).
+:mod:`hpe_core.recommend.model_rules` (the model: OPE, exploration),
+:mod:`hpe_core.recommend.targeting_rules` (which offers and channels reach whom) and
+:mod:`hpe_core.recommend.learning_rules` (keeping up with change: drift, self-tuning).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class RecommendationKind(StrEnum):
     CHANNEL_SEGMENT_UNDERPERFORMS = "channel_segment_underperforms"
     CHANGE_EXPLORATION = "change_exploration"
     HOLDOUT_UNDERPOWERED = "holdout_underpowered"
+    PREFERENCES_SHIFTED = "preferences_shifted"
     CIRCUIT_BREAKER = "circuit_breaker"
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from hpe_core.recommend.learning_rules import PREFERENCES_SHIFTED, preferences_shifted
 from hpe_core.recommend.model_rules import (
     CHANGE_EXPLORATION,
     MODEL_WORSE_THAN_BASELINE,
@@ -40,7 +41,7 @@ from hpe_core.recommend.targeting_rules import (
     channel_segments,
     retire_actions,
 )
-from hpe_core.results import Evaluation, Power, Summary
+from hpe_core.results import DriftNotice, Evaluation, Power, Summary
 from hpe_core.store.vocabulary import Severity, Variant
 from hpe_core.tenancy.settings_types import Settings
 
@@ -77,6 +78,7 @@ _RULE_SPECS = (
     CHANNEL_SEGMENT_UNDERPERFORMS,
     CHANGE_EXPLORATION,
     HOLDOUT_UNDERPOWERED,
+    PREFERENCES_SHIFTED,
 )
 #: The kinds :func:`propose` raises (the measurement pass resolves them when they clear).
 RULE_KINDS = tuple(spec.kind for spec in _RULE_SPECS)
@@ -101,6 +103,7 @@ def propose(
     evaluation: Evaluation | None,
     *,
     days_observed: int | None = None,
+    drift: DriftNotice | None = None,
 ) -> list[Proposal]:
     """Every recommendation the numbers support, most urgent first.
 
@@ -109,6 +112,8 @@ def propose(
     :param evaluation: the off-policy evaluation (None when it failed: its rules are skipped)
     :param days_observed: days the configuration has been measured (for the holdout rule
         when no power estimate exists yet)
+    :param drift: the learner's latest drift of the last
+        :data:`~hpe_core.recommend.learning_rules.NOTICE_DAYS` days, if any
     """
     measured = summary is not None
     return [
@@ -118,6 +123,7 @@ def propose(
         *(channel_segments(settings, summary) if measured else ()),
         *change_exploration(settings, summary.lift if measured else None, evaluation),
         *(holdout_underpowered(settings, summary, days_observed) if measured else ()),
+        *preferences_shifted(drift),
     ]
 
 

@@ -383,7 +383,7 @@ class ModelVersion(Base):
     #: "learn", or "rollback:<version>" for a restored copy.
     source: Mapped[str] = mapped_column(String(32), default="learn")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    #: What learning keeps beside the model (``hpe_core.learn.adaptation.LearnerState``:
+    #: What learning keeps beside the model (``hpe_core.decide.policy.trials.LearnerState``:
     #: the drift detector, the actions on trial), None before migration 0010.
     state: Mapped[dict | None] = mapped_column(JsonDocument, nullable=True)
 

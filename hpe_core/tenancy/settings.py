@@ -23,6 +23,7 @@ from marshmallow import (
 )
 
 from hpe_core.errors import InvalidInput
+from hpe_core.tenancy import settings_types as types
 from hpe_core.tenancy.merge_patch import apply_merge_patch
 from hpe_core.tenancy.settings_types import (
     AutomationLevel,
@@ -483,6 +484,54 @@ class PersonalizerSchema(_Strict):
     )
 
 
+class DriftSchema(_Strict):
+    """The drift detector on the treatment's reward (docs/learning.md)."""
+
+    enabled = fields.Boolean(load_default=True)
+    delta = fields.Float(load_default=types.DRIFT_DELTA, validate=validate.Range(0, 1))
+    threshold = fields.Float(load_default=types.DRIFT_THRESHOLD, validate=validate.Range(5, 10_000))
+    min_decisions = fields.Integer(
+        load_default=types.DRIFT_MIN_DECISIONS, validate=validate.Range(100, 10_000_000)
+    )
+
+
+class NewActionsSchema(_Strict):
+    """The trial an action added to a live configuration gets (docs/learning.md)."""
+
+    trial_share = fields.Float(load_default=types.TRIAL_SHARE, validate=validate.Range(0, 0.5))
+    trial_decisions = fields.Integer(
+        load_default=types.TRIAL_DECISIONS, validate=validate.Range(0, 1_000_000)
+    )
+
+
+class TuningSchema(_Strict):
+    """Self-tuning of the learning settings from the logged decisions (docs/learning.md)."""
+
+    enabled = fields.Boolean(load_default=True)
+    every_hours = fields.Float(
+        load_default=types.TUNING_EVERY_HOURS, validate=validate.Range(1, 24 * 90)
+    )
+    min_decisions = fields.Integer(
+        load_default=types.TUNING_MIN_DECISIONS, validate=validate.Range(200, 10_000_000)
+    )
+    max_decisions = fields.Integer(
+        load_default=types.TUNING_MAX_DECISIONS, validate=validate.Range(200, 200_000)
+    )
+
+
+class LearningSchema(_Strict):
+    """How the model keeps up with change: drift, new actions, self-tuning."""
+
+    drift = fields.Nested(DriftSchema, load_default=lambda: DriftSchema().load({}))
+    retrain_max_decisions = fields.Integer(
+        load_default=types.RETRAIN_MAX_DECISIONS, validate=validate.Range(100, 1_000_000)
+    )
+    new_actions = fields.Nested(
+        NewActionsSchema, load_default=lambda: NewActionsSchema().load({})
+    )
+    tuning = fields.Nested(TuningSchema, load_default=lambda: TuningSchema().load({}))
+
+
 def _block(schema: type[Schema]) -> fields.Nested:
     # A missing block is loaded from {} so its own defaults are filled in.
     return fields.Nested(schema, load_default=lambda: schema().load({}))
@@ -505,6 +554,7 @@ class SettingsSchema(_Strict):
     campaign = _block(CampaignSchema)
     schedule = _block(ScheduleSchema)
     personalizer = _block(PersonalizerSchema)
+    learning = _block(LearningSchema)
 
     def __init__(
         self,

@@ -237,6 +237,68 @@ class Personalizer:
     reward_aggregation: RewardAggregation
 
 
+#: ``learning`` defaults (the schema's too): chosen by measurement in bench/adaptation.py
+#: (docs/learning.md, "Keeping up with change").
+DRIFT_DELTA = 0.08
+DRIFT_THRESHOLD = 50.0
+DRIFT_MIN_DECISIONS = 1000
+RETRAIN_MAX_DECISIONS = 100_000
+TRIAL_SHARE = 0.2
+TRIAL_DECISIONS = 300
+TUNING_EVERY_HOURS = 24.0
+TUNING_MIN_DECISIONS = 2000
+TUNING_MAX_DECISIONS = 10_000
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Drift:
+    """The drift detector on the treatment's reward (:mod:`hpe_core.learn.drift`)."""
+
+    #: False: no detection, no retraining on a drop.
+    enabled: bool
+    #: δ: the drop tolerated, in standard deviations of the reward per decision.
+    delta: float
+    #: λ: the evidence needed before reacting, in standard deviations.
+    threshold: float
+    #: Model-served decisions learned (since the last retrain) before it may react.
+    min_decisions: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NewActions:
+    """The trial an action added to a live configuration gets."""
+
+    #: Share of treatment decisions given to the actions on trial (split between them).
+    trial_share: float
+    #: An action is on trial until the model has learned this many of its decisions.
+    trial_decisions: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Tuning:
+    """Self-tuning: candidate learning settings evaluated on the logged decisions."""
+
+    enabled: bool
+    #: Hours between two evaluations of the candidates.
+    every_hours: float
+    #: Learned decisions needed before candidates are evaluated.
+    min_decisions: int
+    #: The most recent learned decisions replayed for each candidate.
+    max_decisions: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Learning:
+    """How the model keeps up with change (docs/learning.md)."""
+
+    drift: Drift
+    #: A retrain (after drift, or when the exploration settings change) replays at most
+    #: this many of the most recent logged decisions.
+    retrain_max_decisions: int
+    new_actions: NewActions
+    tuning: Tuning
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Settings:
     """A configuration's full, validated settings.
@@ -256,6 +318,7 @@ class Settings:
     campaign: Campaign
     schedule: Schedule
     personalizer: Personalizer
+    learning: Learning
     document: Mapping[str, Any] = dataclasses.field(repr=False, compare=False)
     actions_by_id: Mapping[str, Action] = dataclasses.field(repr=False, compare=False)
 
@@ -284,6 +347,7 @@ class Settings:
             campaign=_campaign(document["campaign"]),
             schedule=_schedule(document["schedule"]),
             personalizer=_personalizer(document.get("personalizer") or {}),
+            learning=_learning(document.get("learning") or {}),
             document=document,
             actions_by_id={action.id: action for action in actions},
         )
@@ -346,6 +410,33 @@ def _personalizer(block: Mapping) -> Personalizer:
     return Personalizer(
         dynamic_actions=bool(block.get("dynamic_actions", True)),
         reward_aggregation=RewardAggregation(block.get("reward_aggregation", "earliest")),
+    )
+
+
+def _learning(block: Mapping) -> Learning:
+    # The defaults of hpe_core.tenancy.settings.LearningSchema, for documents read without
+    # the schema (Settings.of on a document stored before the block existed).
+    drift = block.get("drift") or {}
+    new_actions = block.get("new_actions") or {}
+    tuning = block.get("tuning") or {}
+    return Learning(
+        drift=Drift(
+            enabled=bool(drift.get("enabled", True)),
+            delta=float(drift.get("delta", DRIFT_DELTA)),
+            threshold=float(drift.get("threshold", DRIFT_THRESHOLD)),
+            min_decisions=int(drift.get("min_decisions", DRIFT_MIN_DECISIONS)),
+        ),
+        retrain_max_decisions=int(block.get("retrain_max_decisions", RETRAIN_MAX_DECISIONS)),
+        new_actions=NewActions(
+            trial_share=float(new_actions.get("trial_share", TRIAL_SHARE)),
+            trial_decisions=int(new_actions.get("trial_decisions", TRIAL_DECISIONS)),
+        ),
+        tuning=Tuning(
+            enabled=bool(tuning.get("enabled", True)),
+            every_hours=float(tuning.get("every_hours", TUNING_EVERY_HOURS)),
+            min_decisions=int(tuning.get("min_decisions", TUNING_MIN_DECISIONS)),
+            max_decisions=int(tuning.get("max_decisions", TUNING_MAX_DECISIONS)),
+        ),
     )
 
 

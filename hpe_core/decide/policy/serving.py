@@ -19,18 +19,31 @@ from sqlalchemy.orm import Session
 
 from hpe_core.decide.policy import store
 from hpe_core.decide.policy.learner import Learner
+from hpe_core.decide.policy.trials import LearnerState, with_trial
 
 log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
 class ServingModel:
-    """A loaded model: its version (0 = not trained yet), VW arguments and learner."""
+    """A loaded model: its version (0 = not trained yet), VW arguments and learner, and
+    the state learning kept beside it (None for a model not trained yet: nothing is on
+    trial then)."""
 
     version: int
     args: str
     learner: Learner
     checked_at: float = 0.0
+    state: LearnerState | None = None
+
+    def serving_distribution(
+        self, scores: list[float], eligible: list[str], trial_share: float
+    ) -> list[float]:
+        """The distribution the model serves: its scores, with the actions on trial given
+        their share (:mod:`hpe_core.decide.policy.trials`)."""
+        if self.state is None or trial_share <= 0:
+            return scores
+        return with_trial(scores, self.state.on_trial(eligible), trial_share)
 
 
 class ModelRegistry:
@@ -93,7 +106,8 @@ class ModelRegistry:
             newest = store.latest(session, config_id)
             learner = store.load_learner(newest, args)
             if learner is not None:
-                return ServingModel(newest.version, args, learner, time.monotonic())
+                state = None if newest.state is None else LearnerState.of(newest.state)
+                return ServingModel(newest.version, args, learner, time.monotonic(), state)
         # No model yet, or one trained with other arguments: start fresh (version 0).
         return ServingModel(
             0 if newest is None else newest.version, args, Learner(args), time.monotonic()

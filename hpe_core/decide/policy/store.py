@@ -90,8 +90,13 @@ def save(
     examples: int,
     previous: ModelVersion | None,
     source: str = "learn",
+    state: dict | None = None,
 ) -> ModelVersion:
-    """Add the next version. Two writers racing for the same number: one fails (unique)."""
+    """Add the next version. Two writers racing for the same number: one fails (unique).
+
+    :param state: what learning keeps beside the model
+        (:class:`hpe_core.decide.policy.trials.LearnerState`)
+    """
     version = ModelVersion(
         config_id=config_id,
         version=(previous.version if previous else 0) + 1,
@@ -102,6 +107,7 @@ def save(
         examples=examples,
         total_examples=(previous.total_examples if previous else 0) + examples,
         source=source,
+        state=state,
     )
     session.add(version)
     session.flush()
@@ -158,6 +164,9 @@ def rollback(
         examples=0,
         previous=newest,
         source=f"rollback:{version}",
+        # The learner's state goes with its model: the detector's reference and the
+        # trials are those of the restored version.
+        state=source.state,
     )
     # The copy holds what the restored model learned, not what the replaced one had.
     restored.total_examples = source.total_examples
