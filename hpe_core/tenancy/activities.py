@@ -91,6 +91,25 @@ def query(
     ``actor`` exactly; ``since`` inclusive, ``until`` exclusive.
     """
     statement = select(Activity).where(Activity.config_id == config_id)
+    return _filtered(statement, type, actor, since, until)
+
+
+def workspace_query(
+    session: Session,
+    workspace_id: str,
+    *,
+    type: str | None = None,
+    actor: str | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+) -> Select:
+    """Every activity of a workspace (its people, keys and secrets, and every
+    configuration's), newest first, filtered like :func:`query`."""
+    statement = select(Activity).where(Activity.workspace_id == workspace_id)
+    return _filtered(statement, type, actor, since, until)
+
+
+def _filtered(statement: Select, type, actor, since, until) -> Select:
     if type:
         if type.endswith(".*"):
             statement = statement.where(Activity.type.startswith(type[:-1], autoescape=True))
@@ -105,12 +124,16 @@ def query(
     return statement.order_by(Activity.created_at.desc(), Activity.id.desc())
 
 
-def types_and_actors(session: Session, config_id: uuid.UUID) -> tuple[list[str], list[str]]:
-    """The activity types and actors a configuration's log holds (for filter menus)."""
-    types = session.scalars(
-        select(Activity.type).where(Activity.config_id == config_id).distinct()
+def types_and_actors(
+    session: Session, config_id: uuid.UUID | None = None, *, workspace_id: str | None = None
+) -> tuple[list[str], list[str]]:
+    """The activity types and actors a configuration's (or a workspace's) log holds, for
+    filter menus."""
+    scope = (
+        Activity.config_id == config_id
+        if config_id is not None
+        else Activity.workspace_id == workspace_id
     )
-    actors = session.scalars(
-        select(Activity.actor).where(Activity.config_id == config_id).distinct()
-    )
+    types = session.scalars(select(Activity.type).where(scope).distinct())
+    actors = session.scalars(select(Activity.actor).where(scope).distinct())
     return sorted(types), sorted(actors)

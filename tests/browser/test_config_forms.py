@@ -228,3 +228,24 @@ def test_viewers_cannot_reach_the_forms(page, live_server, api, team):
     expect(page.get_by_test_id("config-actions")).to_have_count(0)
     assert page.goto(f"{live_server}/dashboard/configs/new").status == 403
     assert page.goto(f"{live_server}/dashboard/configs/{created['id']}/edit").status == 403
+
+
+def test_admins_read_the_workspace_activity_including_sign_ins(page, live_server, api, team):
+    """Sign-ins and people changes (no configuration) are in the workspace trail, for
+    admins only; a configuration's change is there too, named."""
+    api("post", "/", json={"name": "Named", "settings": {"actions": [{"id": "a"}]}})
+    team.person("admin@example.com", Role.ADMIN)
+    sign_in(page, live_server, "editor@example.com")
+    assert page.goto(f"{live_server}/dashboard/admin/activity").status == 403
+    page.get_by_test_id("sign-out").click()
+    sign_in(page, live_server, "admin@example.com")
+    page.goto(f"{live_server}/dashboard/admin/activity")
+    rows = page.get_by_test_id("activity-row")
+    expect(
+        rows.filter(has_text="person.signed_in").filter(has_text="user:admin@example.com")
+    ).to_have_count(1)
+    expect(rows.filter(has_text="config.created")).to_contain_text("Named")
+    page.goto(f"{live_server}/dashboard/admin/activity?type=person.signed_in")
+    expect(page.get_by_test_id("activity-row")).to_have_count(2)
+    shoot(page, "admin-activity")
+    assert_accessible(page)

@@ -134,6 +134,11 @@ FILTERS = {
 }
 
 
+def query_args(base: dict, filters: dict, **extra) -> dict:
+    """Link arguments: ``base``, the non-empty ``filters``, then ``extra`` (a page number)."""
+    return {**base, **{k: v for k, v in filters.items() if v}, **extra}
+
+
 def items2dict(pairs) -> dict:
     """``[("type", "x"), ...]`` -> ``{"type": "x"}``: the non-empty filters as link arguments."""
     return dict(pairs)
@@ -148,4 +153,5 @@ def register(app: Flask) -> None:
         bar_x=bar_x,
         signed_money=signed_money,
         whole_percent=whole_percent,
+        query_args=query_args,
     )

@@ -15,8 +15,10 @@ import json
 import uuid
 
 from flask import Blueprint, Response, render_template, request
+from sqlalchemy import select
 
-from hpe_core.store.models import Activity
+from hpe_core.store.models import Activity, Config
+from hpe_core.store.vocabulary import Role
 from hpe_core.tenancy import activities, configs
 from hpe_core.tenancy.settings_changes import changes
 from web.dashboard.page_range import PageRange
@@ -39,22 +41,27 @@ class Entry:
 def register(blueprint: Blueprint) -> None:
     blueprint.add_url_rule("/configs/<uuid:config_id>/activity", "activity", trail)
     blueprint.add_url_rule("/configs/<uuid:config_id>/activity.csv", "activity_csv", trail_csv)
+    blueprint.add_url_rule("/admin/activity", "admin_activity", workspace_trail)
+    blueprint.add_url_rule("/admin/activity.csv", "admin_activity_csv", workspace_trail_csv)
+
+
+def _filters() -> dict:
+    """The URL's filters as the activity queries take them."""
+    page_range = PageRange.from_request(request.args)
+    return {
+        "type": request.args.get("type") or None,
+        "actor": request.args.get("actor") or None,
+        "since": _midnight(page_range.date_from),
+        "until": _midnight(page_range.date_to + dt.timedelta(days=1))
+        if page_range.date_to
+        else None,
+    }
 
 
 def _filtered(config_id: uuid.UUID):
     config = configs.get(db_session(), current_person().principal(), config_id)
-    page_range = PageRange.from_request(request.args)
-    since = _midnight(page_range.date_from)
-    until = _midnight(page_range.date_to + dt.timedelta(days=1)) if page_range.date_to else None
-    statement = activities.query(
-        db_session(),
-        config.id,
-        type=request.args.get("type") or None,
-        actor=request.args.get("actor") or None,
-        since=since,
-        until=until,
-    )
-    return config, page_range, statement
+    statement = activities.query(db_session(), config.id, **_filters())
+    return config, PageRange.from_request(request.args), statement
 
 
 @requires()
@@ -76,9 +83,47 @@ def trail(config_id: uuid.UUID):
     )
 
 
+@requires(Role.ADMIN)
+def workspace_trail():
+    """Every activity of the workspace: sign-ins, people, keys and secrets, consent and
+    channel changes (which belong to no configuration), and every configuration's."""
+    person = current_person()
+    statement = activities.workspace_query(db_session(), person.workspace_id, **_filters())
+    page = max(1, request.args.get("page", 1, type=int))
+    rows = list(db_session().scalars(statement.offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE + 1)))
+    types, actors = activities.types_and_actors(db_session(), workspace_id=person.workspace_id)
+    names = dict(
+        db_session()
+        .execute(select(Config.id, Config.name).where(Config.workspace_id == person.workspace_id))
+        .all()
+    )
+    return render_template(
+        "admin_activity.html",
+        admin_tab="admin_activity",
+        entries=[Entry(row, describe(row)) for row in rows[:PAGE_SIZE]],
+        config_names=names,
+        more=len(rows) > PAGE_SIZE,
+        page=page,
+        types=types,
+        actors=actors,
+        filters={k: request.args.get(k, "") for k in ("type", "actor", "from", "to")},
+    )
+
+
+@requires(Role.ADMIN)
+def workspace_trail_csv():
+    person = current_person()
+    statement = activities.workspace_query(db_session(), person.workspace_id, **_filters())
+    return _csv(statement, f"hpe-{person.workspace_id}-activity.csv")
+
+
 @requires()
 def trail_csv(config_id: uuid.UUID):
     config, _range, statement = _filtered(config_id)
+    return _csv(statement, f"hpe-{config.id}-activity.csv")
+
+
+def _csv(statement, filename: str) -> Response:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["time_utc", "type", "actor", "summary", "data"])
@@ -95,7 +140,7 @@ def trail_csv(config_id: uuid.UUID):
     return Response(
         buffer.getvalue(),
         mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="hpe-{config.id}-activity.csv"'},
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
 
