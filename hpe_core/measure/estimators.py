@@ -164,6 +164,17 @@ def estimate(
 _NO_INTERVAL = (None, None)
 
 
+def _effective_sample_size(weights: Sequence[float]) -> float | None:
+    """Kish's (Σw)² / Σw², computed on weights scaled by the largest: it is scale-free, and
+    tiny weights (a policy that almost never picks the logged action) would otherwise
+    square to 0.0 and divide by zero."""
+    largest = max(weights, default=0.0)
+    if not largest > 0:
+        return None
+    scaled = [w / largest for w in weights]
+    return _finite(_sum(scaled) ** 2 / _sum(w * w for w in scaled))
+
+
 def summarize(
     weights: Sequence[float],
     ips_terms: Sequence[float],
@@ -193,7 +204,7 @@ def summarize(
     snips, snips_ci = _snips(weights, ips_terms, total_weight)
     return PolicyEstimate(
         n=n,
-        ess=_finite(total_weight * total_weight / _sum(w * w for w in weights)),
+        ess=_effective_sample_size(weights),
         ips=ips,
         snips=snips,
         dr=dr,

@@ -503,3 +503,12 @@ def test_rows_without_a_feature_line_are_featurized_from_their_context(session, 
     session.commit()
     swapped = _run(session, evaluated, policies=("model",))["policies"]["model"]
     assert swapped["dr"] != pytest.approx(with_lines["dr"])
+
+
+def test_effective_sample_size_survives_tiny_weights():
+    """Weights whose squares underflow to 0.0 still give Kish's effective sample size."""
+    from hpe_core.measure.estimators import summarize
+
+    tiny = [1e-200, 2e-200, 1e-200]
+    found = summarize(tiny, [0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0])
+    assert found.ess == pytest.approx(16 / 6)
