@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import secrets
 import statistics
 import sys
 import time
@@ -48,7 +49,9 @@ SEGMENTS = 5
 
 # One day's decisions (named parameters: ws, config, start, count, seconds). Row i:
 # channel i mod 3, action (i / 3) mod 10, segment (i / 7) mod 5; holdout when a hash of
-# the user falls in the first 10% (assignment is per user); learned, with a reward.
+# the user falls in the first 10% (assignment is per user); learned, with a reward; the
+# feature line as hpe_core.decide.features.decision_features writes it (the off-policy
+# evaluation replays the model on it).
 _DECISIONS = """
 INSERT INTO "041_hyper_personalization_engine_decisions"
   (id, workspace_id, config_id, user_id, channel, context, eligible, probabilities,
@@ -66,8 +69,8 @@ SELECT gen_random_uuid(), %(ws)s, %(config)s, u.user_id,
   7, 'offer-' || mod(i / 11, 10), 'live',
   t.at, t.at + interval '1 day', t.at + interval '1 day',
   0.0, false, NULL,
-  '|c segment=s' || mod(i / 7, 5) || ' device=mobile |ch '
-    || (ARRAY['email','web','ads'])[mod(i, 3) + 1]
+  'shared |c channel=' || (ARRAY['email','web','ads'])[mod(i, 3) + 1]
+    || ' segment=s' || mod(i / 7, 5) || ' device=mobile'
 FROM generate_series(0, %(count)s - 1) AS i,
 LATERAL (SELECT %(start)s::timestamptz
                 + make_interval(secs => i::float8 * %(seconds)s / %(count)s) AS at) AS t,
@@ -224,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
                 "INLINE_SWEEPER": False,
                 "LOAD_PLUGINS": ["email", "web", "ads"],
                 "PLUGINS": {ch: {"cost_per_decision": c} for ch, c in CHANNEL_COSTS.items()},
+                # PostgreSQL deployments need one; this process is the only one.
+                "SECRET_KEY": secrets.token_urlsafe(48),
             }
         )
         sessions = app_runtime(app).sessions

@@ -92,7 +92,8 @@ def inputs_digest(config: Config, channel_costs: Mapping[str, float]) -> str:
 
 
 class GroupKey(NamedTuple):
-    """What decisions are grouped by: the selected columns of the same names."""
+    """What decisions are grouped by: the selected columns of the same names. ``day`` is
+    the UTC date (or, for :mod:`hpe_core.measure.hours`, the UTC hour) of the group."""
 
     day: object
     variant: str
@@ -105,16 +106,12 @@ class GroupKey(NamedTuple):
 _group_key_of = operator.attrgetter(*GroupKey._fields)
 
 
-def _group_key(row) -> GroupKey:
-    return GroupKey._make(_group_key_of(row))
-
-
 def _group_key_reader(rows: Sequence) -> Callable[[object], tuple]:
     """For rows of one query, a function that reads each row's group key as a plain tuple
     (equal to its :class:`GroupKey`): the columns are found by name once, then read by
     position, because the outcome queries return a row per decision and outcome type."""
     if not rows:
-        return _group_key
+        return _group_key_of
     names = rows[0]._fields
     return operator.itemgetter(*(names.index(name) for name in GroupKey._fields))
 
@@ -123,6 +120,51 @@ class _Group(NamedTuple):
     date: dt.date
     key: GroupKey
     counts: dict
+
+
+@dataclasses.dataclass(slots=True)
+class Decided:
+    """The decision-side counts of one group (a row of :func:`decided`, or several added
+    up: one per hour). ``rewards`` holds each row's sum of rewards, added with ``fsum``."""
+
+    decisions: int = 0
+    engaged_by_reward: int = 0
+    rewards: list[float] = dataclasses.field(default_factory=list)
+    baseline: int = 0
+    agreements: int = 0
+
+    def add_row(self, row) -> None:
+        self.add(
+            int(row.decisions),
+            int(row.engaged_by_reward or 0),
+            float(row.reward or 0.0),
+            int(row.baseline or 0),
+            int(row.agreements or 0),
+        )
+
+    def add(self, decisions, engaged_by_reward, reward, baseline, agreements) -> None:
+        self.decisions += decisions
+        self.engaged_by_reward += engaged_by_reward
+        self.rewards.append(reward)
+        self.baseline += baseline
+        self.agreements += agreements
+
+
+@dataclasses.dataclass(slots=True)
+class DecisionRecord:
+    """One decision's outcomes and attributed credit, merged: whether it engaged, its
+    revenue, and its outcomes per type (an outcome tied to it counts 1, an attributed one
+    its credit). ``key`` is its group's :class:`GroupKey`."""
+
+    key: GroupKey
+    engaged: bool = False
+    revenue_parts: list[float] = dataclasses.field(default_factory=list)
+    types: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    @property
+    def revenue(self) -> float:
+        # fsum: exact whatever the rows' order, so a recomputed decision is identical.
+        return math.fsum(self.revenue_parts)
 
 
 def compute_days(
@@ -154,28 +196,36 @@ def compute_runs(
         return {}
     channel_costs = channel_costs or {}
     settings = settings_of(config)
-    keys = _group_columns(session, settings)
+    keys = group_columns(session, settings)
     in_range = [Decision.config_id == config.id, or_(*(created_between(a, b) for a, b in runs))]
     # Flat aggregates merged here, rather than one join with grouped outcome subqueries:
     # without planner statistics PostgreSQL ran that as a nested loop over decisions ×
     # outcomes (seconds at 10k decisions); these stay index lookups.
-    decided = _decided(session, keys, in_range)
+    counts = decided_counts(decided(session, keys, in_range), as_date)
     since = written_since(min(date_from for date_from, _date_to in runs))
-    per_group, outcome_types = _outcomes(session, keys, in_range, config.id, since, settings)
-    unit_costs = _unit_costs(settings, channel_costs)
-    groups = [_group(row, per_group, unit_costs) for row in decided]
-    days = _documents(groups, inputs_digest(config, channel_costs))
-    _count_outcome_types(days, outcome_types)
-    return days
+    direct, attributed = outcome_rows(session, keys, in_range, config.id, since, settings)
+    records = decision_records(direct, attributed, as_date)
+    return build_documents(
+        counts,
+        records.values(),
+        unit_costs(settings, channel_costs),
+        inputs_digest(config, channel_costs),
+    )
 
 
-def _group_columns(session: Session, settings: Settings) -> tuple:
-    """The columns decisions are grouped by (named as :class:`GroupKey`'s fields); on
-    PostgreSQL also this transaction's settings for the aggregates."""
+def group_columns(session: Session, settings: Settings, *, hourly: bool = False) -> tuple:
+    """The columns decisions are grouped by (named as :class:`GroupKey`'s fields; ``day``
+    is the UTC hour when ``hourly``); on PostgreSQL also this transaction's settings for
+    the aggregates."""
     if session.get_bind().dialect.name == "sqlite":
-        day = func.date(Decision.created_at)  # stored as naive UTC text
+        # Stored as naive UTC text.
+        if hourly:
+            day = func.strftime("%Y-%m-%d %H:00:00", Decision.created_at)
+        else:
+            day = func.date(Decision.created_at)
     else:
-        day = cast(func.timezone("UTC", Decision.created_at), Date)
+        utc = func.timezone("UTC", Decision.created_at)
+        day = func.date_trunc("hour", utc) if hourly else cast(utc, Date)
         # The planner cannot estimate how few groups a day has, so with the default 4 MB
         # it sorts 100,000 rows on disk (~300 ms a day) instead of hashing them (~95 ms).
         # And JIT compiling these queries costs more than it saves (~250 ms for one day
@@ -193,7 +243,7 @@ def _group_columns(session: Session, settings: Settings) -> tuple:
     )
 
 
-def _unit_costs(settings: Settings, channel_costs: Mapping[str, float]):
+def unit_costs(settings: Settings, channel_costs: Mapping[str, float]):
     """``cost(action_id, channel)`` of one decision: the action's cost plus the channel's."""
     action_costs = {action.id: action.cost for action in settings.actions}
 
@@ -203,27 +253,8 @@ def _unit_costs(settings: Settings, channel_costs: Mapping[str, float]):
     return cost
 
 
-def _group(row, per_group: Mapping[GroupKey, _Engagement], unit_costs) -> _Group:
-    """One group of decisions (a row of :func:`_decided`) and its counts ``C``."""
-    key = _group_key(row)
-    engagement = per_group.get(key, _NO_ENGAGEMENT)
-    decisions = int(row.decisions)
-    counts = {
-        "decisions": decisions,
-        "engagements": engagement.engaged + int(row.engaged_by_reward or 0),
-        "reward": float(row.reward or 0.0),
-        # fsum: exact whatever the rows' order, so a recomputed day is identical.
-        "revenue": math.fsum(engagement.revenues),
-        "revenue_sq": math.fsum(engagement.squares),
-        "cost": unit_costs(row.action_id, row.channel) * decisions,
-        "baseline_decisions": int(row.baseline or 0),
-        "model_agreements": int(row.agreements or 0),
-    }
-    return _Group(_as_date(row.day), key, counts)
-
-
-def _decided(session: Session, keys, in_range) -> list:
-    """Decisions grouped by day, variant, channel, action, source and segment."""
+def decided(session: Session, keys, in_range) -> list:
+    """Decisions grouped by day (or hour), variant, channel, action, source and segment."""
     baseline = Decision.policy == Policy.BASELINE
     agrees = and_(baseline, Decision.model_action_id == Decision.action_id)
     statement = (
@@ -241,6 +272,18 @@ def _decided(session: Session, keys, in_range) -> list:
         .group_by(*keys)
     )
     return session.connection().execute(statement).all()
+
+
+def decided_counts(rows: Iterable, day_of: Callable[[object], object]) -> dict[GroupKey, Decided]:
+    """The rows of :func:`decided` by group, their ``day`` read with ``day_of``."""
+    counts: dict[GroupKey, Decided] = {}
+    for row in rows:
+        key = GroupKey(day_of(row.day), *_group_key_of(row)[1:])
+        found = counts.get(key)
+        if found is None:
+            found = counts[key] = Decided()
+        found.add_row(row)
+    return counts
 
 
 def written_since(first_day: dt.date) -> dt.datetime | None:
@@ -267,21 +310,12 @@ class _Engagement:
 _NO_ENGAGEMENT = _Engagement()
 
 
-@dataclasses.dataclass(slots=True)
-class _DecisionOutcomes:
-    """One decision's outcomes, direct and attributed, merged."""
-
-    key: tuple  # its GroupKey's values
-    engaged: bool = False
-    revenue: float = 0.0
-
-
-def _outcomes(
-    session: Session, keys, in_range, config_id, since, settings: Settings
-) -> tuple[dict[GroupKey, _Engagement], dict[tuple, float]]:
-    """For the decisions with outcomes or attributed credit: their engagement per group
-    (:class:`_Engagement`), and ``{(date, variant, type): outcomes}`` of the live ones
-    (an outcome tied to a decision counts 1, an attributed one its credit).
+def outcome_rows(
+    session: Session, keys, decisions, config_id, since, settings: Settings
+) -> tuple[list, list]:
+    """Per decision and outcome type, for the decisions matching ``decisions`` (SQL
+    conditions on them): the rows of their direct outcomes and of their attributed credit
+    (:func:`decision_records` merges them).
 
     :param since: only outcomes received and credit given from then on can belong to
         the decisions in range (:func:`written_since`); None reads them all
@@ -302,13 +336,13 @@ def _outcomes(
     # both); grouping by type too costs a few more rows, not a third scan. Each starts
     # from this config's rows written since the range began (an index range scan), not
     # from every outcome or credit row it ever had.
-    direct = _direct_outcomes(connection, keys, in_range, config_id, since, positive, value_events)
+    direct = _direct_outcomes(connection, keys, decisions, config_id, since, positive, value_events)
     attributed = _attributed_credit(
-        connection, keys, in_range, config_id, since, positive, value_events
+        connection, keys, decisions, config_id, since, positive, value_events
     )
     if postgres:
         session.execute(text("SET LOCAL enable_nestloop TO DEFAULT"))
-    return _merge_outcomes(direct, attributed)
+    return direct, attributed
 
 
 def _direct_outcomes(connection, keys, in_range, config_id, since, positive, value_events):
@@ -366,43 +400,84 @@ def _attributed_credit(connection, keys, in_range, config_id, since, positive, v
     ).all()
 
 
-def _merge_outcomes(direct, attributed) -> tuple[dict[GroupKey, _Engagement], dict]:
-    """Merge both queries' rows per decision, then per group (see :func:`_outcomes`)."""
-    per_decision, outcome_types = _per_decision(direct, attributed)
-    per_group: dict[GroupKey, _Engagement] = {}
-    for entry in per_decision.values():
-        total = per_group.get(entry.key)
-        if total is None:
-            total = per_group[entry.key] = _Engagement()
-        total.engaged += entry.engaged
-        total.revenues.append(entry.revenue)
-        total.squares.append(entry.revenue * entry.revenue)
-    whole = {key: int(n) if n.is_integer() else n for key, n in outcome_types.items()}
-    return per_group, whole
-
-
-def _per_decision(direct, attributed) -> tuple[dict, dict[tuple, float]]:
-    """``{decision id: its outcomes}`` and the live decisions' outcomes per day, variant
-    and type, from the rows of both queries."""
-    per_decision: dict = {}
-    outcome_types: dict[tuple, float] = defaultdict(float)
+def decision_records(direct, attributed, day_of: Callable[[object], object]) -> dict:
+    """``{decision id: DecisionRecord}`` from the rows of :func:`outcome_rows`, each key's
+    ``day`` read with ``day_of``."""
+    records: dict = {}
     for rows, from_attribution in ((direct, False), (attributed, True)):
         key_of = _group_key_reader(rows)
         for row in rows:
-            entry = per_decision.get(row.id)
-            if entry is None:
-                entry = per_decision[row.id] = _DecisionOutcomes(key_of(row))
-            # An import engaged by its given reward is counted already (see _decided).
+            record = records.get(row.id)
+            if record is None:
+                key = key_of(row)
+                record = records[row.id] = DecisionRecord(GroupKey(day_of(key[0]), *key[1:]))
+            # An import engaged by its given reward is counted already (see decided).
             counted = from_attribution and bool(row.given_positive)
-            entry.engaged = entry.engaged or (bool(row.engaged) and not counted)
-            entry.revenue += float(row.revenue or 0.0)
-            if row.source == _LIVE:
-                outcome_types[(_as_date(row.day), row.variant, row.type)] += float(row.n or 0)
-    return per_decision, outcome_types
+            record.engaged = record.engaged or (bool(row.engaged) and not counted)
+            record.revenue_parts.append(float(row.revenue or 0.0))
+            # At most two rows of a type add up here (direct and attributed): in any order.
+            record.types[row.type] = record.types.get(row.type, 0) + (row.n or 0)
+    return records
 
 
-def _as_date(value) -> dt.date:
+def as_date(value) -> dt.date:
+    """A ``day`` column's value (a date, or ISO text on SQLite) as a date."""
     return value if isinstance(value, dt.date) else dt.date.fromisoformat(value)
+
+
+# --- Documents from the counts --------------------------------------------------------------
+
+
+def build_documents(
+    counts: Mapping[GroupKey, Decided],
+    records: Iterable[DecisionRecord],
+    cost_of: Callable[[str, str], float],
+    digest: str,
+) -> dict[dt.date, dict]:
+    """One document per day from the decision-side counts by group (keyed by date) and
+    the decisions' records (keyed alike). A record whose group has no counts (a decision
+    changed between the two queries) adds nothing to engagement, as a group never seen."""
+    per_group: dict[GroupKey, _Engagement] = {}
+    outcome_types: dict[tuple, list[float]] = defaultdict(list)
+    for record in records:
+        key = record.key
+        total = per_group.get(key)
+        if total is None:
+            total = per_group[key] = _Engagement()
+        total.engaged += record.engaged
+        revenue = record.revenue
+        total.revenues.append(revenue)
+        total.squares.append(revenue * revenue)
+        if key.source == _LIVE:
+            for type_, n in record.types.items():
+                outcome_types[(key.day, key.variant, type_)].append(float(n))
+    groups = [
+        _group(key, found, per_group.get(key, _NO_ENGAGEMENT), cost_of)
+        for key, found in counts.items()
+    ]
+    days = _documents(groups, digest)
+    whole = {}
+    for key, parts in outcome_types.items():
+        n = math.fsum(parts)
+        whole[key] = int(n) if n.is_integer() else n
+    _count_outcome_types(days, whole)
+    return days
+
+
+def _group(key: GroupKey, found: Decided, engagement: _Engagement, cost_of) -> _Group:
+    """One group of decisions and its counts ``C``."""
+    counts = {
+        "decisions": found.decisions,
+        "engagements": engagement.engaged + found.engaged_by_reward,
+        "reward": math.fsum(found.rewards),
+        # fsum: exact whatever the rows' order, so a recomputed day is identical.
+        "revenue": math.fsum(engagement.revenues),
+        "revenue_sq": math.fsum(engagement.squares),
+        "cost": cost_of(key.action_id, key.channel) * found.decisions,
+        "baseline_decisions": found.baseline,
+        "model_agreements": found.agreements,
+    }
+    return _Group(key.day, key, counts)
 
 
 # --- Folding groups into documents --------------------------------------------------------

@@ -250,6 +250,20 @@ def _logged_rows(
     ).all()
 
 
+def sample_start(
+    session: Session, config_id: uuid.UUID, date_from: dt.date, date_to: dt.date, limit: int
+) -> dt.datetime | None:
+    """When the oldest of the decisions :func:`evaluate` reads was made, if the range has
+    at least ``limit`` evaluable ones (it reads the ``limit`` most recent); else None."""
+    return session.scalar(
+        select(Decision.created_at)
+        .where(*_evaluable(config_id), created_between(date_from, date_to))
+        .order_by(Decision.created_at.desc(), Decision.id.desc())
+        .offset(limit - 1)
+        .limit(1)
+    )
+
+
 def _where_to_look(
     session: Session,
     config_id: uuid.UUID,

@@ -20,11 +20,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hpe_core.learn import adaptation
-from hpe_core.measure import evaluation, metrics, rollups
+from hpe_core.measure import evaluation, evaluation_snapshots, metrics, rollups
 from hpe_core.recommend import circuit_breaker, learning_rules, recommendations
 from hpe_core.results import DriftNotice, Evaluation, Summary
 from hpe_core.store.models import Activity, Config, Recommendation, utcnow
-from hpe_core.store.vocabulary import ConfigStatus, Policy, RecommendationStatus
+from hpe_core.store.vocabulary import ConfigStatus, RecommendationStatus
 from hpe_core.tenancy.configs import Catalog, settings_of
 from hpe_core.tenancy.settings_types import AutomationLevel
 from hpe_core.tenancy.workspaces import Principal
@@ -83,7 +83,8 @@ def run(
 
     1. rollups (committed on their own: the reports are right even if a later step fails);
     2. the metrics summary of the last :data:`LOOKBACK_DAYS` days and the off-policy
-       evaluation (left out, logged, if it fails: its rules are skipped);
+       evaluation (left out, logged, if it fails: its rules are skipped), kept for the
+       results page (:mod:`hpe_core.measure.evaluation_snapshots`);
     3. the circuit breaker, on its own window;
     4. the recommendation rules, stored; in ``autonomous`` mode the engine applies those
        it may (never after the breaker tripped in this pass: automation is manual then).
@@ -105,6 +106,8 @@ def run(
         session, config, since, today, channel_costs=plugins.channel_costs, today=today
     )
     evaluated, evaluation_error = _evaluate(session, config, since, today)
+    if evaluated is not None:
+        _keep_evaluation(session, config, evaluated, now=now)
 
     # From here on the pass may change the settings: lock and re-read the configuration
     # (PostgreSQL), so a person's PATCH committed meanwhile is kept, not overwritten.
@@ -234,7 +237,8 @@ def _evaluate(
                     config,
                     date_from=since,
                     date_to=today,
-                    policies=(Policy.MODEL, Policy.BASELINE),
+                    # The logged policy costs nothing more and completes the page's panel.
+                    policies=evaluation.DEFAULT_POLICIES,
                     limit=EVALUATION_LIMIT,
                 ),
                 None,
@@ -242,3 +246,17 @@ def _evaluate(
     except Exception as exc:  # noqa: BLE001 - see the docstring
         log.exception("off-policy evaluation failed for %s; its rules are skipped", config.id)
         return None, f"{type(exc).__name__}: {exc}"[:500]
+
+
+def _keep_evaluation(
+    session: Session, config: Config, evaluated: Evaluation, *, now: dt.datetime
+) -> None:
+    """Keep the evaluation for the results page (committed with the pass). In a
+    savepoint, and logged if it fails: the page then evaluates on demand, as before."""
+    try:
+        with session.begin_nested():
+            evaluation_snapshots.store(
+                session, config.id, evaluated, limit=EVALUATION_LIMIT, now=now
+            )
+    except Exception:  # noqa: BLE001 - the pass must not stop for the page's copy
+        log.exception("could not keep the evaluation of %s for the results page", config.id)

@@ -8,7 +8,9 @@ import, an outcome for an old decision, learning (rewards), attribution (credit)
 :func:`read` is what ``GET /metrics`` reads: a stored row where it is complete and
 clean (rolled up after its day ended, not marked stale, same settings), and the other
 days (today, not yet rolled up, stale) computed live in one set of queries. The answer is
-the same either way; in steady state almost every day comes from storage.
+the same either way; in steady state almost every day comes from storage. Today and
+yesterday are not computed whole: the pass also stores their settled hours
+(:mod:`hpe_core.measure.hours`), and a read adds those up and computes only the rest.
 
 The documents themselves are :mod:`hpe_core.measure.day_documents` (``compute_days`` is
 re-exported here); :class:`Day` is one day of a read.
@@ -25,6 +27,7 @@ from collections.abc import Iterable, Mapping
 from sqlalchemy import bindparam, delete, or_, select
 from sqlalchemy.orm import Session
 
+from hpe_core.measure import hours
 from hpe_core.measure.day_counts import DayDocument
 from hpe_core.measure.day_documents import compute_days, compute_runs, inputs_digest
 from hpe_core.store.days import day_end
@@ -89,7 +92,9 @@ def refresh(
     now: dt.datetime | None = None,
     max_days: int = MAX_REFRESH_DAYS,
 ) -> list[dt.date]:
-    """Recompute and store today, yesterday and the days that went stale (no commit).
+    """Recompute and store today, yesterday and the days that went stale (no commit);
+    first the settled hours of yesterday and today (:func:`hpe_core.measure.hours.refresh`),
+    which today's and yesterday's documents are then added up from.
 
     Stale = marked (:func:`mark_stale`) or stored with other settings (reward weights,
     costs, segment key). Idempotent: recomputing a day stores the same document. A day
@@ -104,7 +109,10 @@ def refresh(
     marks = _stale_marks(session, config.id)
     outdated = _outdated(session, config.id, inputs_digest(config, channel_costs))
     dates = _dates_to_refresh(now.astimezone(dt.UTC).date(), set(marks) | outdated, max_days)
-    documents = compute_runs(session, config, _runs(dates), channel_costs=channel_costs)
+    hours.refresh(session, config, channel_costs=channel_costs, now=now, day_marks=marks)
+    # The hours of the marked days were all recomputed just now: no day mark to honour.
+    documents, whole = hours.read(session, config, dates, channel_costs=channel_costs, day_marks=())
+    documents.update(compute_runs(session, config, _runs(whole), channel_costs=channel_costs))
     _store(session, config, documents, now)
     _drop(session, config.id, [date for date in dates if date not in documents])
     _clear_marks(session, config.id, {day: marks[day] for day in dates if day in marks})
@@ -213,13 +221,15 @@ def read(
 
     A stored row is used when it is complete and clean: rolled up after its day ended,
     not marked stale since, with the current settings' digest. Every other day is
-    computed live (``rolled_up_at`` None), all of them in one set of queries.
+    computed live (``rolled_up_at`` None): from its stored hours plus the rest live when
+    it has some (today, yesterday), else whole, all of those in one set of queries.
     """
     usable = _clean_rows(
         session, config.id, date_from, date_to, inputs_digest(config, channel_costs)
     )
     missing = [day for day in _dates(date_from, date_to) if day not in usable]
-    live = compute_runs(session, config, _runs(missing), channel_costs=channel_costs)
+    live, whole = hours.read(session, config, missing, channel_costs=channel_costs)
+    live.update(compute_runs(session, config, _runs(whole), channel_costs=channel_costs))
     days = [Day(date, row.metrics, row.updated_at) for date, row in usable.items()]
     days += [Day(date, document, None) for date, document in live.items()]
     return sorted(days, key=operator.attrgetter("date"))

@@ -728,6 +728,8 @@ class EvaluationSnapshot(Base):
     date_from: Mapped[dt.date] = mapped_column(Date)
     date_to: Mapped[dt.date] = mapped_column(Date)
     sample_limit: Mapped[int] = mapped_column(Integer)
+    #: When the oldest decision evaluated was made, if it read ``sample_limit`` of them.
+    sample_from: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     #: ``hpe_core.results.Evaluation`` as the API answers it.
     evaluation: Mapped[dict] = mapped_column(JsonDocument)
     computed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

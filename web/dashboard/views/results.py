@@ -2,8 +2,11 @@
 
 The numbers are :func:`hpe_core.measure.metrics.read`'s, over the same range and with the
 same default as ``GET /{id}/metrics``, so the page and the API always agree. Off-policy
-evaluation is slower (it replays the model on logged decisions): it loads after the page,
-into a panel marked ``aria-busy`` until it arrives (and is a link without JavaScript).
+evaluation is slower (it replays the model on logged decisions): the page shows the one
+the measurement pass last computed, with its time, when it covers the page's range
+(:mod:`hpe_core.measure.evaluation_snapshots`), with a link to evaluate again now;
+otherwise it loads after the page, into a panel marked ``aria-busy`` until it arrives
+(and is a link without JavaScript).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 
 from hpe_core.decide.policy import store
 from hpe_core.errors import Conflict, InvalidInput, NotFound
-from hpe_core.measure import evaluation, impact, metrics
+from hpe_core.measure import evaluation, evaluation_snapshots, impact, metrics
 from hpe_core.recommend import recommendations
 from hpe_core.store.vocabulary import Role
 from hpe_core.tenancy import configs
@@ -58,6 +61,9 @@ def results(config_id: uuid.UUID):
     open_recommendations = recommendations.list_for(session, person.principal(), config.id)
     points = impact.day_points(report.daily)
     marks = timeline.annotations(session, config.id, report.date_from, report.date_to)
+    measured = evaluation_snapshots.latest(session, config.id)
+    if measured is not None and not measured.covers(report.date_from, report.date_to):
+        measured = None
     return render_template(
         "results.html",
         config=config,
@@ -78,6 +84,7 @@ def results(config_id: uuid.UUID):
             r.id: patch_changes(config.settings, r.patch) for r in open_recommendations if r.patch
         },
         breaker=next((r for r in open_recommendations if r.kind == "circuit_breaker"), None),
+        measured_evaluation=measured,
         page_range=page_range,
         range_error=range_error,
         may_edit=person.may(Role.EDITOR),
