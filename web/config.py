@@ -25,6 +25,11 @@ class DefaultConfig(Defaults):
     #: are (SC-003's survey); then at most once every 30 days.
     SURVEY_AFTER_DAYS = 30
 
+    # --- Limits (docs/operations.md, "Limits") ---
+    #: The largest outcome ``value`` accepted, in absolute value (a bigger one is a 422):
+    #: one bogus conversion must not become the revenue of a configuration.
+    MAX_OUTCOME_VALUE = 1_000_000.0
+
     # flask-smorest / OpenAPI
     API_TITLE = "Hyper-Personalization Engine"
     API_VERSION = "v1"

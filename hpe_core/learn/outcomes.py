@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple
@@ -19,8 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hpe_core.errors import InvalidInput, NotFound
+from hpe_core.learn import outcome_store
 from hpe_core.store import stale_days
-from hpe_core.store.db import dialect_insert
 from hpe_core.store.models import Config, Decision, Outcome, utcnow
 from hpe_core.tenancy import activities, configs
 from hpe_core.tenancy.settings_types import Reward
@@ -59,6 +58,8 @@ class RecordedOutcome:
     decision_id: uuid.UUID | None
     type: str
     late: bool
+    #: It was stored before (an earlier request, or earlier in this batch): nothing stored.
+    duplicate: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +71,9 @@ class Recorded:
     #: The event types of the batch that ``reward.events`` does not list, sorted: they
     #: are kept and counted in metrics, but weigh nothing in the reward.
     unweighted: list[str]
+    #: Rows this call stored, and events it recognised as stored already.
+    accepted: int = 0
+    duplicates: int = 0
 
 
 def unweighted_types(reward: Reward, types: Iterable[str]) -> list[str]:
@@ -103,25 +107,14 @@ def note_unweighted(
 
 
 def idempotency_key(
-    event: OutcomeEvent, occurred_at: dt.datetime, value_events: frozenset[str] = frozenset()
+    event: OutcomeEvent,
+    occurred_at: dt.datetime,
+    value_events: frozenset[str] = frozenset(),
+    now: dt.datetime | None = None,
 ) -> str:
-    """The key that makes an event count once.
-
-    The caller's key when given. Else, tied to a decision, ``<decision_id>:<type>`` for
-    single-shot events (an open, a click: once per decision); value events (purchases)
-    can repeat, so theirs also digests ``occurred_at`` and value. Else a digest of user,
-    type, time and value, so the same user-level event replayed is still recognised.
-    Send an ``idempotency_key`` (e.g. the order id) whenever an event can repeat.
-    """
-    if event.idempotency_key:
-        return "k:" + event.idempotency_key
-    if event.decision_id is not None and event.type not in value_events:
-        return f"d:{event.decision_id}:{event.type}"
-    who = f"d:{event.decision_id}" if event.decision_id is not None else f"u:{event.user_id}"
-    digest = hashlib.sha256(
-        f"{who}|{event.type}|{occurred_at.isoformat()}|{event.value}".encode()
-    ).hexdigest()
-    return ("v:" if event.decision_id is not None else "u:") + digest
+    """The key that makes an event count once: :func:`hpe_core.learn.outcome_store.key_of`
+    (its module says the rules)."""
+    return outcome_store.key_of(event, occurred_at, value_events, now or occurred_at)
 
 
 def record(
@@ -132,6 +125,7 @@ def record(
     *,
     source: str = "api",
     now: dt.datetime | None = None,
+    max_value: float | None = None,
 ) -> Recorded:
     """Store a batch of outcomes, all or nothing.
 
@@ -139,27 +133,51 @@ def record(
     and named in the answer; the first of each type is logged as an activity.
 
     :param source: where the outcomes came from (``api``, ``webhook``, ``tracking``...)
+    :param max_value: the largest absolute ``value`` (default
+        :data:`~hpe_core.learn.outcome_store.DEFAULT_MAX_VALUE`)
     :returns: what was stored, the same on every retry
     :raises NotFound: if the configuration or any referenced decision is unknown or
         another workspace's (then nothing is stored)
-    :raises InvalidInput: empty or too large a batch, an event with neither decision nor user
+    :raises InvalidInput: empty or too large a batch, an event with neither decision nor
+        user, a value or an ``occurred_at`` it cannot have
+        (:func:`~hpe_core.learn.outcome_store.check_claims`)
+    :raises Conflict: an ``idempotency_key`` reused for another outcome (then nothing is
+        stored, and the caller must not commit)
     """
     now = now or utcnow()
     config = configs.get(session, principal, config_id)
     _check_batch(events)
     decisions = _decisions_of(session, config.id, events)
+    created = {decision.id: decision.created_at for decision in decisions.values()}
+    outcome_store.check_claims(events, created, now, max_value)
     reward = configs.settings_of(config).reward
     value_events = frozenset(reward.value_events)
     rows = [
         _outcome_row(config, event, decisions.get(event.decision_id), value_events, source, now)
         for event in events
     ]
-    _insert_ignoring_duplicates(session, rows)
+    stored = outcome_store.store_once(session, config.id, rows, events, now)
     _mark_old_days_stale(session, config, events, decisions, now)
-    recorded = _as_stored(session, config.id, rows)
+    recorded = tuple(
+        RecordedOutcome(
+            idempotency_key=key,
+            decision_id=row["decision_id"],
+            type=row["type"],
+            late=late,
+            duplicate=duplicate,
+        )
+        for row, key, late, duplicate in zip(
+            rows, stored.keys, stored.late, stored.duplicate, strict=True
+        )
+    )
     unweighted = unweighted_types(reward, (event.type for event in events))
     note_unweighted(session, config, unweighted, actor=principal.actor, source=source)
-    return Recorded(outcomes=recorded, unweighted=unweighted)
+    return Recorded(
+        outcomes=recorded,
+        unweighted=unweighted,
+        accepted=stored.accepted,
+        duplicates=stored.duplicates,
+    )
 
 
 def _check_batch(events: list[OutcomeEvent]) -> None:
@@ -232,35 +250,11 @@ def _outcome_row(
         "value": event.value,
         "occurred_at": occurred_at,
         "received_at": now,
-        "idempotency_key": idempotency_key(event, occurred_at, value_events),
+        "idempotency_key": outcome_store.key_of(event, occurred_at, value_events, now),
         # Late = arrived after the decision's reward window closed: kept, never learned.
         "late": decision is not None and now > decision.window_closes_at,
         "source": source,
     }
-
-
-def _as_stored(
-    session: Session, config_id: uuid.UUID, rows: list[dict]
-) -> tuple[RecordedOutcome, ...]:
-    """The answer for each row as stored: a retried event reports the first arrival's
-    lateness, so a retry answers the same."""
-    stored_late = dict(
-        session.execute(
-            select(Outcome.idempotency_key, Outcome.late).where(
-                Outcome.config_id == config_id,
-                Outcome.idempotency_key.in_([row["idempotency_key"] for row in rows]),
-            )
-        ).all()
-    )
-    return tuple(
-        RecordedOutcome(
-            idempotency_key=row["idempotency_key"],
-            decision_id=row["decision_id"],
-            type=row["type"],
-            late=bool(stored_late.get(row["idempotency_key"], False)),
-        )
-        for row in rows
-    )
 
 
 def _mark_old_days_stale(
@@ -282,13 +276,6 @@ def _mark_old_days_stale(
     }
     if days:
         stale_days.mark_stale(session, config.id, days)
-
-
-def _insert_ignoring_duplicates(session: Session, rows: list[dict]) -> None:
-    statement = dialect_insert(session, _OUTCOMES).on_conflict_do_nothing(
-        index_elements=["config_id", "idempotency_key"]
-    )
-    session.execute(statement, rows)
 
 
 def parse_events(items: list[Mapping]) -> list[OutcomeEvent]:

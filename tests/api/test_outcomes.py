@@ -41,6 +41,13 @@ def _accepted(client, tenant, config_id, body) -> dict:
     return response.get_json()
 
 
+def _as_duplicate(answer: dict) -> dict:
+    """The answer a retry of ``answer``'s request gets: the same outcomes, each a duplicate,
+    none accepted (issue 14: accepted counts the rows a request stored)."""
+    outcomes = [{**outcome, "duplicate": True} for outcome in answer["outcomes"]]
+    return {**answer, "accepted": 0, "duplicates": len(outcomes), "outcomes": outcomes}
+
+
 def _outcomes(app, config_id) -> list[Outcome]:
     session = app_runtime(app).sessions()
     try:
@@ -69,7 +76,7 @@ def test_single_outcome_is_accepted_and_stored(app, client, tenant, create_confi
     """One outcome → 202 with its idempotency key; the row is tied to the decision and user."""
     config = create_config(settings=TWO_ACTIONS)
     decision_id = _decision_id(client, tenant, config["id"], user_id="u-single")
-    occurred = "2030-05-01T10:00:00+00:00"
+    occurred = dt.datetime.now(dt.UTC).isoformat()  # after its decision, not in the future
     body = _accepted(
         client,
         tenant,
@@ -122,11 +129,11 @@ def test_same_idempotency_key_counts_once_with_the_same_response(
     event = {"decision_id": decision_id, "type": "conversion", "value": 30.0}
     first = _accepted(client, tenant, config["id"], {**event, "idempotency_key": "order-77"})
     again = _accepted(client, tenant, config["id"], {**event, "idempotency_key": "order-77"})
-    assert again == first
+    assert again == _as_duplicate(first)
     in_batch = _accepted(
         client, tenant, config["id"], {"outcomes": [{**event, "idempotency_key": "order-77"}]}
     )
-    assert in_batch == first
+    assert in_batch == _as_duplicate(first)
     assert len(_outcomes(app, config["id"])) == 1
     # A different key is a different event (a second purchase).
     _accepted(client, tenant, config["id"], {**event, "idempotency_key": "order-78"})
@@ -139,7 +146,7 @@ def test_same_decision_and_type_without_key_counts_once(app, client, tenant, cre
     decision_id = _decision_id(client, tenant, config["id"])
     first = _accepted(client, tenant, config["id"], {"decision_id": decision_id, "type": "click"})
     again = _accepted(client, tenant, config["id"], {"decision_id": decision_id, "type": "click"})
-    assert again == first
+    assert again == _as_duplicate(first)
     batch = {"outcomes": [{"decision_id": decision_id, "type": "click"}] * 2}
     body = _accepted(client, tenant, config["id"], batch)
     assert [r["idempotency_key"] for r in body["outcomes"]] == [
@@ -153,15 +160,16 @@ def test_repeated_value_events_each_count_but_retries_do_not(app, client, tenant
     """Two purchases on one decision both count; the same purchase resent counts once."""
     config = create_config(settings=TWO_ACTIONS)
     decision_id = _decision_id(client, tenant, config["id"])
+    now = dt.datetime.now(dt.UTC)
     first = {
         "decision_id": decision_id,
         "type": "conversion",
         "value": 40.0,
-        "occurred_at": "2026-11-28T10:00:00+00:00",
+        "occurred_at": now.isoformat(),
     }
-    second = {**first, "value": 60.0, "occurred_at": "2026-11-28T11:00:00+00:00"}
+    second = {**first, "value": 60.0, "occurred_at": (now + dt.timedelta(seconds=1)).isoformat()}
     answer = _accepted(client, tenant, config["id"], first)
-    assert _accepted(client, tenant, config["id"], first) == answer
+    assert _accepted(client, tenant, config["id"], first) == _as_duplicate(answer)
     _accepted(client, tenant, config["id"], second)
     values = sorted(o.value for o in _outcomes(app, config["id"]) if o.type == "conversion")
     assert values == [40.0, 60.0]
@@ -336,7 +344,7 @@ def test_an_unweighted_type_is_accepted_and_named(app, client, tenant, create_co
     ]
     first = _accepted(client, tenant, config["id"], {"outcomes": events})
     assert first["unweighted"] == ["purchase", "signup"]
-    assert _accepted(client, tenant, config["id"], {"outcomes": events}) == first
+    assert _accepted(client, tenant, config["id"], {"outcomes": events}) == _as_duplicate(first)
     assert {row.type for row in _outcomes(app, config["id"])} == {"click", "purchase", "signup"}
     click = {"decision_id": _decision_id(client, tenant, config["id"], "u2"), "type": "click"}
     assert _accepted(client, tenant, config["id"], click)["unweighted"] == []

@@ -149,10 +149,19 @@ class OutcomeResultSchema(Schema):
     late = fields.Boolean(
         metadata={"description": "Arrived after the decision's reward window: kept, not learned"}
     )
+    duplicate = fields.Boolean(
+        metadata={
+            "description": "Stored before (an earlier request, or earlier in this batch): "
+            "this answer is the first one's, and nothing was stored again"
+        }
+    )
 
 
 class OutcomesAcceptedSchema(Schema):
-    accepted = fields.Integer()
+    accepted = fields.Integer(metadata={"description": "Outcomes this request stored"})
+    duplicates = fields.Integer(
+        metadata={"description": "Outcomes of this request that were stored before (retries)"}
+    )
     outcomes = fields.List(fields.Nested(OutcomeResultSchema))
     unweighted = fields.List(
         fields.String(),

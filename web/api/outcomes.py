@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -28,7 +29,13 @@ class Outcomes(MethodView):
         One outcome, or a batch as `{"outcomes": [...]}` (up to 1000, all or nothing).
         Tie each to its decision with `decision_id`, or give a `user_id` for attribution.
         The same `idempotency_key` (or the same decision and type) is counted once and
-        answered the same. An outcome after the decision's reward window is kept but
+        answered the same (`duplicate: true`, counted in `duplicates`, not in
+        `accepted`); the same `idempotency_key` with another payload is a 409. A value
+        event or a user-level outcome sent without `idempotency_key` and `occurred_at`
+        counts once if an identical one (same decision or user, type and value) came in
+        the last 10 minutes: a network retry. `occurred_at` may not be in the future nor
+        before its decision (5 minutes of clock skew allowed); `value` is capped
+        (`HPE_MAX_OUTCOME_VALUE`). An outcome after the decision's reward window is kept but
         flagged `late` and not learned. A type that `reward.events` does not list is
         accepted too, counted in metrics under its type, and named in `unweighted`: it
         weighs nothing until you add it to the reward. Works with a publishable key.
@@ -37,17 +44,30 @@ class Outcomes(MethodView):
         session = db_session()
         principal = current_principal()
         events = outcomes.parse_events(items)
-        recorded = outcomes.record(session, principal, config_id, events)
-        session.commit()
-        notify(
-            app_runtime().pm.hook.hpe_on_outcomes,
-            workspace_id=principal.workspace_id,
-            config_id=config_id,
-            outcomes=events,
-            source="api",
+        recorded = outcomes.record(
+            session,
+            principal,
+            config_id,
+            events,
+            max_value=current_app.config["MAX_OUTCOME_VALUE"],
         )
+        session.commit()
+        stored = [
+            event
+            for event, answer in zip(events, recorded.outcomes, strict=True)
+            if not answer.duplicate
+        ]
+        if stored:  # duplicates were announced when they were stored
+            notify(
+                app_runtime().pm.hook.hpe_on_outcomes,
+                workspace_id=principal.workspace_id,
+                config_id=config_id,
+                outcomes=stored,
+                source="api",
+            )
         return {
-            "accepted": len(recorded.outcomes),
+            "accepted": recorded.accepted,
+            "duplicates": recorded.duplicates,
             "outcomes": recorded.outcomes,
             "unweighted": recorded.unweighted,
         }
