@@ -28,6 +28,11 @@ class InvalidInput(HpeError):
     """The request is well-formed JSON but its content is invalid."""
 
 
+class TooLarge(HpeError):
+    """The request is bigger than this endpoint accepts (a body, an import's lines): split
+    it. Nothing was stored."""
+
+
 class Unauthorized(HpeError):
     """The API key is missing, unknown or revoked."""
 

@@ -21,6 +21,7 @@ from hpe_core.errors import (
     InvalidInput,
     NotFound,
     RateLimited,
+    TooLarge,
     TransientError,
     Unauthorized,
 )
@@ -37,6 +38,7 @@ STATUS_BY_ERROR: dict[type[HpeError], int] = {
     NotFound: 404,
     Conflict: 409,
     RateLimited: 429,
+    TooLarge: 413,
     TransientError: 503,
 }
 

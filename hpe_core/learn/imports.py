@@ -20,9 +20,10 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from hpe_core.decide.features import decision_features
+from hpe_core.errors import TooLarge
 from hpe_core.learn.import_format import ImportLine, ImportLineSchema, LineError, parse_line
 from hpe_core.learn.outcomes import CLOCK_SKEW, note_unweighted, unweighted_types
-from hpe_core.store import stale_days
+from hpe_core.store import idempotency, stale_days
 from hpe_core.store.models import Config, Decision, Outcome, utcnow
 from hpe_core.store.vocabulary import DecisionSource, Policy, Variant
 from hpe_core.tenancy import activities, configs
@@ -44,6 +45,59 @@ class ReadLines:
 
     lines: tuple[ImportLine, ...]
     rejected: list[dict]
+
+
+@dataclasses.dataclass(frozen=True)
+class ImportAnswer:
+    """The answer to one import request.
+
+    :param answer: ``{import_id, accepted, rejected, unweighted}``
+    :param replayed: the same file (or Idempotency-Key) came before: this is the first
+        answer, and nothing was imported again
+    """
+
+    answer: dict
+    replayed: bool = False
+
+
+def import_body(
+    session: Session,
+    principal: Principal,
+    config_id: uuid.UUID,
+    body: bytes,
+    *,
+    idempotency_key: str | None = None,
+    now: dt.datetime | None = None,
+) -> ImportAnswer:
+    """Import an NDJSON body once (Stripe's rule, shared/DESIGN.md §5).
+
+    The request's key is the caller's ``Idempotency-Key``, else the file's SHA-256: the
+    same file sent again to the same configuration answers the first answer and imports
+    nothing; another file under the same ``Idempotency-Key`` is a 409.
+
+    :raises NotFound: the configuration is unknown or another workspace's
+    :raises TooLarge: more than :data:`MAX_LINES` lines (nothing is imported)
+    :raises Conflict: the ``Idempotency-Key`` was used for another request
+    """
+    configs.get(session, principal, config_id)
+    lines = body.splitlines()
+    count = sum(1 for line in lines if line.strip())
+    if count > MAX_LINES:
+        raise TooLarge(
+            f"{count} lines: at most {MAX_LINES} per request. Split the file; nothing was "
+            "imported.",
+            {"body": [f"At most {MAX_LINES} lines."]},
+        )
+    request_digest = idempotency.digest(body)
+    scope = f"POST /{config_id}/imports"
+    key = f"key:{idempotency_key}" if idempotency_key else f"file:{config_id}:{request_digest}"
+    first = idempotency.claim(session, principal.workspace_id, key, scope, request_digest)
+    if first is not None:
+        return ImportAnswer(answer=first[1], replayed=True)
+    answer = import_lines(session, principal, config_id, lines, now=now)
+    stored = {**answer, "import_id": str(answer["import_id"])}
+    idempotency.remember(session, principal.workspace_id, key, 202, stored)
+    return ImportAnswer(answer=stored)
 
 
 def import_lines(
@@ -94,16 +148,17 @@ def import_lines(
 def read_lines(
     lines: Iterable[bytes | str], schema: ImportLineSchema, now: dt.datetime
 ) -> ReadLines:
-    """Parse and check every line (blank ones are skipped); stop after :data:`MAX_LINES`.
+    """Parse and check every line (blank ones are skipped); a line past :data:`MAX_LINES`
+    is rejected (:func:`import_body` refuses such a file whole before reading it).
 
     :param now: the import's time: a line more than :data:`CLOCK_SKEW` after it is rejected
     """
     valid, rejected = [], []
     for number, text in enumerate(lines, start=1):
-        if number > MAX_LINES:
-            rejected.append({"line": number, "error": f"over {MAX_LINES} lines; split the file"})
-            break
         if not text.strip():
+            continue
+        if len(valid) + len(rejected) >= MAX_LINES:
+            rejected.append({"line": number, "error": f"over {MAX_LINES} lines; split the file"})
             continue
         try:
             valid.append(_read_line(text, schema, now))

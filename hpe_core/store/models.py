@@ -733,3 +733,24 @@ class EvaluationSnapshot(Base):
     #: ``hpe_core.results.Evaluation`` as the API answers it.
     evaluation: Mapped[dict] = mapped_column(JsonDocument)
     computed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+# --- Idempotency keys (issue 14) ------------------------------------------------------
+
+
+class IdempotencyKey(Base):
+    """A request made with an idempotency key, and its first answer: the same key with the
+    same request answers that again and does nothing; with another request it is a 409
+    (Stripe's rule). Imports use it (``Idempotency-Key``, else the file's digest)."""
+
+    __tablename__ = PREFIX + "idempotency_keys"
+
+    workspace_id: Mapped[str] = mapped_column(ForeignKey(Workspace.id), primary_key=True)
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    #: What the key was used for, e.g. ``POST /<config id>/imports``.
+    scope: Mapped[str] = mapped_column(String(200))
+    #: SHA-256 of the request (its body): another request under the same key is a 409.
+    request_digest: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int] = mapped_column(Integer)
+    response: Mapped[dict] = mapped_column(JsonDocument)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
