@@ -127,6 +127,28 @@ def build_channels(
     return channels
 
 
+def unavailable_channels(
+    pm: pluggy.PluginManager, plugins_config: Mapping, available: Iterable[str]
+) -> dict[str, str]:
+    """Channels a plugin provides that are left out, and why (their settings are missing:
+    ``build_channels`` leaves such a channel out instead of stopping the app), for
+    ``hpe plugins``.
+
+    :returns: channel name -> the reason, naming each field its schema wants
+    """
+    found = {}
+    for name, cls in connectors(pm).items():
+        if name in set(available):
+            continue
+        try:
+            cls.validate_plugin_config(plugins_config.get(name))
+        except InvalidInput as exc:
+            found[name] = f"{exc.message} {json.dumps(exc.errors)}"
+        else:  # pragma: no cover - it validates now: the app was built with other settings
+            found[name] = "left out when the app started"
+    return found
+
+
 def attribution_models(pm: pluggy.PluginManager) -> dict[str, object]:
     """Model name -> attribution model, from ``hpe_register_attribution_models``."""
     found: dict[str, object] = {}

@@ -80,6 +80,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     ):
         api.register_blueprint(module.blp)
     api.register_blueprint(health.blp)
+    from web.api.delivery import document_recipients
+
+    document_recipients(api, runtime.channels)  # <Channel>Recipient in the OpenAPI document
     from web.api import survey  # SC-003's satisfaction report
 
     api.register_blueprint(survey.blp)

@@ -627,13 +627,18 @@ def survey_report(workspace_id, as_json):
 
 @cli.command()
 def plugins():
-    """List loaded plugins with their versions and hooks."""
-    from plugins.manager import describe_plugins
+    """List loaded plugins with their versions and hooks, then any channel a plugin
+    provides that is not available, and why (e.g. its settings are missing)."""
+    from plugins.manager import describe_plugins, unavailable_channels
 
-    for row in describe_plugins(app_runtime(app_or_exit()).pm):
+    runtime = app_runtime(app_or_exit())
+    for row in describe_plugins(runtime.pm):
         click.echo(
             f"{row['name']}\t{row['distribution']} {row['version']}\t{', '.join(row['hooks'])}"
         )
+    left_out = unavailable_channels(runtime.pm, runtime.settings["PLUGINS"], runtime.channels)
+    for name, reason in sorted(left_out.items()):
+        click.echo(f"channel {name} not available: {reason}")
 
 
 @cli.command()

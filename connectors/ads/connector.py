@@ -46,6 +46,19 @@ class AdsConfigSchema(Schema):
     )
 
 
+class AdsRecipientSchema(Schema):
+    """``deliver.to`` for an audience: the identifiers to hash (nothing in clear is kept)."""
+
+    class Meta:
+        unknown = RAISE
+
+    email = fields.Email(validate=validate.Length(max=320))
+    phone = fields.String(
+        validate=validate.Length(3, 32),
+        metadata={"description": "E.164, or national with PLUGINS.ads.default_country_code"},
+    )
+
+
 class AdsContentSchema(Schema):
     """``action.content.ads``."""
 
@@ -63,6 +76,7 @@ class AdsConnector(Connector):
     description = "Ad audiences exported as hashed customer lists"
     config_schema = AdsConfigSchema
     content_schema = AdsContentSchema
+    recipient_schema = AdsRecipientSchema
 
     def send(self, delivery: Delivery) -> DeliveryResult:
         ids = audience.hashed_identifiers(

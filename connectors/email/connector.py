@@ -68,6 +68,24 @@ def _check_verification_key(value: str | None) -> None:
         raise ValidationError(str(exc)) from exc
 
 
+class EmailRecipientSchema(Schema):
+    """``deliver.to`` for an email: the address and, optionally, the display name."""
+
+    class Meta:
+        unknown = RAISE
+
+    email = fields.Email(
+        validate=validate.Length(max=320), metadata={"description": "The address to send to"}
+    )
+    name = fields.String(
+        validate=[
+            validate.Length(max=200),
+            validate.Regexp(r"^[^\x00-\x1f\x7f]*\Z", error="No line breaks or control characters."),
+        ],
+        metadata={"description": "The display name in To:"},
+    )
+
+
 class EmailWorkspaceSettingsSchema(Schema):
     """One workspace's email settings (``PUT /channels/email/settings``, ``hpe channels
     configure <workspace> email``)."""
@@ -128,6 +146,7 @@ class EmailConnector(Connector):
     description = "Email through SMTP, with tracked links and an open pixel"
     config_schema = EmailConfigSchema
     workspace_settings_schema = EmailWorkspaceSettingsSchema
+    recipient_schema = EmailRecipientSchema
     content_schema = EmailContentSchema
 
     def send(self, delivery: Delivery) -> DeliveryResult:

@@ -199,6 +199,11 @@ class Connector:
     config_schema: ClassVar[type[Schema] | None] = None
     workspace_settings_schema: ClassVar[type[Schema] | None] = None
     content_schema: ClassVar[type[Schema] | None] = None
+    #: The recipient fields the channel needs, as a marshmallow schema of ``deliver.to``
+    #: (a push token, a device id...): checked when a decision asks for delivery (a 422
+    #: under ``deliver.to``) and documented in the OpenAPI document as
+    #: ``<Name>Recipient``. None: HPE's generic ``{email, phone, name}``.
+    recipient_schema: ClassVar[type[Schema] | None] = None
 
     def __init__(self, plugin_config: Mapping | None = None, runtime: ChannelRuntime | None = None):
         self.plugin_config = dict(plugin_config or {})
@@ -274,6 +279,17 @@ class Connector:
     def validate_content(cls, content: Mapping) -> dict:
         """``action.content[<channel>]`` checked against ``content_schema``."""
         return _load(cls.content_schema, content, "content")
+
+    @classmethod
+    def validate_recipient(cls, recipient: Mapping) -> dict | None:
+        """``deliver.to`` checked against ``recipient_schema`` (None when the channel
+        declares none: the caller applies the generic schema).
+
+        :raises InvalidInput: naming each wrong field
+        """
+        if cls.recipient_schema is None:
+            return None
+        return _load(cls.recipient_schema, recipient, "recipient")
 
 
 # --- Per-workspace channel settings ------------------------------------------------------

@@ -5,11 +5,15 @@ enqueuing it) is :mod:`hpe_core.deliver.touchpoints`."""
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, post_load, validate
+import dataclasses
+
+from marshmallow import Schema, ValidationError, fields, post_load, validate
 
 from hpe_core.deliver.touchpoints import DeliverRequest
+from hpe_core.errors import InvalidInput
 from web.api.loop_schemas import DecisionRequestSchema, DecisionSchema
 from web.api.schemas import HpeSchema
+from web.extensions import app_runtime
 
 
 class RecipientSchema(HpeSchema):
@@ -19,10 +23,14 @@ class RecipientSchema(HpeSchema):
 
 
 class DeliverSchema(HpeSchema):
-    to = fields.Nested(
-        RecipientSchema,
+    to = fields.Dict(
+        keys=fields.String(validate=validate.Length(1, 64)),
         load_default=dict,
-        metadata={"description": "Who to send to (email for email; email/phone for ads)"},
+        metadata={
+            "description": "Who to send to: the fields the decision's channel declares "
+            "(the components `<Channel>Recipient`, e.g. `EmailRecipient`); a channel that "
+            "declares none takes `Recipient` (email, phone, name)"
+        },
     )
     variables = fields.Dict(
         keys=fields.String(validate=validate.Length(1, 64)),
@@ -44,6 +52,46 @@ class DecisionDeliverRequestSchema(DecisionRequestSchema):
             "background (secret key only). Recipient data is erased once delivered."
         },
     )
+
+    @post_load
+    def _check_recipient(self, data: dict, **_kwargs) -> dict:
+        """``deliver.to`` checked against what the decision's channel declares."""
+        deliver = data.get("deliver")
+        if deliver is not None:
+            recipient = _recipient(data["channel"], deliver.recipient)
+            data["deliver"] = dataclasses.replace(deliver, recipient=recipient)
+        return data
+
+
+def _recipient(channel: str, recipient: dict) -> dict:
+    """The recipient checked by the channel's ``recipient_schema``, else the generic one.
+
+    :raises ValidationError: under ``deliver.to``, per field
+    """
+    connector = app_runtime().channels.get(channel)
+    try:
+        if connector is not None:
+            checked = type(connector).validate_recipient(recipient)
+            if checked is not None:
+                return checked
+        return RecipientSchema().load(recipient)
+    except InvalidInput as exc:
+        raise ValidationError({"deliver": {"to": exc.errors}}) from exc
+    except ValidationError as exc:
+        raise ValidationError({"deliver": {"to": exc.messages}}) from exc
+
+
+def document_recipients(api, channels) -> None:
+    """Name each channel's recipient fields in the OpenAPI document: ``Recipient`` (the
+    generic one) and ``<Name>Recipient`` for each channel that declares its own."""
+    spec = api.spec
+    if "Recipient" not in spec.components.schemas:
+        spec.components.schema("Recipient", schema=RecipientSchema)
+    for name, connector in sorted(channels.items()):
+        declared = type(connector).recipient_schema
+        component = f"{name.capitalize()}Recipient"
+        if declared is not None and component not in spec.components.schemas:
+            spec.components.schema(component, schema=declared)
 
 
 class DeliveryRefSchema(Schema):

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import json
+import socket
 import urllib.error
+import urllib.parse
 import urllib.request
+import uuid
 
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from marshmallow import RAISE, Schema, fields, validate
 
 from hpe_core import hookimpl
-from hpe_core.channels import Connector, HealthStatus
+from hpe_core.channels import Connector, HealthStatus, InboundEvent, WebhookRequest
 from hpe_core.delivery import Delivery, DeliveryResult
-from hpe_core.errors import PermanentDeliveryError, TransientDeliveryError
+from hpe_core.errors import InvalidInput, PermanentDeliveryError, TransientDeliveryError
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _TEMPLATES = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
 
@@ -40,11 +43,27 @@ class SmsContentSchema(Schema):
     text = fields.String(required=True, validate=validate.Length(1, 1600))
 
 
+class SmsRecipientSchema(Schema):
+    """deliver.to for an SMS: the phone number, E.164 (HPE checks it before deciding)."""
+
+    class Meta:
+        unknown = RAISE
+
+    phone = fields.String(
+        required=True,
+        validate=validate.Regexp(
+            r"^\+[1-9][0-9]{6,14}\Z", error="An E.164 number, e.g. +15550100."
+        ),
+        metadata={"description": "E.164 phone number, e.g. +15550100"},
+    )
+
+
 class SmsConnector(Connector):
     name = "sms"
     description = "SMS through an HTTP gateway"
     config_schema = SmsConfigSchema
     content_schema = SmsContentSchema
+    recipient_schema = SmsRecipientSchema
 
     def send(self, delivery: Delivery) -> DeliveryResult:
         phone = delivery.recipient.get("phone")
@@ -61,7 +80,31 @@ class SmsConnector(Connector):
         return DeliveryResult(status="sent", provider_id=reply.get("id"))
 
     def health(self) -> HealthStatus:
-        return HealthStatus(True, f"gateway {self.plugin_config['gateway_url']}")
+        """Whether the gateway accepts a connection (a TCP connect, within 3 seconds)."""
+        url = urllib.parse.urlsplit(self.plugin_config["gateway_url"])
+        port = url.port or (443 if url.scheme == "https" else 80)
+        try:
+            socket.create_connection((url.hostname, port), timeout=3).close()
+        except OSError as exc:
+            return HealthStatus(False, f"gateway {url.hostname}:{port} unreachable: {exc}")
+        return HealthStatus(True, f"gateway {url.hostname}:{port} reachable")
+
+    def parse_webhook(self, request: WebhookRequest) -> list[InboundEvent]:
+        """The gateway's delivery receipts, ``{"reference": <decision id>, "status":
+        "delivered" | "failed"}`` (the reference is the decision id sent with each SMS:
+        the gateway echoes it back); anything else is HPE's generic format."""
+        body = request.json()
+        if not (isinstance(body, dict) and "reference" in body):
+            return super().parse_webhook(request)
+        try:
+            decision_id = uuid.UUID(str(body["reference"]))
+        except ValueError as exc:
+            raise InvalidInput("The receipt's reference is not a decision id.") from exc
+        status = body.get("status")
+        status = status if status in ("delivered", "failed") else "unknown"
+        return [
+            InboundEvent(type=f"sms_{status}", decision_id=decision_id, event_id=body.get("id"))
+        ]
 
     def _post(self, body: dict) -> dict:
         headers = {"Content-Type": "application/json"}

@@ -46,10 +46,16 @@ class TestSmsConnector(ConnectorContract):
     variables = {"first_name": "Ada"}
     transient_config = {"gateway_url": "http://127.0.0.1:9/send"}  # nothing listens on 9
     permanent_recipient = {}
+    unhealthy_config = {"gateway_url": "http://127.0.0.1:9/send"}  # health: not ok
 
-    def working_connector(self, request):
+    def working_config(self, request):
+        """The local gateway: send() and HPE's delivery job post to it."""
         url, self.received = request.getfixturevalue("gateway")
-        return self.make_connector({"gateway_url": url})
+        return {"gateway_url": url}
+
+    def webhook_body(self, decision_id):
+        """The gateway's delivery receipt: it echoes the reference (the decision id)."""
+        return json.dumps({"reference": str(decision_id), "status": "delivered"}).encode()
 
 
 def test_sends_the_rendered_text(gateway):
@@ -60,3 +66,13 @@ def test_sends_the_rendered_text(gateway):
     assert result.provider_id == "sms-1"
     assert received[0]["to"] == "+15550100"
     assert received[0]["text"] == "Hi Ada, 20% off today"
+
+
+def test_recipient_needs_an_e164_phone():
+    """The channel declares its recipient: a phone in E.164, nothing else."""
+    from hpe_core.errors import InvalidInput
+
+    assert hpe_sms.SmsConnector.validate_recipient({"phone": "+15550100"}) == {"phone": "+15550100"}
+    for bad in ({}, {"phone": "555"}, {"phone": "+15550100", "email": "a@b.c"}):
+        with pytest.raises(InvalidInput):
+            hpe_sms.SmsConnector.validate_recipient(bad)
