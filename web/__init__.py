@@ -8,6 +8,7 @@ from flask import Flask
 from flask_smorest import Api
 
 from hpe_core.runtime import default_instance_path
+from web import request_limits
 from web.config import DefaultConfig
 from web.errors import register_error_handlers
 from web.extensions import app_state, bind_runtime
@@ -94,6 +95,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     init_dashboard(app)
     register_error_handlers(app)
+    request_limits.init_app(app)  # bodies over their endpoint's limit: 413 before reading
     from web import prometheus  # GET /metrics and the decision latency histogram
 
     prometheus.init_app(app)

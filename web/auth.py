@@ -9,8 +9,14 @@ import time
 from flask import current_app, g, request
 from flask_smorest import abort
 
-from hpe_core.tenancy.workspaces import Principal, authenticate
+from hpe_core.tenancy.workspaces import Principal, authenticate, revocations
 from web.extensions import app_state, db_session
+from web.rate_limits import rate_limits
+
+#: How often each process asks the database whether any key was revoked since it last
+#: looked: a key revoked through any process (or the CLI) stops working everywhere within
+#: this delay, with or without Redis, while the decision path skips the key lookup.
+REVOCATION_CHECK_SECONDS = 1.0
 
 
 class _KeyCache:
@@ -19,6 +25,21 @@ class _KeyCache:
     def __init__(self):
         self._entries: dict[str, tuple[float, Principal]] = {}
         self._lock = threading.Lock()
+        self._revocations: tuple | None = None
+        self._checked_at = 0.0
+
+    def forget_revoked(self, session) -> None:
+        """At most once per :data:`REVOCATION_CHECK_SECONDS`: if any key was revoked since
+        the last look (one indexed aggregate), forget every verified key."""
+        now = time.monotonic()
+        if now - self._checked_at < REVOCATION_CHECK_SECONDS:
+            return
+        seen = revocations(session)
+        with self._lock:
+            if seen != self._revocations:
+                self._entries.clear()
+                self._revocations = seen
+            self._checked_at = now
 
     def get(self, digest: str, max_age: float) -> Principal | None:
         entry = self._entries.get(digest)
@@ -40,10 +61,15 @@ def _principal(token: str | None) -> Principal:
     cache = state.key_cache
     digest = hashlib.sha256(token.encode()).hexdigest() if token else ""
     max_age = current_app.config["KEY_CACHE_SECONDS"]
+    if token and max_age > 0:
+        cache.forget_revoked(db_session())
     principal = cache.get(digest, max_age) if token and max_age > 0 else None
     if principal is None:
         principal = authenticate(db_session(), token)  # raises for bad keys: never cached
         cache.put(digest, principal)
+    limits = rate_limits(current_app)
+    if limits.enabled:
+        limits.check(principal)  # RateLimited: 429 with Retry-After
     return principal
 
 

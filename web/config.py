@@ -29,6 +29,18 @@ class DefaultConfig(Defaults):
     #: The largest outcome ``value`` accepted, in absolute value (a bigger one is a 422):
     #: one bogus conversion must not become the revenue of a configuration.
     MAX_OUTCOME_VALUE = 1_000_000.0
+    #: Requests per API key, and per workspace (all its keys), in the ``limits`` notation:
+    #: ``"1000/second"``, several joined by ``;`` (``"1000/second;30000/minute"``); empty:
+    #: no limit. Counted in Redis with ``REDIS_URL`` (all processes together), else in each
+    #: process. Over it: 429 with ``Retry-After``.
+    RATE_LIMIT_PER_KEY = "1000/second"
+    RATE_LIMIT_PER_WORKSPACE = "2000/second"
+    #: Other limits for some workspaces: ``{"acme": {"per_key": "5000/second",
+    #: "per_workspace": ""}}`` (a key left out keeps the default).
+    WORKSPACE_LIMITS: dict = {}
+    #: The largest request body per endpoint or blueprint, in bytes (others:
+    #: ``MAX_CONTENT_LENGTH``). A bigger one is a 413 before it is read.
+    BODY_LIMITS: dict = {"decisions.Decisions": 64 * 1024, "outcomes": 1024 * 1024}
 
     # flask-smorest / OpenAPI
     API_TITLE = "Hyper-Personalization Engine"

@@ -26,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from hpe_core.decide import assignment, consent, eligibility, exclusions
+from hpe_core.decide.context_limits import check_context
 from hpe_core.decide.features import ActionCatalog, decision_features
 from hpe_core.decide.guardrails import (
     REFRESH_SECONDS,
@@ -524,13 +525,19 @@ def _over_frequency_cap(
 
 
 def parse_request(body: Mapping) -> DecisionRequest:
-    """Build a request from the API body (already shape-checked by the web schema)."""
+    """Build a request from the API body (already shape-checked by the web schema).
+
+    :raises InvalidInput: a bad user_id, or a context over its limits
+        (:mod:`hpe_core.decide.context_limits`)
+    """
     user_id = body["user_id"]
     if not user_id or len(user_id) > MAX_USER_ID_LENGTH:
         raise InvalidInput("Invalid user_id.", {"user_id": [f"1-{MAX_USER_ID_LENGTH} characters."]})
+    context = body.get("context") or {}
+    check_context(context)
     return DecisionRequest(
         user_id=user_id,
         channel=body["channel"],
-        context=body.get("context") or {},
+        context=context,
         candidates=body.get("candidates"),
     )

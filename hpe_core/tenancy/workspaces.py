@@ -14,7 +14,7 @@ import hmac
 import re
 import secrets
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -119,6 +119,15 @@ def revoke_key(session: Session, prefix: str) -> ApiKey:
     if row.revoked_at is None:
         row.revoked_at = utcnow()
     return row
+
+
+def revocations(session: Session) -> tuple:
+    """How many keys were ever revoked, and the latest revocation: changes whenever any
+    key is revoked, so a process that caches verified keys can tell when to forget them."""
+    count, latest = session.execute(
+        select(func.count(ApiKey.revoked_at), func.max(ApiKey.revoked_at))
+    ).one()
+    return count, latest
 
 
 def authenticate(session: Session, key: str | None) -> Principal:
