@@ -148,7 +148,10 @@ def handle_domain_error(error: HpeError):
 def handle_database_outage(error: Exception):
     """503 with ``Retry-After`` while the database cannot be reached: logged once per
     outage (:class:`web.outages.OutageLog`), not a traceback per request."""
-    outages.outage_log(current_app).failed(error)
+    if outages.outage_log(current_app).failed(error):
+        # Every pooled connection is suspect now (a restarted server dropped them all):
+        # drop them, so that requests after the outage never meet a dead one.
+        app_runtime().engine.dispose()
     headers = {"Retry-After": str(outages.RETRY_AFTER_SECONDS)}
     if _for_a_person():
         return _page(503, outages.OUTAGE_MESSAGE, headers)

@@ -66,11 +66,15 @@ class OutageLog:
     def down(self) -> bool:
         return self._since is not None
 
-    def failed(self, error: BaseException) -> None:
+    def failed(self, error: BaseException) -> bool:
+        """Count one request answered 503; log the outage if it starts here.
+
+        :returns: True when this error started the outage
+        """
         with self._lock:
             self._answered += 1
             if self._since is not None:
-                return
+                return False
             self._since = time.monotonic()
         first_line = str(getattr(error, "orig", None) or error).strip().splitlines()
         log.error(
@@ -78,6 +82,7 @@ class OutageLog:
             type(getattr(error, "orig", None) or error).__name__,
             first_line[0] if first_line else "",
         )
+        return True
 
     def connected(self) -> None:
         with self._lock:
