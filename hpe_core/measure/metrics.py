@@ -27,6 +27,7 @@ from hpe_core.measure.day_counts import (
     add_split,
     empty_counts,
 )
+from hpe_core.measure.late import Late, late_counts
 from hpe_core.measure.rollups import Day
 from hpe_core.measure.stats import (
     Roi,
@@ -77,6 +78,9 @@ class MetricsReport:
     #: Seconds the oldest closed-but-unlearned reward window has waited (None: none
     #: waits): the stall signal. Learning normally keeps it under a few seconds.
     learning_lag_seconds: float | None = None
+    #: Per variant: live decisions of the range engaged only by outcomes that came after
+    #: their reward window (counted in engagements, never learned), and those outcomes.
+    late: Late | None = None
 
 
 def resolve_range(
@@ -437,4 +441,5 @@ def read(
         summary=_summary_of_days(config, days, date_from, date_to, today),
         daily=tuple(days),
         learning_lag_seconds=None if lag is None else round(lag.total_seconds(), 3),
+        late=late_counts(session, config.id, settings_of(config).reward, date_from, date_to),
     )

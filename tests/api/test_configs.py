@@ -388,7 +388,9 @@ class TestMetrics:
         response = client.get(f"{BASE}/{config_id}/metrics", headers=tenant.headers)
         assert response.status_code == 200
         body = response.get_json()
-        assert set(body) == {"config_id", "from", "to", "summary", "daily", "learning_lag_seconds"}
+        assert set(body) == {
+            "config_id", "from", "to", "summary", "daily", "learning_lag_seconds", "late"
+        }
         assert body["config_id"] == config_id
         summary = body["summary"]
         assert set(summary) >= {

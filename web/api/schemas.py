@@ -291,6 +291,20 @@ class _Day(Schema):
     )
 
 
+class _Late(Schema):
+    engagements = fields.Nested(
+        _VariantCounts,
+        metadata={
+            "description": "Live decisions engaged only by outcomes that came after their "
+            "reward window: counted in summary.engagements, never learned (engagements "
+            "minus these is what learning saw)"
+        },
+    )
+    outcomes = fields.Nested(
+        _VariantCounts, metadata={"description": "Outcomes that came after their window"}
+    )
+
+
 class MetricsSchema(Schema):
     """Dumps :class:`hpe_core.measure.metrics.MetricsReport`."""
 
@@ -299,6 +313,7 @@ class MetricsSchema(Schema):
     to = fields.Date(attribute="date_to")
     summary = fields.Nested(_Summary)
     daily = fields.List(fields.Nested(_Day))
+    late = fields.Nested(_Late, metadata={"description": "Late outcomes, reported apart"})
     learning_lag_seconds = fields.Float(
         allow_none=True,
         metadata={
