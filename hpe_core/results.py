@@ -277,6 +277,80 @@ class DriftNotice:
     retrained_examples: int
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class TuningCandidate:
+    """One learning setting replayed on the logged decisions (docs/learning.md).
+
+    :param estimate: estimated reward per decision (doubly robust, progressive replay)
+    :param gain: estimate minus the current settings' (paired over the same decisions)
+    :param gain_ci: its Bonferroni-corrected 95% interval
+    """
+
+    learning_rate: float
+    power_t: float
+    estimate: float
+    gain: float
+    gain_ci: tuple[float, float]
+
+    @property
+    def settings(self) -> dict:
+        """The ``exploration`` keys it sets."""
+        return {"learning_rate": self.learning_rate, "power_t": self.power_t}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TuningResult:
+    """An evaluation of candidate learning settings (the ``model.tuning_evaluated``
+    activity).
+
+    :param n: decisions replayed
+    :param current: the current settings' row (also first among ``candidates``)
+    :param best: the best candidate whose gain interval is wholly above 0, else None
+    :param z: the normal quantile of the corrected intervals
+    """
+
+    evaluated_at: dt.datetime
+    n: int
+    current: TuningCandidate
+    candidates: tuple[TuningCandidate, ...]
+    best: TuningCandidate | None
+    z: float
+
+    def as_dict(self) -> dict:
+        """As the activity stores it (``current`` is the settings compared against)."""
+        return {
+            "evaluated_at": self.evaluated_at.isoformat(),
+            "n": self.n,
+            "z": self.z,
+            "current": self.current.settings,
+            "candidates": [dataclasses.asdict(row) for row in self.candidates],
+            "best": None if self.best is None else dataclasses.asdict(self.best),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> TuningResult:
+        rows = tuple(_candidate(row) for row in data["candidates"])
+        return cls(
+            evaluated_at=dt.datetime.fromisoformat(data["evaluated_at"]),
+            n=int(data["n"]),
+            current=rows[0],
+            candidates=rows,
+            best=None if data.get("best") is None else _candidate(data["best"]),
+            z=float(data["z"]),
+        )
+
+
+def _candidate(row: Mapping) -> TuningCandidate:
+    low, high = row["gain_ci"]
+    return TuningCandidate(
+        learning_rate=float(row["learning_rate"]),
+        power_t=float(row["power_t"]),
+        estimate=float(row["estimate"]),
+        gain=float(row["gain"]),
+        gain_ci=(float(low), float(high)),
+    )
+
+
 # --- Reading an answer back ------------------------------------------------------------------
 
 

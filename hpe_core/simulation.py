@@ -136,6 +136,11 @@ _HEADLINES = {
 OFFERS_BY_ID = {offer.id: offer for offer in OFFERS}
 
 
+def headline(offer_id: str) -> str:
+    """The headline of an offer's content (a generic one for offers of scenarios)."""
+    return _HEADLINES.get(offer_id, offer_id.replace("-", " ").capitalize())
+
+
 @dataclass(frozen=True)
 class User:
     """One simulated person: what the CRM knows, plus latent traits it does not."""

@@ -171,6 +171,10 @@ def worker(processes, burst):
 
 # --- simulate ------------------------------------------------------------------------
 
+#: ``hpe simulate --scenario`` (hpe_core.scenarios.SCENARIOS, spelt out: the command line
+#: is built without importing the simulator).
+SCENARIO_NAMES = ("stable", "shift", "new-offer", "channels")
+
 
 @cli.command()
 @click.option("--url", help="A running HPE (e.g. http://127.0.0.1:8000); default: start one.")
@@ -182,7 +186,15 @@ def worker(processes, burst):
 @click.option("--algorithm", type=click.Choice(["squarecb", "epsilon", "bag", "cover"]))
 @click.option("--seed", default=1, show_default=True, type=int)
 @click.option("--keep", is_flag=True, help="Keep the throwaway instance (without --url).")
-def simulate(url, key, decisions, clients, holdout, wait_seconds, algorithm, seed, keep):
+@click.option(
+    "--scenario",
+    type=click.Choice(SCENARIO_NAMES),
+    help="An audience that changes mid-run: shift (preferences move halfway), new-offer (a "
+    "better offer is added halfway), channels (people prefer different channels; the "
+    "engine chooses it); stable is the default audience. Prints the rates before and "
+    "after the change beside the oracle.",
+)
+def simulate(url, key, decisions, clients, holdout, wait_seconds, algorithm, seed, keep, scenario):
     """Drive HPE with a simulated audience and print treatment vs holdout lift.
 
     Without --url, a throwaway HPE is started in-process for the run: its own SQLite
@@ -191,7 +203,10 @@ def simulate(url, key, decisions, clients, holdout, wait_seconds, algorithm, see
     """
     import uuid
 
+    from hpe_core import scenarios
     from web import simulate as sim
+
+    world = None if scenario is None else scenarios.Scenario.make(scenario, decisions, seed=seed)
 
     app = None
     if url is None:
@@ -209,9 +224,11 @@ def simulate(url, key, decisions, clients, holdout, wait_seconds, algorithm, see
         raise click.UsageError("--key is required with --url.")
     client = sim.Client(url, key)
     config_id = sim.create_config(
-        client, holdout=holdout, wait_seconds=wait_seconds, algorithm=algorithm
+        client, holdout=holdout, wait_seconds=wait_seconds, algorithm=algorithm, scenario=world
     )
     click.echo(f"Configuration {config_id}: {decisions} decisions from {clients} clients.")
+    if world is not None and world.change_at is not None:
+        click.echo(f"Scenario {world.name}: the audience changes at decision {world.change_at}.")
 
     def progress(count, tally):
         lift = tally.lift()
@@ -231,6 +248,7 @@ def simulate(url, key, decisions, clients, holdout, wait_seconds, algorithm, see
         seed=seed,
         progress=progress,
         progress_every=max(1000, decisions // 10),
+        scenario=world,
     )
     elapsed = time.monotonic() - started
     version = sim.wait_for_learning(client, config_id, timeout=5 * wait_seconds + 10)
@@ -253,6 +271,8 @@ def simulate(url, key, decisions, clients, holdout, wait_seconds, algorithm, see
     )
     summary = _summary_of(metrics)
     _echo_lift(lift, tally.true_lift(), None if summary is None else summary.lift)
+    if world is not None:
+        _echo_scenario(world, tally)
     if app is not None:
         # The embedded server's measurement pass runs every few minutes: run one now so
         # this printout shows recommendations for the run just made.
@@ -323,6 +343,31 @@ def _close_throwaway(instance, keep: bool) -> None:
         if instance.key:
             line += f" (workspace {instance.workspace_id}, API key {instance.key})"
         click.echo(line + ".")
+
+
+def _echo_scenario(world, tally) -> None:
+    """The scenario's phases: expected click rates (the true probabilities of what was
+    served) beside the oracle and random choice on the same touchpoints."""
+    from hpe_core import scenarios
+
+    result = scenarios.report(world, tally.served)
+    click.echo(f"Scenario {world.name}, expected click rates (the simulator's truth):")
+    for phase, row in result["phases"].items():
+        cells = "  ".join(
+            f"{name} {row[name]:.2%}" if row[name] is not None else f"{name} n/a"
+            for name in ("treatment", "holdout", "oracle", "random")
+        )
+        share = (
+            f"  ({row['treatment'] / row['oracle']:.0%} of the oracle)"
+            if row["treatment"] and row["oracle"]
+            else ""
+        )
+        click.echo(f"  {phase:16} {cells}{share}")
+    for window in result.get("new_offer", [])[:6]:
+        click.echo(
+            f"  new offer, decisions {window['from']}-{window['to']} after it was added: "
+            f"{window['share']:.1%} of treatment (oracle {window['oracle_share']:.1%})"
+        )
 
 
 def _summary_of(metrics: object) -> Summary | None:

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from hpe_core import simulation
+from hpe_core import scenarios, simulation
 from hpe_core.tenancy import workspaces
 from web.extensions import app_runtime, app_state
 
@@ -37,6 +37,9 @@ class Tally:
     expected: dict = dataclasses.field(default_factory=lambda: {"treatment": 0.0, "holdout": 0.0})
     nothing: int = 0
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    #: With a scenario: one :class:`~hpe_core.scenarios.Served` per decision, for the
+    #: scenario's report (what was served when, and its true click probability).
+    served: list = dataclasses.field(default_factory=list)
 
     def rate(self, variant: str) -> float:
         n = self.decisions[variant]
@@ -61,15 +64,21 @@ class Tally:
 SIMULATED_ACTION_COST = 0.02
 
 
-def simulation_settings(*, holdout: float, wait_seconds: int, algorithm: str | None) -> dict:
+def simulation_settings(
+    *,
+    holdout: float,
+    wait_seconds: int,
+    algorithm: str | None,
+    scenario: scenarios.Scenario | None = None,
+) -> dict:
     """A configuration for the simulated offers; engagement = a click.
 
     Conversions weigh 0 in the reward (the model optimizes clicks) but are value events,
     so their order values are the revenue that ROI is computed from.
+
+    :param scenario: its offers at the start (``new-offer`` adds one later)
     """
-    actions = [
-        {**action, "cost": SIMULATED_ACTION_COST} for action in simulation.settings_actions()
-    ]
+    actions = scenario_actions(scenario.offers(0) if scenario else simulation.OFFERS)
     settings = {
         "actions": actions,
         "reward": {
@@ -82,6 +91,19 @@ def simulation_settings(*, holdout: float, wait_seconds: int, algorithm: str | N
     if algorithm:
         settings["exploration"] = {"algorithm": algorithm}
     return settings
+
+
+def scenario_actions(offers) -> list[dict]:
+    """The ``actions`` of a configuration for these simulated offers."""
+    return [
+        {
+            "id": offer.id,
+            "features": offer.features(),
+            "content": {"headline": simulation.headline(offer.id)},
+            "cost": SIMULATED_ACTION_COST,
+        }
+        for offer in offers
+    ]
 
 
 class Client:
@@ -130,31 +152,50 @@ def run(
     seed: int = 1,
     progress: Callable[[int, Tally], None] | None = None,
     progress_every: int = 5000,
+    scenario: scenarios.Scenario | None = None,
 ) -> Tally:
     """Send ``decisions`` touchpoints through the API from ``clients`` threads.
 
     Each decision's outcomes are drawn from the simulator's ground truth and reported
     at once (a batch per decision), like a channel reporting back.
+
+    :param scenario: a :class:`~hpe_core.scenarios.Scenario` whose truth changes during
+        the run (``decisions`` and ``seed`` are then its own). ``new-offer`` adds its offer
+        to the configuration (``PATCH``) when the run reaches the change; ``channels``
+        lets the engine choose the channel (``"channel": "auto"``).
     """
-    population = simulation.Population(seed=seed)
-    touchpoints = population.touchpoints(decisions, seed=seed)
+    if scenario is None:
+        scenario = scenarios.Scenario.make("stable", decisions, seed=seed)
+    touchpoints = scenario.touchpoints()
     feed_lock = threading.Lock()
     tally = Tally()
     done = [0]
     errors: list[BaseException] = []
+    offers = {offer.id: offer for offer in scenario.all_offers()}
+
+    def next_touchpoint(client: Client):
+        with feed_lock:
+            item = next(touchpoints, None)
+            if item is not None and scenario.name == "new-offer" and item[0] == scenario.change_at:
+                add_offers(client, config_id, scenario.offers(item[0]))
+            return item
 
     def worker(index: int) -> None:
         client = Client(base_url, key)
         rng = random.Random(f"hpe-sim-outcomes-{seed}-{index}")
         while True:
-            with feed_lock:
-                touch = next(touchpoints, None)
-            if touch is None:
+            item = next_touchpoint(client)
+            if item is None:
                 return
+            position, touch = item
             status, body = client.call(
                 "POST",
                 f"{BASE}/{config_id}/decisions",
-                {"user_id": touch.user.user_id, "channel": touch.channel, "context": touch.context},
+                {
+                    "user_id": touch.user.user_id,
+                    "channel": touch.channel or "auto",
+                    "context": touch.context,
+                },
             )
             if status == 200:
                 with tally.lock:
@@ -162,8 +203,9 @@ def run(
                 continue
             if status != 201:
                 raise RuntimeError(f"decision failed: {status} {body}")
-            offer = simulation.OFFERS_BY_ID[body["action_id"]]
-            events = simulation.outcomes(touch.user, offer, touch.channel, rng)
+            offer = offers[body["action_id"]]
+            channel = touch.channel or body["channel"]
+            events = scenario.outcomes(touch.user, offer, channel, position, rng)
             if events:
                 batch = [{"decision_id": body["decision_id"], **event} for event in events]
                 status, answer = client.call(
@@ -172,11 +214,13 @@ def run(
                 if status != 202:
                     raise RuntimeError(f"outcome failed: {status} {answer}")
             clicked = any(event["type"] == "click" for event in events)
-            truth = simulation.engagement_probability(touch.user, offer, touch.channel)
+            truth = scenario.probability(touch.user, offer, channel, position)
+            served = scenarios.Served(position, body["variant"], offer.id, channel, truth)
             with tally.lock:
                 tally.decisions[body["variant"]] += 1
                 tally.engaged[body["variant"]] += clicked
                 tally.expected[body["variant"]] += truth
+                tally.served.append(served)
                 done[0] += 1
                 count = done[0]
             if progress and count % progress_every == 0:
@@ -196,6 +240,15 @@ def run(
     if errors:
         raise errors[0]
     return tally
+
+
+def add_offers(client: Client, config_id: str, offers) -> None:
+    """Give the configuration these offers (a ``PATCH`` of its actions)."""
+    status, body = client.call(
+        "PATCH", f"{BASE}/{config_id}", {"settings": {"actions": scenario_actions(offers)}}
+    )
+    if status != 200:
+        raise RuntimeError(f"could not add the new offer: {status} {body}")
 
 
 class ThrowawayInstance:

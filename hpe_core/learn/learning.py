@@ -196,6 +196,62 @@ def learn_closed(
     return report
 
 
+def retrain_for_settings(
+    session: Session, config_id: uuid.UUID, *, now: dt.datetime | None = None
+) -> LearnReport:
+    """After the exploration settings changed: save a model with the new settings trained
+    on the recent log now, instead of at the next learn run (nothing is done when the
+    newest version already has them, or another learner holds the configuration).
+    Commits.
+
+    :returns: what was done; ``version`` is None when nothing was saved
+    """
+    now = now or utcnow()
+    report = LearnReport(config_id)
+    if not _try_lock(session, config_id):
+        session.rollback()
+        report.busy = True
+        return report
+    config = session.get(Config, config_id)
+    if config is None:
+        session.rollback()
+        return report
+    settings = configs.settings_of(config)
+    args = vw_arguments(settings.exploration)
+    previous = store.latest(session, config_id)
+    catalog = ActionCatalog(settings.actions)
+    keeping = _KeepingUp.start(session, config, settings, catalog, previous, args, [], now)
+    if keeping.learner is None:
+        session.rollback()
+        return report
+    learner = keeping.learner
+    try:
+        version = store.save(
+            session,
+            config_id,
+            args=args,
+            model=learner.save(),
+            examples=0,
+            previous=previous,
+            source=keeping.source,
+            state=keeping.state.document(),
+        )
+        keeping.record(session, config, version.version, now)
+        store.prune(session, config_id)
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        learner.close()
+        report.busy = True
+        return report
+    except BaseException:
+        learner.close()
+        raise
+    _warm_learners.keep(config_id, version.version, version.checksum, learner)
+    report.version = version.version
+    return report
+
+
 def _closed_batch(
     session: Session, config_id: uuid.UUID, now: dt.datetime, batch_size: int
 ) -> list[_Closed]:

@@ -42,6 +42,9 @@ class LoggedDecision:
     :param action_id: the action the logging policy chose (one of ``eligible``)
     :param propensity: the logging policy's probability of ``action_id``, in (0, 1]
     :param reward: the reward the decision earned
+    :param channels: when the engine chose the channel too, the channel of each
+        ``eligible`` entry (an action appears once per channel); ``channel`` is the one
+        chosen. None: every entry is on ``channel``
     """
 
     channel: str
@@ -49,10 +52,15 @@ class LoggedDecision:
     action_id: str
     propensity: float
     reward: float
+    channels: tuple[str, ...] | None = None
 
     @property
     def chosen(self) -> int:
-        return self.eligible.index(self.action_id)
+        if self.channels is None:
+            return self.eligible.index(self.action_id)
+        return list(zip(self.eligible, self.channels, strict=True)).index(
+            (self.action_id, self.channel)
+        )
 
 
 class RewardModel:
@@ -91,7 +99,7 @@ class RewardModel:
         self._pair_means = {
             (a, c): (s + k * self.action_means[a]) / (n + k) for (a, c), (s, n) in per_pair.items()
         }
-        self._vectors: dict[tuple[str, tuple[str, ...]], tuple[float, ...]] = {}
+        self._vectors: dict[tuple, tuple[float, ...]] = {}
 
     def predict(self, action_id: str, channel: str) -> float:
         """rhat(action, channel), falling back to rhat(action), then to the global mean."""
@@ -106,6 +114,19 @@ class RewardModel:
         found = self._vectors.get(key)
         if found is None:
             found = self._vectors[key] = tuple(self.predict(a, channel) for a in eligible)
+        return found
+
+    def row_vector(self, row: LoggedDecision) -> tuple[float, ...]:
+        """rhat of every eligible entry of a logged decision: each action on the
+        decision's channel, or on its own channel when the engine chose the channel."""
+        if row.channels is None:
+            return self.vector(row.channel, row.eligible)
+        key = (row.channels, row.eligible)
+        found = self._vectors.get(key)
+        if found is None:
+            found = self._vectors[key] = tuple(
+                self.predict(a, c) for a, c in zip(row.eligible, row.channels, strict=True)
+            )
         return found
 
     def describe(self) -> RewardModelSummary:
@@ -145,7 +166,7 @@ def estimate(
     weights, ips_terms, dr_terms, dm_terms = [], [], [], []
     for row, distribution in zip(rows, distributions, strict=True):
         chosen = row.chosen
-        rhat = reward_model.vector(row.channel, row.eligible)
+        rhat = reward_model.row_vector(row)
         predicted = rhat[chosen]
         if distribution is None:
             weight, direct = 1.0, predicted

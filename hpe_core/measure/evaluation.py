@@ -19,7 +19,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from hpe_core.decide.decisions import baseline_probabilities
-from hpe_core.decide.features import ActionCatalog, decision_features
+from hpe_core.decide.features import ActionCatalog, decision_features, pair_features
 from hpe_core.decide.policy import store
 from hpe_core.decide.policy.exploration import vw_arguments
 from hpe_core.decide.policy.learner import Learner
@@ -170,6 +170,25 @@ def _samples(raw: Sequence, catalog: ActionCatalog) -> tuple[list[LoggedDecision
     for decision in raw:
         if decision.action_id not in catalog:
             continue
+        if decision.eligible_channels is not None:
+            # The engine chose the channel: the entries are (action, channel) pairs.
+            pairs = [
+                (a, c)
+                for a, c in zip(decision.eligible, decision.eligible_channels, strict=True)
+                if a in catalog
+            ]
+            rows.append(
+                LoggedDecision(
+                    channel=decision.channel,
+                    eligible=tuple(a for a, _c in pairs),
+                    action_id=decision.action_id,
+                    propensity=float(decision.probability),
+                    reward=float(decision.reward),
+                    channels=tuple(c for _a, c in pairs),
+                )
+            )
+            shared_lines.append(decision.features or pair_features(decision.context or {}))
+            continue
         rows.append(
             LoggedDecision(
                 channel=decision.channel,
@@ -243,6 +262,7 @@ def _logged_rows(
             Decision.action_id,
             Decision.probability,
             _REWARD.label("reward"),
+            Decision.eligible_channels,
         )
         .where(*conditions)
         .order_by(Decision.created_at.desc(), Decision.id.desc())
@@ -334,9 +354,16 @@ def _model_distributions(
     learner = learner or Learner(args)
     with learner:
         return version, [
-            learner.predict(line, catalog.lines(row.eligible))
+            learner.predict(line, _lines(catalog, row))
             for row, line in zip(rows, shared_lines, strict=True)
         ]
+
+
+def _lines(catalog: ActionCatalog, row: LoggedDecision) -> list[str]:
+    """The action lines a logged decision was scored with (pairs: with their channel)."""
+    if row.channels is None:
+        return catalog.lines(row.eligible)
+    return [catalog.pair_line(a, c) for a, c in zip(row.eligible, row.channels, strict=True)]
 
 
 def _greedy(pmf: Sequence[float]) -> list[float]:

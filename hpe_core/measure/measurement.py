@@ -19,10 +19,10 @@ from collections.abc import Mapping
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hpe_core.learn import adaptation
-from hpe_core.measure import evaluation, evaluation_snapshots, metrics, rollups
+from hpe_core.learn import adaptation, learning
+from hpe_core.measure import evaluation, evaluation_snapshots, metrics, rollups, tuning
 from hpe_core.recommend import circuit_breaker, learning_rules, recommendations
-from hpe_core.results import DriftNotice, Evaluation, Summary
+from hpe_core.results import DriftNotice, Evaluation, Summary, TuningResult
 from hpe_core.store.models import Activity, Config, Recommendation, utcnow
 from hpe_core.store.vocabulary import ConfigStatus, RecommendationStatus
 from hpe_core.tenancy.configs import Catalog, settings_of
@@ -30,6 +30,9 @@ from hpe_core.tenancy.settings_types import AutomationLevel
 from hpe_core.tenancy.workspaces import Principal
 
 log = logging.getLogger(__name__)
+
+#: Recommendations whose patch changes the VW arguments: the model is retrained at once.
+_RETRAIN_KINDS = frozenset({"tune_learning", "change_exploration"})
 
 #: Days the recommendations look back on (the metrics page's default range).
 LOOKBACK_DAYS = 30
@@ -108,6 +111,7 @@ def run(
     evaluated, evaluation_error = _evaluate(session, config, since, today)
     if evaluated is not None:
         _keep_evaluation(session, config, evaluated, now=now)
+    tuned = _tune(session, config, now=now)
 
     # From here on the pass may change the settings: lock and re-read the configuration
     # (PostgreSQL), so a person's PATCH committed meanwhile is kept, not overwritten.
@@ -116,12 +120,16 @@ def run(
         config, plugins.channel_costs.keys(), plugins.attribution_models.keys()
     )
     tripped = _check_breaker(session, config, plugins, catalog, now=now)
-    applied = _recommend(session, config, summary, evaluated, catalog, now=now)
+    applied = _recommend(session, config, summary, evaluated, catalog, tuned, now=now)
     if applied or tripped:
         # The settings changed (costs, actions, reward inputs): roll up again so this pass
         # leaves the stored days current, and the next pass has nothing left to do.
         days.update(rollups.refresh(session, config, channel_costs=plugins.channel_costs, now=now))
     session.commit()
+    if any(row.kind in _RETRAIN_KINDS for row in applied):
+        # New learning settings: serve a model trained on the recent log with them now,
+        # rather than an empty one until the next learn run.
+        learning.retrain_for_settings(session, config.id, now=now)
     return _report(session, config, days, tripped, applied, evaluation_error)
 
 
@@ -150,6 +158,7 @@ def _recommend(
     summary: Summary,
     evaluated: Evaluation | None,
     catalog: Catalog,
+    tuned: TuningResult | None,
     *,
     now: dt.datetime,
 ) -> list[Recommendation]:
@@ -165,11 +174,26 @@ def _recommend(
         evaluated,
         days_observed=days_observed.days + 1,
         drift=_recent_drift(session, config, now=now),
+        tuning=tuned,
     )
     recommendations.refresh(session, config, proposals, now=now)
     if settings_of(config).automation != AutomationLevel.AUTONOMOUS:
         return []
     return recommendations.apply_automatic(session, config, catalog, now=now)
+
+
+def _tune(session: Session, config: Config, *, now: dt.datetime) -> TuningResult | None:
+    """Self-tuning: evaluate the candidate learning settings when due, else read the last
+    evaluation (:mod:`hpe_core.measure.tuning`). In a savepoint, and logged if it fails:
+    the other rules must not stop for it."""
+    try:
+        with session.begin_nested():
+            if tuning.due(session, config, now=now):
+                return tuning.evaluate(session, config, now=now)
+            return tuning.latest(session, config)
+    except Exception:  # noqa: BLE001 - see the docstring
+        log.exception("evaluating the learning settings of %s failed", config.id)
+        return None
 
 
 def _recent_drift(session: Session, config: Config, *, now: dt.datetime) -> DriftNotice | None:

@@ -1,12 +1,13 @@
 """Recommendation rules about keeping up with change (pure functions): say when the
-learner found that preferences shifted and what it did about it."""
+learner found that preferences shifted and what it did about it, and propose the learning
+settings that self-tuning found better on the logged decisions."""
 
 from __future__ import annotations
 
 import math
 
 from hpe_core.recommend.proposals import KindSpec, Proposal, RecommendationKind
-from hpe_core.results import DriftNotice
+from hpe_core.results import DriftNotice, TuningResult
 from hpe_core.store.vocabulary import Severity
 
 #: The notice stays open this long after the drift was found (the measurement pass only
@@ -60,5 +61,62 @@ def preferences_shifted(drift: DriftNotice | None) -> list[Proposal]:
                 "model_version": drift.version,
             },
             patch=None,
+        )
+    ]
+
+
+# --- tune_learning --------------------------------------------------------------------------
+
+#: The engine may apply it by itself: it changes only how fast the model learns, the
+#: estimate says it earns more on this traffic, the model is retrained on the recent log
+#: at once, and the circuit breaker still watches the result.
+TUNE_LEARNING = KindSpec(RecommendationKind.TUNE_LEARNING, auto_apply=True)
+
+
+def tune_learning(tuning: TuningResult | None) -> list[Proposal]:
+    """Propose the best learning settings of the last evaluation, when its estimated gain
+    over the current ones is significant (the whole corrected interval above 0).
+
+    :param tuning: the last evaluation of the current settings (None: none yet)
+    """
+    if tuning is None or tuning.best is None:
+        return []
+    best, current = tuning.best, tuning.current
+    low, high = best.gain_ci
+    relative = best.gain / current.estimate if current.estimate > 0 else None
+    relative_text = "" if relative is None else f" ({relative:+.1%})"
+    return [
+        Proposal(
+            spec=TUNE_LEARNING,
+            subject="learning",
+            severity=Severity.INFO,
+            title=(
+                f"Learn with learning_rate {best.learning_rate:g} and power_t {best.power_t:g}: "
+                f"about {best.gain:+.3g} reward per decision{relative_text} on your traffic."
+            ),
+            detail=(
+                f"Replaying your last {tuning.n} learned decisions with their logged "
+                f"propensities, a model learning with learning_rate {best.learning_rate:g} "
+                f"and power_t {best.power_t:g} would have earned {best.estimate:.4g} reward "
+                f"per decision against {current.estimate:.4g} with the current "
+                f"{current.learning_rate:g} and {current.power_t:g} (gain {best.gain:+.4g}, "
+                f"95% interval {low:+.4g} to {high:+.4g}, corrected for "
+                f"{len(tuning.candidates) - 1} candidates). Applying changes these two "
+                "exploration settings; the model is retrained on the recent log with them."
+            ),
+            evidence={
+                "n": tuning.n,
+                "evaluated_at": tuning.evaluated_at.isoformat(),
+                "current": {**current.settings, "estimate": current.estimate},
+                "best": {**best.settings, "estimate": best.estimate},
+                "gain": best.gain,
+                "gain_ci": [low, high],
+                "relative_gain": relative,
+                "candidates": [
+                    {**row.settings, "estimate": row.estimate, "gain": row.gain}
+                    for row in tuning.candidates
+                ],
+            },
+            patch={"exploration": best.settings},
         )
     ]

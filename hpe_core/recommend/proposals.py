@@ -29,6 +29,7 @@ class RecommendationKind(StrEnum):
     CHANGE_EXPLORATION = "change_exploration"
     HOLDOUT_UNDERPOWERED = "holdout_underpowered"
     PREFERENCES_SHIFTED = "preferences_shifted"
+    TUNE_LEARNING = "tune_learning"
     CIRCUIT_BREAKER = "circuit_breaker"
 
 

@@ -20,7 +20,12 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from hpe_core.recommend.learning_rules import PREFERENCES_SHIFTED, preferences_shifted
+from hpe_core.recommend.learning_rules import (
+    PREFERENCES_SHIFTED,
+    TUNE_LEARNING,
+    preferences_shifted,
+    tune_learning,
+)
 from hpe_core.recommend.model_rules import (
     CHANGE_EXPLORATION,
     MODEL_WORSE_THAN_BASELINE,
@@ -41,7 +46,7 @@ from hpe_core.recommend.targeting_rules import (
     channel_segments,
     retire_actions,
 )
-from hpe_core.results import DriftNotice, Evaluation, Power, Summary
+from hpe_core.results import DriftNotice, Evaluation, Power, Summary, TuningResult
 from hpe_core.store.vocabulary import Severity, Variant
 from hpe_core.tenancy.settings_types import Settings
 
@@ -79,6 +84,7 @@ _RULE_SPECS = (
     CHANGE_EXPLORATION,
     HOLDOUT_UNDERPOWERED,
     PREFERENCES_SHIFTED,
+    TUNE_LEARNING,
 )
 #: The kinds :func:`propose` raises (the measurement pass resolves them when they clear).
 RULE_KINDS = tuple(spec.kind for spec in _RULE_SPECS)
@@ -104,6 +110,7 @@ def propose(
     *,
     days_observed: int | None = None,
     drift: DriftNotice | None = None,
+    tuning: TuningResult | None = None,
 ) -> list[Proposal]:
     """Every recommendation the numbers support, most urgent first.
 
@@ -114,6 +121,8 @@ def propose(
         when no power estimate exists yet)
     :param drift: the learner's latest drift of the last
         :data:`~hpe_core.recommend.learning_rules.NOTICE_DAYS` days, if any
+    :param tuning: the last evaluation of candidate learning settings, if it is of the
+        current ones
     """
     measured = summary is not None
     return [
@@ -124,6 +133,7 @@ def propose(
         *change_exploration(settings, summary.lift if measured else None, evaluation),
         *(holdout_underpowered(settings, summary, days_observed) if measured else ()),
         *preferences_shifted(drift),
+        *tune_learning(tuning),
     ]
 
 
