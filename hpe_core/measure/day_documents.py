@@ -152,19 +152,31 @@ class Decided:
 
 @dataclasses.dataclass(slots=True)
 class DecisionRecord:
-    """One decision's outcomes and attributed credit, merged: whether it engaged, its
-    revenue, and its outcomes per type (an outcome tied to it counts 1, an attributed one
-    its credit). ``key`` is its group's :class:`GroupKey`."""
+    """One decision's outcomes and attributed credit, merged: whether it engaged, and the
+    parts of its revenue and of its outcomes per type, one per outcome or credit row (an
+    outcome tied to it counts 1, an attributed one its credit). Parts are added with
+    ``fsum``, so the same rows give the same sums whatever their order or grouping.
+    ``key`` is its group's :class:`GroupKey`."""
 
     key: GroupKey
     engaged: bool = False
     revenue_parts: list[float] = dataclasses.field(default_factory=list)
-    types: dict[str, float] = dataclasses.field(default_factory=dict)
+    types: dict[str, list[float]] = dataclasses.field(default_factory=dict)
 
     @property
     def revenue(self) -> float:
-        # fsum: exact whatever the rows' order, so a recomputed decision is identical.
         return math.fsum(self.revenue_parts)
+
+    def add(self, row, *, from_attribution: bool) -> None:
+        """Add one row of :func:`outcome_rows` (or :func:`recent_rows`)."""
+        # An import engaged by its given reward is counted already (see decided).
+        counted = from_attribution and bool(row.given_positive)
+        self.engaged = self.engaged or (bool(row.engaged) and not counted)
+        self.revenue_parts.append(float(row.revenue or 0.0))
+        parts = self.types.get(row.type)
+        if parts is None:
+            parts = self.types[row.type] = []
+        parts.append(float(row.n or 0))
 
 
 def compute_days(
@@ -311,18 +323,24 @@ _NO_ENGAGEMENT = _Engagement()
 
 
 def outcome_rows(
-    session: Session, keys, decisions, config_id, since, settings: Settings
+    session: Session,
+    keys,
+    decisions,
+    config_id,
+    since,
+    settings: Settings,
+    *,
+    until: dt.datetime | None = None,
 ) -> tuple[list, list]:
-    """Per decision and outcome type, for the decisions matching ``decisions`` (SQL
-    conditions on them): the rows of their direct outcomes and of their attributed credit
-    (:func:`decision_records` merges them).
+    """The direct outcomes and the attributed credit of the decisions matching
+    ``decisions`` (SQL conditions on them, a range of days or hours), a row each, with
+    the decision's group columns (:func:`decision_records` merges them).
 
     :param since: only outcomes received and credit given from then on can belong to
         the decisions in range (:func:`written_since`); None reads them all
+    :param until: leave out the rows written from then on (None: none left out)
     """
     connection = session.connection()
-    positive = rewards.positive_types(settings.reward) or ["__none__"]
-    value_events = list(settings.reward.value_events) or ["__none__"]
     postgres = connection.dialect.name == "postgresql"
     if postgres:
         # Before PostgreSQL has statistics on a new or fast-growing table (autovacuum not
@@ -331,49 +349,73 @@ def outcome_rows(
         # decisions and 542 outcomes). Hash joins cost little more with statistics and
         # never blow up; the setting is lifted again right after these two queries.
         session.execute(text("SET LOCAL enable_nestloop = off"))
-    # Per decision and outcome type: engaged? revenue? how many? Direct outcomes and
-    # attributed credit are two queries, merged per decision below (a decision can have
-    # both); grouping by type too costs a few more rows, not a third scan. Each starts
-    # from this config's rows written since the range began (an index range scan), not
-    # from every outcome or credit row it ever had.
-    direct = _direct_outcomes(connection, keys, decisions, config_id, since, positive, value_events)
-    attributed = _attributed_credit(
-        connection, keys, decisions, config_id, since, positive, value_events
-    )
+    # Direct outcomes and attributed credit are two queries, merged per decision (a
+    # decision can have both). Each starts from this config's rows written since the
+    # range began (an index range scan), not from every outcome or credit row it ever had.
+    rows = _outcome_rows(connection, keys, decisions, config_id, since, until, settings)
     if postgres:
         session.execute(text("SET LOCAL enable_nestloop TO DEFAULT"))
-    return direct, attributed
+    return rows
 
 
-def _direct_outcomes(connection, keys, in_range, config_id, since, positive, value_events):
-    """Per decision and outcome type: engaged, revenue and the number of outcomes tied to
-    it (imports that came with a reward are counted by it, not by their outcomes)."""
+def recent_rows(
+    session: Session, keys, config_id, since: dt.datetime, settings: Settings
+) -> tuple[list, list]:
+    """The rows of :func:`outcome_rows` written since ``since``, whatever their decision's
+    day: for a read's last hours. No range on decisions: each row finds its decision by
+    primary key (a nested loop over a few hundred rows), where the range form's hash
+    joins would read every decision of the day and every outcome."""
+    return _outcome_rows(
+        session.connection(),
+        keys,
+        [Decision.config_id == config_id],
+        config_id,
+        since,
+        None,
+        settings,
+    )
+
+
+def _outcome_rows(connection, keys, decisions, config_id, since, until, settings) -> tuple:
+    positive = rewards.positive_types(settings.reward) or ["__none__"]
+    value_events = list(settings.reward.value_events) or ["__none__"]
     received = [Outcome.config_id == config_id]
+    credited = [Attribution.config_id == config_id]
     if since is not None:
         received.append(Outcome.received_at >= since)
+        credited.append(Attribution.created_at >= since)
+    if until is not None:
+        received.append(Outcome.received_at < until)
+        credited.append(Attribution.created_at < until)
+    return (
+        _direct_outcomes(connection, keys, decisions, received, positive, value_events),
+        _attributed_credit(connection, keys, decisions, credited, positive, value_events),
+    )
+
+
+def _direct_outcomes(connection, keys, decisions, received, positive, value_events):
+    """Per outcome tied to a decision: engaged, revenue, type (imports that came with a
+    reward are counted by it, not by their outcomes)."""
     revenue = case((Outcome.type.in_(value_events), func.coalesce(Outcome.value, 0.0)), else_=0.0)
     return connection.execute(
         select(
             Decision.id,
             *keys,
-            func.max(case((Outcome.type.in_(positive), 1), else_=0)).label("engaged"),
-            func.sum(revenue).label("revenue"),
+            case((Outcome.type.in_(positive), 1), else_=0).label("engaged"),
+            revenue.label("revenue"),
             Outcome.type,
-            func.count().label("n"),
+            literal(1).label("n"),
+            literal(0).label("given_positive"),
+            Outcome.received_at.label("written_at"),
         )
         .select_from(Outcome)
         .join(Decision, Decision.id == Outcome.decision_id)
-        .where(*received, *in_range, Decision.given_reward.is_(None))
-        .group_by(Decision.id, Outcome.type)
+        .where(*received, *decisions, Decision.given_reward.is_(None))
     ).all()
 
 
-def _attributed_credit(connection, keys, in_range, config_id, since, positive, value_events):
-    """Per decision and outcome type: engaged, revenue (credit × value) and the credit
-    of the outcomes attributed to it."""
-    credited = [Attribution.config_id == config_id]
-    if since is not None:
-        credited.append(Attribution.created_at >= since)
+def _attributed_credit(connection, keys, decisions, credited, positive, value_events):
+    """Per credit row: engaged, revenue (credit × value), type and the credit itself."""
     engaged = and_(Outcome.type.in_(positive), Attribution.credit > 0)
     revenue = case(
         (
@@ -386,17 +428,17 @@ def _attributed_credit(connection, keys, in_range, config_id, since, positive, v
         select(
             Decision.id,
             *keys,
-            func.max(case((engaged, 1), else_=0)).label("engaged"),
-            func.sum(revenue).label("revenue"),
-            func.max(case((Decision.given_reward > 0, 1), else_=0)).label("given_positive"),
+            case((engaged, 1), else_=0).label("engaged"),
+            revenue.label("revenue"),
             Outcome.type,
-            func.sum(Attribution.credit).label("n"),
+            Attribution.credit.label("n"),
+            case((Decision.given_reward > 0, 1), else_=0).label("given_positive"),
+            Attribution.created_at.label("written_at"),
         )
         .select_from(Attribution)
         .join(Decision, Decision.id == Attribution.decision_id)
         .join(Outcome, Outcome.id == Attribution.outcome_id)
-        .where(*credited, *in_range)
-        .group_by(Decision.id, Outcome.type)
+        .where(*credited, *decisions)
     ).all()
 
 
@@ -411,12 +453,7 @@ def decision_records(direct, attributed, day_of: Callable[[object], object]) -> 
             if record is None:
                 key = key_of(row)
                 record = records[row.id] = DecisionRecord(GroupKey(day_of(key[0]), *key[1:]))
-            # An import engaged by its given reward is counted already (see decided).
-            counted = from_attribution and bool(row.given_positive)
-            record.engaged = record.engaged or (bool(row.engaged) and not counted)
-            record.revenue_parts.append(float(row.revenue or 0.0))
-            # At most two rows of a type add up here (direct and attributed): in any order.
-            record.types[row.type] = record.types.get(row.type, 0) + (row.n or 0)
+            record.add(row, from_attribution=from_attribution)
     return records
 
 
@@ -428,36 +465,61 @@ def as_date(value) -> dt.date:
 # --- Documents from the counts --------------------------------------------------------------
 
 
+class Engagements:
+    """The decisions' records added up per group: how many engaged, each one's revenue
+    (and its square), and the live decisions' outcome parts per day, variant and type."""
+
+    def __init__(self) -> None:
+        self.per_group: dict[GroupKey, _Engagement] = {}
+        self.outcome_types: dict[tuple, list[float]] = defaultdict(list)
+
+    def add(self, record: DecisionRecord) -> None:
+        self.add_parts(record.key, record.engaged, record.revenue_parts, record.types)
+
+    def add_parts(
+        self,
+        key: GroupKey,
+        engaged,
+        revenue_parts: Sequence[float],
+        types: Mapping[str, Sequence[float]],
+    ) -> None:
+        """Add one decision (its record's fields, as a stored hour holds them)."""
+        total = self.per_group.get(key)
+        if total is None:
+            total = self.per_group[key] = _Engagement()
+        total.engaged += bool(engaged)
+        # fsum: exact whatever the parts' order (one part is itself).
+        revenue = float(revenue_parts[0]) if len(revenue_parts) == 1 else math.fsum(revenue_parts)
+        total.revenues.append(revenue)
+        total.squares.append(revenue * revenue)
+        if key.source == _LIVE:
+            for type_, parts in types.items():
+                self.outcome_types[(key.day, key.variant, type_)].extend(parts)
+
+
 def build_documents(
     counts: Mapping[GroupKey, Decided],
-    records: Iterable[DecisionRecord],
+    records: Iterable[DecisionRecord] | Engagements,
     cost_of: Callable[[str, str], float],
     digest: str,
 ) -> dict[dt.date, dict]:
     """One document per day from the decision-side counts by group (keyed by date) and
-    the decisions' records (keyed alike). A record whose group has no counts (a decision
-    changed between the two queries) adds nothing to engagement, as a group never seen."""
-    per_group: dict[GroupKey, _Engagement] = {}
-    outcome_types: dict[tuple, list[float]] = defaultdict(list)
-    for record in records:
-        key = record.key
-        total = per_group.get(key)
-        if total is None:
-            total = per_group[key] = _Engagement()
-        total.engaged += record.engaged
-        revenue = record.revenue
-        total.revenues.append(revenue)
-        total.squares.append(revenue * revenue)
-        if key.source == _LIVE:
-            for type_, n in record.types.items():
-                outcome_types[(key.day, key.variant, type_)].append(float(n))
+    the decisions' records (keyed alike), or their :class:`Engagements`. A record whose
+    group has no counts (a decision changed between the two queries) adds nothing to
+    engagement, as a group never seen."""
+    engagements = records
+    if not isinstance(engagements, Engagements):
+        engagements = Engagements()
+        for record in records:
+            engagements.add(record)
+    per_group = engagements.per_group
     groups = [
         _group(key, found, per_group.get(key, _NO_ENGAGEMENT), cost_of)
         for key, found in counts.items()
     ]
     days = _documents(groups, digest)
     whole = {}
-    for key, parts in outcome_types.items():
+    for key, parts in engagements.outcome_types.items():
         n = math.fsum(parts)
         whole[key] = int(n) if n.is_integer() else n
     _count_outcome_types(days, whole)

@@ -7,15 +7,17 @@ all of its decisions live, ~0.3-0.5 s at 100,000 decisions a day. So the measure
 pass also stores each *settled* hour of yesterday and today (over for at least
 :data:`SETTLE`) as a partial, one row per configuration and UTC hour::
 
-    {"version": 1, "inputs_digest": "...",
+    {"version": 2, "inputs_digest": "...",
      "groups": [[variant, channel, action_id, source, segment,
                  decisions, engaged_by_reward, reward, baseline, agreements], ...],
-     "decisions": {decision id: [group index, engaged, revenue, {type: n}], ...}}
+     "decisions": {decision id: [group index, engaged, [revenue parts], {type: [parts]}], ...}}
 
 ``groups`` are the decision-side counts of the hour's decisions by group (as
-:func:`hpe_core.measure.day_documents.decided` counts a day); ``decisions`` the merged
-outcomes and credit of each decision of the hour that had any (a
-:class:`~hpe_core.measure.day_documents.DecisionRecord`).
+:func:`hpe_core.measure.day_documents.decided` counts a day); ``decisions`` the outcomes
+and credit of each decision of the hour that had any, merged (a
+:class:`~hpe_core.measure.day_documents.DecisionRecord`: engaged or not, and one part per
+row for its revenue and its outcomes per type), from the rows written before the
+partial's cut, its ``computed_at`` less :data:`SETTLE`.
 
 A read of a recent day adds up its usable partials and computes live only the rest, so
 the answer is the one computing the whole day live gives:
@@ -25,14 +27,15 @@ the answer is the one computing the whole day live gives:
   :func:`hpe_core.store.stale_days.mark_stale_decisions`, in the same transaction) or an
   import adds decisions (it marks the day); a marked hour, or every hour of a marked
   day, is computed live until the next pass stores it again;
-- outcomes and credit keep arriving for settled hours, so those written since a
-  partial's cut (its ``computed_at`` less :data:`SETTLE`) are looked up by time (the
-  outcomes' and attributions' time indexes) and their decisions' records recomputed
-  whole; credit taken away (attribution rerun) marks the decisions' hours;
+- outcomes and credit keep arriving for settled hours: the rows written since a
+  partial's cut are read (through the outcomes' and attributions' time indexes, each
+  finding its decision by primary key) and added to their decisions' records, part by
+  part, so a record is made of exactly the rows a whole-day computation reads; credit
+  taken away (an attribution rerun) marks the decisions' hours;
 - an hour is stored only once it ended :data:`SETTLE` before the pass, and a decision
   or outcome is stamped with its host's clock before it commits: the same bound as
   ``CLOCK_SKEW`` in :mod:`hpe_core.measure.day_documents` (clocks at most an hour apart,
-  transactions far shorter).
+  transactions far shorter), so nothing the pass did not see lands before its cut.
 
 The hours not stored (the open hour and the one before it, marked hours) are grouped by
 day, as any live day; each pass recomputes the hours that are missing, marked, computed
@@ -53,6 +56,7 @@ from hpe_core.learn.outcomes import CLOCK_SKEW
 from hpe_core.measure.day_documents import (
     Decided,
     DecisionRecord,
+    Engagements,
     GroupKey,
     as_date,
     build_documents,
@@ -62,17 +66,16 @@ from hpe_core.measure.day_documents import (
     group_columns,
     inputs_digest,
     outcome_rows,
+    recent_rows,
     unit_costs,
     written_since,
 )
 from hpe_core.store.days import day_end, day_start
 from hpe_core.store.db import dialect_insert
 from hpe_core.store.models import (
-    Attribution,
     Config,
     Decision,
     MetricsHour,
-    Outcome,
     StaleMetricsDay,
     StaleMetricsHour,
 )
@@ -80,14 +83,12 @@ from hpe_core.store.stale_days import hour_of
 from hpe_core.tenancy.configs import settings_of
 
 #: Bump when the partial's shape or meaning changes: stored hours then recompute.
-VERSION = 1
+VERSION = 2
 #: An hour is stored once it ended this long before the pass (see the module docstring).
 SETTLE = CLOCK_SKEW
 #: A stored hour older than this is recomputed by the next pass.
 RECOMPUTE_AFTER = dt.timedelta(hours=1)
 HOUR = dt.timedelta(hours=1)
-#: Decision ids per IN list.
-_CHUNK = 1000
 
 
 def window(now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
@@ -144,7 +145,7 @@ def refresh(
         or hour in marks
         or hour.date() in marked_days
     ]
-    partials = _compute(session, config, due, digest)
+    partials = _compute(session, config, due, digest, now - SETTLE)
     _store(
         session,
         config.id,
@@ -168,8 +169,11 @@ def _empty(digest: str) -> dict:
     return {"version": VERSION, "inputs_digest": digest, "groups": [], "decisions": {}}
 
 
-def _compute(session: Session, config: Config, hours: list[dt.datetime], digest: str) -> dict:
-    """``{hour: partial}`` of these hours (those with decisions), in one set of queries."""
+def _compute(
+    session: Session, config: Config, hours: list[dt.datetime], digest: str, cut: dt.datetime
+) -> dict:
+    """``{hour: partial}`` of these hours (those with decisions), in one set of queries;
+    the decisions' records hold the rows written before ``cut`` (reads add the others)."""
     if not hours:
         return {}
     settings = settings_of(config)
@@ -177,7 +181,13 @@ def _compute(session: Session, config: Config, hours: list[dt.datetime], digest:
     in_range = [Decision.config_id == config.id, _created_in(hours)]
     rows = decided(session, keys, in_range)
     direct, attributed = outcome_rows(
-        session, keys, in_range, config.id, written_since(hours[0].date()), settings
+        session,
+        keys,
+        in_range,
+        config.id,
+        written_since(hours[0].date()),
+        settings,
+        until=cut,
     )
     partials: dict[dt.datetime, dict] = {}
     positions: dict[tuple, int] = {}
@@ -186,7 +196,7 @@ def _compute(session: Session, config: Config, hours: list[dt.datetime], digest:
         partial = partials.get(hour)
         if partial is None:
             partial = partials[hour] = _empty(digest)
-        group = (row.variant, row.channel, row.action_id, row.source, row.segment)
+        group = _group_of(row)
         positions[(hour, *group)] = len(partial["groups"])
         partial["groups"].append(
             [
@@ -205,7 +215,7 @@ def _compute(session: Session, config: Config, hours: list[dt.datetime], digest:
         partials[record.key.day]["decisions"][str(decision_id)] = [
             position,
             int(record.engaged),
-            record.revenue,
+            record.revenue_parts,
             record.types,
         ]
     return partials
@@ -315,35 +325,38 @@ def read(
     live = [hour for hour in all_hours if hour not in usable]
     settings = settings_of(config)
     keys = group_columns(session, settings)
-    since = written_since(days[0])
     counts: dict[GroupKey, Decided] = {}
-    records: dict[str, DecisionRecord] = {}
     if live:
         in_range = [Decision.config_id == config.id, _created_in(live)]
         counts = decided_counts(decided(session, keys, in_range), as_date)
-        direct, attributed = outcome_rows(session, keys, in_range, config.id, since, settings)
-        records = {
-            str(key): record
-            for key, record in decision_records(direct, attributed, as_date).items()
-        }
-    if usable:
-        cut = min(row.computed_at for row in usable.values()) - SETTLE
-        touched = _touched(session, config.id, cut)
-        _add_stored(usable, touched, counts, records)
-        in_usable = [Decision.config_id == config.id, _created_in(sorted(usable))]
-        ids = sorted(touched)
-        for first in range(0, len(ids), _CHUNK):
-            chunk = [uuid.UUID(text) for text in ids[first : first + _CHUNK]]
-            direct, attributed = outcome_rows(
-                session, keys, [*in_usable, Decision.id.in_(chunk)], config.id, since, settings
-            )
-            records.update(
-                (str(key), record)
-                for key, record in decision_records(direct, attributed, as_date).items()
-            )
+    # A stored hour's records hold the rows written before its cut (computed_at less
+    # SETTLE); the rows written since, and every row of the live hours' decisions (from
+    # an hour before the hour on: the clocks' bound), are read now and added.
+    cuts = {hour: row.computed_at - SETTLE for hour, row in usable.items()}
+    since = min([*cuts.values(), *([live[0] - SETTLE] if live else [])])
+    keys_by_hour = group_columns(session, settings, hourly=True)
+    direct, attributed = recent_rows(session, keys_by_hour, config.id, since, settings)
+    live_hours = set(live)
+    fresh: dict[str, DecisionRecord] = {}
+    for rows, from_attribution in ((direct, False), (attributed, True)):
+        for row in rows:
+            hour = as_hour(row.day)
+            cut = cuts.get(hour)
+            if hour not in live_hours and (cut is None or row.written_at < cut):
+                continue  # another day's decision, or a row the stored hour holds
+            decision_id = str(row.id)
+            record = fresh.get(decision_id)
+            if record is None:
+                key = GroupKey(hour.date(), *_group_of(row))
+                record = fresh[decision_id] = DecisionRecord(key)
+            record.add(row, from_attribution=from_attribution)
+    engagements = Engagements()
+    _add_stored(usable, fresh, counts, engagements)
+    for record in fresh.values():
+        engagements.add(record)
     documents = build_documents(
         counts,
-        records.values(),
+        engagements,
         unit_costs(settings, channel_costs),
         inputs_digest(config, channel_costs),
     )
@@ -376,41 +389,33 @@ def _usable(session, config, rows, days, channel_costs, day_marks) -> dict:
     }
 
 
-def _touched(session: Session, config_id: uuid.UUID, cut: dt.datetime) -> set[str]:
-    """Ids of the decisions that got an outcome or credit written since ``cut``."""
-    outcomes = session.scalars(
-        select(Outcome.decision_id)
-        .where(
-            Outcome.config_id == config_id,
-            Outcome.received_at >= cut,
-            Outcome.decision_id.is_not(None),
-        )
-        .distinct()
-    )
-    credit = session.scalars(
-        select(Attribution.decision_id)
-        .where(Attribution.config_id == config_id, Attribution.created_at >= cut)
-        .distinct()
-    )
-    return {str(decision_id) for decision_id in (*outcomes, *credit)}
-
-
-def _add_stored(usable: Mapping, touched: set[str], counts: dict, records: dict) -> None:
-    """Add the stored hours' counts, and their records except the touched decisions'."""
+def _add_stored(usable: Mapping, fresh: dict, counts: dict, engagements: Engagements) -> None:
+    """Add the stored hours: their decision-side counts to ``counts``; each stored record
+    to ``engagements``, or, for a decision with rows written since (``fresh``), to its
+    fresh record (a decision engages once, its revenue is squared whole)."""
     for hour, row in usable.items():
         date = hour.date()
-        groups = row.counts["groups"]
-        for group in groups:
+        keys = []
+        for group in row.counts["groups"]:
             key = GroupKey(date, *group[:5])
+            keys.append(key)
             found = counts.get(key)
             if found is None:
                 found = counts[key] = Decided()
             found.add(*group[5:10])
         for decision_id, (position, engaged, revenue, types) in row.counts["decisions"].items():
-            if decision_id in touched:
+            record = fresh.get(decision_id)
+            if record is None:
+                engagements.add_parts(keys[position], engaged, revenue, types)
                 continue
-            key = GroupKey(date, *groups[position][:5])
-            records[decision_id] = DecisionRecord(key, bool(engaged), [revenue], dict(types))
+            record.engaged = record.engaged or bool(engaged)
+            record.revenue_parts.extend(revenue)
+            for type_, parts in types.items():
+                record.types.setdefault(type_, []).extend(parts)
+
+
+def _group_of(row) -> tuple:
+    return (row.variant, row.channel, row.action_id, row.source, row.segment)
 
 
 # --- Hours ------------------------------------------------------------------------------------

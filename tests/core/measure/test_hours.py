@@ -157,7 +157,16 @@ def test_late_outcomes_for_a_stored_hour_count_at_once(session, config):
     value event on a decision that had one (its revenue squared changes), an outcome of a
     type the reward ignores, and new credit: all in the next read."""
     made = _traffic(session, config)
+    # Written before the pass, after its cut: the read adds it, the stored hour does not.
+    _outcome(
+        session, config, made[(TODAY, 13, 0)], "click", received_at=NOW - dt.timedelta(minutes=30)
+    )
+    session.commit()
     _refresh(session, config)
+    assert (
+        str(made[(TODAY, 13, 0)])
+        not in (session.get(MetricsHour, (config.id, _at(TODAY, 13))).counts["decisions"])
+    )
     later = NOW + dt.timedelta(minutes=3)
     _outcome(session, config, made[(TODAY, 0, 1)], "click", received_at=later)
     _outcome(session, config, made[(TODAY, 3, 0)], "conversion", 60.0, received_at=later)
@@ -177,13 +186,19 @@ def test_late_outcomes_for_a_stored_hour_count_at_once(session, config):
 
 def test_an_outcome_stamped_before_the_hour_was_stored_counts(session, config):
     """An outcome written after the pass but stamped up to SETTLE earlier (another host's
-    clock, a slow commit) is still looked up."""
+    clock, a slow commit) is still read: yesterday alone (no live hour to read from) and
+    through today."""
     made = _traffic(session, config)
     _refresh(session, config)
     skewed = NOW - hours.SETTLE + dt.timedelta(minutes=1)
-    _outcome(session, config, made[(TODAY, 0, 0)], "conversion", 5.0, received_at=skewed)
+    _outcome(session, config, made[(YESTERDAY, 3, 1)], "conversion", 5.0, received_at=skewed)
+    _outcome(session, config, made[(TODAY, 0, 0)], "conversion", 7.0, received_at=skewed)
     session.commit()
-    assert _read(session, config) == _live(session, config)
+    alone, _whole = hours.read(session, config, [YESTERDAY], channel_costs=CHANNEL_COSTS)
+    live = _live(session, config)
+    assert alone == {YESTERDAY: live[YESTERDAY]}
+    assert live[YESTERDAY]["variants"]["treatment"]["revenue"] == pytest.approx(40.0 + 22.5 + 5.0)
+    assert _read(session, config) == live
 
 
 def test_learning_marks_the_hours_it_rewards_and_the_next_pass_stores_them(session, config):
