@@ -15,7 +15,7 @@ import logging
 import math
 import uuid
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from hpe_core.compat.errors import NotSupported, code_of, flat_messages
@@ -29,6 +29,7 @@ from hpe_core.errors import (
     TransientError,
     Unauthorized,
 )
+from web import outages
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,12 @@ def handle_http_exception(error: HTTPException):
 
 
 def handle_unexpected(error: Exception):
+    if outages.is_database_outage(error):
+        # As on the rest of the API: 503 with Retry-After, logged once per outage.
+        outages.outage_log(current_app).failed(error)
+        response = error_response(503, "ServiceUnavailable", outages.OUTAGE_MESSAGE)
+        response.headers["Retry-After"] = str(outages.RETRY_AFTER_SECONDS)
+        return response
     # Logged once with an id the caller can quote; no traceback text leaves the server.
     request_id = uuid.uuid4().hex[:12]
     log.exception("unhandled error %s on %s %s", request_id, request.method, request.path)

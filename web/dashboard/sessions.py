@@ -85,7 +85,11 @@ def requires(role: Role = Role.VIEWER):
             if person is None:
                 return redirect(url_for("dashboard.login", next=_local_path()))
             if not person.may(role):
-                abort(403)
+                abort(
+                    403,
+                    description=f"This needs the {role} role in workspace "
+                    f"{person.workspace_id}; yours is {person.role}. An admin can change it.",
+                )
             return view(*args, **kwargs)
 
         wrapper.required_role = role
