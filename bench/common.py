@@ -268,6 +268,7 @@ class Deployment:
         self.instance = tempfile.mkdtemp(prefix="hpe-bench-instance-")
         self.log_dir = Path(log_dir or tempfile.mkdtemp(prefix="hpe-bench-logs-"))
         self.key: str | None = None
+        self.secret_key = uuid.uuid4().hex + uuid.uuid4().hex
         self.url: str | None = None
         self.server: subprocess.Popen | None = None
         self.workers: list[subprocess.Popen] = []
@@ -292,6 +293,9 @@ class Deployment:
         # Only the built-in connectors: a half-installed third-party plugin elsewhere in the
         # environment must not break (or slow) the benchmark.
         env.setdefault("HPE_LOAD_PLUGINS", '["email", "web", "ads"]')
+        # PostgreSQL and Redis deployments refuse to start without a secret key; every
+        # process of this deployment signs with the same one.
+        env.setdefault("HPE_SECRET_KEY", self.secret_key)
         env["PYTHONUNBUFFERED"] = "1"
         return env
 

@@ -65,7 +65,9 @@ def build_rows(config, settings, count: int, seed: int):
     decisions, outcomes, examples = [], [], []
     catalog = ActionCatalog(settings["actions"])
     lines = catalog.lines(actions)
-    reward_settings = settings["reward"]
+    from hpe_core.tenancy.settings_types import Settings
+
+    reward_settings = Settings.of(settings).reward
     for i, touch in enumerate(population.touchpoints(count, seed=seed)):
         index = rng.randrange(len(actions))
         created = start + dt.timedelta(milliseconds=i)
@@ -115,7 +117,7 @@ def build_rows(config, settings, count: int, seed: int):
         if events:
             reward = rewards.combine(reward_settings, [(e["type"], e.get("value")) for e in events])
         else:
-            reward = reward_settings["default"]
+            reward = reward_settings.default
         shared = shared_line(touch.channel, touch.context)
         examples.append((shared, lines, index, reward, probability))
     return decisions, outcomes, examples
@@ -181,6 +183,85 @@ class Phases:
         for owner, name, original in reversed(self._undo):
             setattr(owner, name, original)
         self._undo.clear()
+
+
+def interleaved(dep, engine, sessions, learning, config_id, vw_args, texts, examples, args):
+    """Raw VW and HPE learning the same batches in turns, each timed alone.
+
+    The decisions are reset to unlearned; then, batch after batch of
+    ``learning.BATCH_SIZE`` (the order learning reads them in), raw VW learns the batch's
+    text with ``Workspace.learn`` on one workspace that keeps learning, and HPE runs
+    ``learn_closed`` (one learn run: read, learn, save the model version, mark,
+    commit) on one session, as ``learn_all_closed`` (the job) runs each batch; which of
+    the two goes first alternates. Wall time, this process's CPU time, and the CPU time of
+    the benchmark database's PostgreSQL backends during HPE's run (its reads and UPDATE)
+    are taken for each.
+    """
+    import statistics
+
+    import vowpalwabbit
+
+    from bench.common import CpuMeter, postgres_backends
+    from hpe_core import collector
+
+    reset_learning(engine, config_id)
+    learning._warm_learners.take(config_id, None, vw_args).close()  # start from nothing
+    size = learning.BATCH_SIZE
+    batches = [texts[i : i + size] for i in range(0, len(texts), size)][: args.rounds]
+    raw = vowpalwabbit.Workspace(vw_args)
+    rounds = []
+    print(f"\ninterleaved rounds of {size} examples (raw VW learn vs one HPE learn run)")
+    with sessions() as session:
+        session.connection()  # its backend exists before the meter starts
+        for number, batch in enumerate(batches):
+            out = {"round": number + 1, "load": loadavg()}
+            for name in ("raw", "hpe") if number % 2 == 0 else ("hpe", "raw"):
+                meter = CpuMeter({"postgres": postgres_backends(dep.database)}).start()
+                cpu0, t0 = time.process_time(), time.perf_counter()
+                if name == "raw":
+                    for example in batch:
+                        raw.learn(example)
+                    count = len(batch)
+                else:
+                    # One learn run as learn_all_closed (the job) runs each of its batches.
+                    with collector.paused():
+                        report = learning.learn_closed(session, config_id)
+                    count = report.learned
+                wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+                meter.stop()
+                out[name] = {
+                    "examples": count,
+                    "per_second": count / wall,
+                    "per_cpu_second": count / cpu,
+                    "postgres_cpu": meter.used["postgres"],
+                    "per_cpu_second_with_postgres": count / (cpu + meter.used["postgres"]),
+                }
+            hpe, vw = out["hpe"], out["raw"]
+            out["ratio"] = hpe["per_second"] / vw["per_second"]
+            out["cpu_ratio"] = hpe["per_cpu_second"] / vw["per_cpu_second"]
+            out["cpu_ratio_with_postgres"] = (
+                hpe["per_cpu_second_with_postgres"] / vw["per_cpu_second"]
+            )
+            rounds.append(out)
+            print(
+                f"  round {number + 1}: raw VW {vw['per_second']:,.0f}/s "
+                f"({vw['per_cpu_second']:,.0f}/CPU-s), HPE {hpe['per_second']:,.0f}/s "
+                f"({hpe['per_cpu_second']:,.0f}/CPU-s; with its PostgreSQL backend "
+                f"{hpe['per_cpu_second_with_postgres']:,.0f}/CPU-s): {out['ratio']:.2f}x wall, "
+                f"{out['cpu_ratio']:.2f}x CPU, {out['cpu_ratio_with_postgres']:.2f}x CPU with "
+                f"PostgreSQL; load {out['load']}"
+            )
+    raw.finish()
+    median = {
+        key: statistics.median(r[key] for r in rounds)
+        for key in ("ratio", "cpu_ratio", "cpu_ratio_with_postgres")
+    }
+    print(
+        f"  median of {len(rounds)} rounds: {median['ratio']:.2f}x wall, "
+        f"{median['cpu_ratio']:.2f}x CPU, {median['cpu_ratio_with_postgres']:.2f}x CPU with "
+        "PostgreSQL (target >= 1.0x)"
+    )
+    return {"rounds": rounds, "median": median}
 
 
 def reset_learning(engine, config_id) -> None:
@@ -304,6 +385,12 @@ def main(argv=None) -> int:
         action="store_true",
         help="also time leaner reads/updates of one 5000-row batch (nothing committed)",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=4,
+        help="batches learned in turns by raw VW and HPE, each timed alone (0: none)",
+    )
     parser.add_argument("--json")
     args = parser.parse_args(argv)
 
@@ -389,10 +476,14 @@ def main(argv=None) -> int:
         phases.wrap(learner_module.Learner, "save", "model serialize (Learner.save)")
         phases.wrap(store, "save", "model version row (store.save)")
         phases.wrap(learning, "_outcomes_by_decision", "read outcomes (incl. its Select execute)")
-        featurize = (
-            "decision_features" if hasattr(learning, "decision_features") else ("context_features")
-        )
-        phases.wrap(learning, featurize, "featurize contexts")
+        # Featurizing again happens only for rows logged without their feature line; where
+        # the replay lives has moved between versions (learning, then learn.adaptation).
+        from hpe_core.learn import adaptation
+
+        for owner in (learning, adaptation):
+            if hasattr(owner, "decision_features"):
+                phases.wrap(owner, "decision_features", "featurize contexts")
+                break
         load0 = loadavg()
         with sessions() as session:
             phases.wrap(session, "commit", "commit (+ flush of the activity row)")
@@ -497,6 +588,11 @@ def main(argv=None) -> int:
             results["alternatives"] = alt
             for label, seconds in alt["seconds"].items():
                 print(f"  {label:40} {seconds:6.3f}s for {alt['rows']} rows")
+
+        if args.rounds:
+            results["rounds"] = interleaved(
+                dep, engine, sessions, learning, config.id, vw_args, texts, examples, args
+            )
 
         # -- raw VW, after
         print(f"\nraw VW again, load {loadavg()}")
