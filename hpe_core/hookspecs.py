@@ -28,6 +28,7 @@ import pluggy
 if TYPE_CHECKING:  # pragma: no cover
     import uuid
     from collections.abc import Mapping
+    from datetime import datetime
 
     from hpe_core.activity_events import ActivityEvent, RecommendationChange
     from hpe_core.deliver.channels import Connector, HealthStatus, InboundEvent, WebhookRequest
@@ -136,16 +137,22 @@ def hpe_deliver(delivery: Delivery, connector: Connector) -> DeliveryResult | No
 
 
 @hookspec(firstresult=True)
-def hpe_verify_webhook(request: WebhookRequest, connector: Connector) -> bool | None:
+def hpe_verify_webhook(
+    request: WebhookRequest, connector: Connector
+) -> bool | float | datetime | None:
     """Verify an inbound webhook with a provider's own scheme. Stops at the first non-None.
 
     Called for ``POST /webhooks/{channel}`` before anything is read or stored. Return
-    None (the default) to use HPE's HMAC signature check (``X-HPE-Signature``); True
-    to accept (the body's digest then dedupes replays); False to refuse with a 401.
+    None (the default) to use HPE's HMAC signature check (``X-HPE-Signature``); the time
+    the provider signed the request (unix seconds, or an aware datetime) to accept it:
+    HPE then refuses it outside its 5-minute tolerance and de-duplicates replays on that
+    time and the body; False to refuse with a 401. True also accepts, but without a
+    signing time a replay can only be recognised by the body while its receipt is kept
+    (10 minutes): return the time whenever the provider signs one.
 
     :param request: the unverified request (``workspace_id`` as claimed by the sender)
     :param connector: the channel's connector
-    :returns: True, False, or None for HPE's own check
+    :returns: the signing time, False, None for HPE's own check (True: accepted, untimed)
     """
 
 

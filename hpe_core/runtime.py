@@ -26,12 +26,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
 
-from hpe_core import activity_events
+from hpe_core import activity_events, secret_keys
 from hpe_core.decide.decisions import DecisionEngine
 from hpe_core.deliver.channels import ChannelRuntime, Connector
+from hpe_core.deliver.outbound import OutboundPolicy
 from hpe_core.deliver.tracking_links import TrackingLinks
 from hpe_core.events import notify
 from hpe_core.measure.measurement import MeasurementPlugins
+from hpe_core.secret_keys import SecretKeys
 from hpe_core.store import db
 from hpe_core.tenancy.settings import ATTRIBUTION_MODELS
 
@@ -69,8 +71,15 @@ class Defaults:
     #: Seconds between measurement passes per configuration (daily rollups, circuit
     #: breaker, recommendations; inline and in `hpe worker`).
     MEASURE_INTERVAL = 300.0
-    #: Signs tracking links and sessions; set it in production.
-    SECRET_KEY = "dev-only-change-me"
+    #: Signs tracking links, outcome tokens and sessions, and derives webhook secrets.
+    #: None: the embedded default generates one in the instance folder; PostgreSQL or
+    #: Redis (production) refuse to start without it (hpe_core.secret_keys).
+    SECRET_KEY = None
+    #: Old keys that still verify (newest first) while ``SECRET_KEY`` signs: rotation.
+    SECRET_KEY_FALLBACKS: list = []
+    #: Networks outbound requests a tenant can influence (ads uploads, plugins' calls) may
+    #: reach although they are not public (CIDR strings); all others are refused (SSRF).
+    OUTBOUND_ALLOWED_NETWORKS: list = []
     #: HPE's public base URL, for links in messages (tracking links, the open pixel).
     PUBLIC_URL = None
     #: None = load every installed plugin; a list = only these entry-point names.
@@ -239,9 +248,11 @@ def build(
     :param make_jobs: the job backend factory (``worker.queues.make_backend``)
     :param plugin_manager: a manager built by the caller (the plugin test kit's); None
         builds one from ``LOAD_PLUGINS``, ``BLOCKED_PLUGINS`` and ``TRACE_PLUGINS``
-    :raises RuntimeError: the schema is not migrated, or a plugin's settings are invalid
+    :raises RuntimeError: the schema is not migrated, a plugin's settings are invalid, or
+        the secret key is missing (production) or weak (:mod:`hpe_core.secret_keys`)
     """
     settings = dict(settings)
+    secret_keys.settle(settings)  # before anything signs: never a known or missing key
     engine = db.make_engine(settings["DATABASE_URL"])
     prepare_schema(engine, settings)
     sessions = db.make_session_factory(engine)
@@ -252,7 +263,9 @@ def build(
     )
     public_url = settings.get("PUBLIC_URL")
     channel_runtime = ChannelRuntime(
-        links=TrackingLinks(settings["SECRET_KEY"], public_url), public_url=public_url
+        links=TrackingLinks(SecretKeys.from_settings(settings), public_url),
+        public_url=public_url,
+        outbound=_outbound_policy(settings),
     )
     channels = plugins.build_channels(pm, settings["PLUGINS"], channel_runtime)
     models = plugins.attribution_models(pm)
@@ -287,6 +300,14 @@ def build(
     )
     notify(pm.hook.hpe_on_startup, runtime=runtime)
     return runtime
+
+
+def _outbound_policy(settings: Mapping[str, Any]) -> OutboundPolicy:
+    """:raises RuntimeError: ``OUTBOUND_ALLOWED_NETWORKS`` holds something not a network"""
+    try:
+        return OutboundPolicy.from_settings(settings)
+    except ValueError as exc:
+        raise RuntimeError(str(exc)) from exc
 
 
 def prepare_schema(engine, settings: Mapping[str, Any]) -> None:

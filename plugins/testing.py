@@ -14,6 +14,7 @@ Kept import-light: HPE's app is imported inside fixtures.
 from __future__ import annotations
 
 import json
+import secrets
 import time
 import uuid
 from typing import ClassVar
@@ -77,7 +78,8 @@ def make_hpe_app(hpe_pm, tmp_path):
             "INLINE_SWEEPER": False,
             "KEY_CACHE_SECONDS": 0,
             "PUBLIC_URL": "http://hpe.test",
-            "SECRET_KEY": "hpe-test-kit",
+            # A fresh strong key: HPE refuses short or published ones.
+            "SECRET_KEY": "kit-" + secrets.token_urlsafe(32),
         }
         settings.update(config)
         app = create_app(settings)

@@ -25,6 +25,9 @@ POSTGRES_URL = os.environ.get(
 REDIS_URL = os.environ.get("HPE_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 IN_REPO_PLUGINS = ["email", "web", "ads"]
 BASE = "/api/v1/041-hyper-personalization-engine"
+#: The apps' secret key (PostgreSQL and Redis refuse to start without one). Tests of the
+#: embedded default's generated key pass SECRET_KEY=None.
+TEST_SECRET_KEY = "test-secret-key-" + "x" * 32
 
 
 # --- PostgreSQL ------------------------------------------------------------------------
@@ -123,6 +126,7 @@ def make_test_app(database_url: str, tmp_path, **extra):
         "REDIS_URL": None,
         "INLINE_SWEEPER": False,  # tests run jobs explicitly, deterministically
         "KEY_CACHE_SECONDS": 0,  # revocation is immediate in tests (one test covers the cache)
+        "SECRET_KEY": TEST_SECRET_KEY,
     }
     config.update(extra)
     # create_app reads the instance folder from HPE_INSTANCE_PATH: set it for this app

@@ -4,6 +4,7 @@ openapi."""
 from __future__ import annotations
 
 import json
+import secrets
 import sys
 import time
 
@@ -428,6 +429,11 @@ def _echo_measurement(client, config_id: str, summary: Summary | None) -> None:
 # --- db --------------------------------------------------------------------------------
 
 
+#: The schema commands sign nothing: a throwaway key lets them run where HPE_SECRET_KEY is
+#: not set (a deploy step), and never generates the instance folder's key.
+_SIGNS_NOTHING = secrets.token_urlsafe(48)
+
+
 @cli.group()
 def db():
     """Database schema migrations (Alembic)."""
@@ -439,7 +445,7 @@ def db_upgrade(revision):
     """Migrate the database to the newest schema (or --revision)."""
     from hpe_core.store import db as hpe_db
 
-    app = app_or_exit(AUTO_MIGRATE=False, SCHEMA_CHECK=False)
+    app = app_or_exit(AUTO_MIGRATE=False, SCHEMA_CHECK=False, SECRET_KEY=_SIGNS_NOTHING)
     engine = app_runtime(app).engine
     hpe_db.upgrade(engine, revision)
     click.echo(f"Database at revision {hpe_db.current_revision(engine)}.")
@@ -451,7 +457,7 @@ def db_downgrade(revision):
     """Migrate the database down to REVISION ('base' empties it)."""
     from hpe_core.store import db as hpe_db
 
-    app = app_or_exit(AUTO_MIGRATE=False, SCHEMA_CHECK=False)
+    app = app_or_exit(AUTO_MIGRATE=False, SCHEMA_CHECK=False, SECRET_KEY=_SIGNS_NOTHING)
     engine = app_runtime(app).engine
     hpe_db.downgrade(engine, revision)
     click.echo(f"Database at revision {hpe_db.current_revision(engine) or 'base'}.")
@@ -462,7 +468,7 @@ def db_current():
     """Show the database's schema revision and the newest one."""
     from hpe_core.store import db as hpe_db
 
-    app = app_or_exit(AUTO_MIGRATE=False, SCHEMA_CHECK=False)
+    app = app_or_exit(AUTO_MIGRATE=False, SCHEMA_CHECK=False, SECRET_KEY=_SIGNS_NOTHING)
     engine = app_runtime(app).engine
     click.echo(f"current: {hpe_db.current_revision(engine) or 'none'}")
     click.echo(f"head:    {hpe_db.head_revision()}")

@@ -161,12 +161,23 @@ def handle_database_outage(error: Exception):
     return response
 
 
+def loggable(text: str) -> str:
+    """``text`` on one line: control characters (a newline in a request path...) escaped,
+    so a client cannot write lines of its own into the log."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def handle_unexpected(error: Exception):
     if outages.is_database_outage(error):
         return handle_database_outage(error)
     # Logged once with an id the caller can quote; no traceback text leaves the server.
     request_id = request_ids.current() or uuid.uuid4().hex[:12]
-    log.exception("unhandled error %s on %s %s", request_id, request.method, request.path)
+    log.exception(
+        "unhandled error %s on %s %s",
+        request_id,
+        loggable(request.method),
+        loggable(request.path),
+    )
     if _for_a_person():
         return _page(500, f"Something went wrong on our side (request id {request_id}).")
     body = error_body(500, f"Internal error (request id {request_id}).")

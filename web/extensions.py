@@ -16,7 +16,9 @@ from flask import Flask, current_app, g
 from sqlalchemy.orm import Session
 
 from hpe_core.deliver.touchpoints import TouchpointParts
+from hpe_core.learn.outcome_tokens import OutcomeTokens
 from hpe_core.runtime import Runtime
+from hpe_core.secret_keys import SecretKeys
 from plugins.app_runtime import EXTENSION_KEY, app_runtime
 
 __all__ = ["AppState", "app_runtime", "app_state", "bind_runtime", "catalog", "db_session"]
@@ -27,6 +29,7 @@ class AppState:
     """What one Flask app of HPE runs on.
 
     :param runtime: shared with the workers: settings, sessions, plugins, channels, jobs
+    :param secret_keys: the key ring (``SECRET_KEY`` signs, the fallbacks verify)
     :param touchpoints: the decide-and-deliver parts, built once rather than per request
     :param api: the flask-smorest ``Api`` (its OpenAPI document)
     :param sweeper: the inline sweeper thread (embedded default only), else None
@@ -35,6 +38,7 @@ class AppState:
     """
 
     runtime: Runtime
+    secret_keys: SecretKeys
     touchpoints: TouchpointParts
     api: Any = None
     sweeper: Any = None
@@ -44,8 +48,10 @@ class AppState:
 
 def bind_runtime(app: Flask, runtime: Runtime) -> AppState:
     """Give the app its runtime, and the request session a teardown."""
+    keys = SecretKeys.from_settings(runtime.settings)
     state = AppState(
         runtime=runtime,
+        secret_keys=keys,
         # The backend is looked up when a delivery is enqueued, so a test (or an
         # operator's hook) that swaps runtime.jobs is honoured.
         touchpoints=TouchpointParts(
@@ -55,6 +61,7 @@ def bind_runtime(app: Flask, runtime: Runtime) -> AppState:
             enqueue_delivery=lambda delivery_id: runtime.jobs.enqueue_delivery(
                 delivery_id, runtime=runtime
             ),
+            outcome_tokens=OutcomeTokens(keys),
         ),
     )
     app.extensions[EXTENSION_KEY] = state

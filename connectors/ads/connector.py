@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import http.client
 import os
 import re
 import tempfile
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates
 
 from connectors.ads import audience
 from hpe_core.deliver import delivery as delivery_service
+from hpe_core.deliver import outbound
 from hpe_core.deliver.channels import Connector, HealthStatus
 from hpe_core.deliver.delivery import Delivery, DeliveryResult
 from hpe_core.errors import PermanentDeliveryError, TransientDeliveryError
@@ -44,6 +44,17 @@ class AdsConfigSchema(Schema):
         validate=validate.Range(min=0),
         metadata={"description": "Cost of one decision on this channel, for ROI"},
     )
+
+    @validates("upload_url")
+    def _https(self, value, **_kwargs) -> None:
+        # The upload carries the bearer token and customer data: https, except to a
+        # loopback address (a local test server); no credentials in the URL.
+        if value is None:
+            return
+        try:
+            outbound.check_url(value)
+        except outbound.OutboundRefused as exc:
+            raise ValidationError(exc.message) from exc
 
 
 class AdsRecipientSchema(Schema):
@@ -92,6 +103,8 @@ class AdsConnector(Connector):
         return DeliveryResult(status="queued", detail=ids)
 
     def health(self) -> HealthStatus:
+        # The detail is for operators (hpe channels list --health, the logs); tenants'
+        # GET /channels?health=true sees ok / not ok only.
         if self.plugin_config["drop_dir"]:
             path = Path(self.plugin_config["drop_dir"])
             ok = path.is_dir() and os.access(path, os.W_OK)
@@ -147,6 +160,13 @@ class AdsConnector(Connector):
         raise PermanentDeliveryError("Set PLUGINS.ads.upload_url or PLUGINS.ads.drop_dir.")
 
     def _upload(self, name: str, text: str, config_id: uuid.UUID) -> str:
+        """POST one CSV through :mod:`hpe_core.deliver.outbound`: https (or loopback), an
+        address the operator's policy allows, no redirect followed (the bearer token
+        never reaches another host), and only a 2xx counts as delivered.
+
+        :raises TransientDeliveryError: unreachable, timeout, 429 or 5xx
+        :raises PermanentDeliveryError: refused by the policy, a redirect, another 4xx
+        """
         url = self.plugin_config["upload_url"]
         headers = {
             "Content-Type": "text/csv; charset=utf-8",
@@ -155,17 +175,30 @@ class AdsConnector(Connector):
         }
         if self.plugin_config["upload_token"]:
             headers["Authorization"] = f"Bearer {self.plugin_config['upload_token']}"
-        request = urllib.request.Request(url, data=text.encode(), headers=headers, method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=self.plugin_config["timeout"]) as reply:
-                reply.read()
-        except urllib.error.HTTPError as exc:
-            message = f"Audience upload to {url} answered {exc.code}."
-            if exc.code == 429 or exc.code >= 500:
-                retry_after = exc.headers.get("Retry-After")
-                seconds = float(retry_after) if retry_after and retry_after.isdigit() else None
-                raise TransientDeliveryError(message, retry_after=seconds) from exc
-            raise PermanentDeliveryError(message) from exc
-        except (urllib.error.URLError, OSError) as exc:
-            raise TransientDeliveryError(f"Audience upload to {url} failed: {exc}") from exc
-        return url
+            reply = outbound.post(
+                url,
+                text.encode(),
+                headers,
+                policy=self.runtime.outbound,
+                timeout=self.plugin_config["timeout"],
+            )
+        except outbound.OutboundRefused as exc:
+            raise PermanentDeliveryError(
+                f"Audience upload to {url} refused: {exc.message}"
+            ) from exc
+        except (OSError, http.client.HTTPException) as exc:
+            raise TransientDeliveryError(f"Audience upload to {url} failed: {exc!r}") from exc
+        if reply.ok:
+            return url
+        message = f"Audience upload to {url} answered {reply.status}."
+        if 300 <= reply.status < 400:
+            raise PermanentDeliveryError(
+                f"{message} Redirects are not followed: set PLUGINS.ads.upload_url to the "
+                f"final address ({reply.headers.get('location', 'no Location given')})."
+            )
+        if reply.status == 429 or reply.status >= 500:
+            retry_after = reply.headers.get("retry-after")
+            seconds = float(retry_after) if retry_after and retry_after.isdigit() else None
+            raise TransientDeliveryError(message, retry_after=seconds)
+        raise PermanentDeliveryError(message)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from email.headerregistry import Address
 from email.message import EmailMessage
+from email.policy import EmailPolicy
 from email.utils import format_datetime, formataddr, make_msgid
 
 from jinja2 import TemplateError
@@ -102,6 +104,40 @@ class EmailWorkspaceSettingsSchema(Schema):
     )
 
 
+#: Control characters (CR and LF above all) can never be part of a display name: with
+#: them a name could add headers. Such a delivery fails for good (retrying cannot help).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: RFC 8058's one-click unsubscribe: mail clients read List-Unsubscribe as plain
+#: ``<url>``. The default policy would RFC 2047-encode a long URL (it has no space to fold
+#: at), so these headers may use the whole 998-character line RFC 5322 allows.
+_UNFOLDED = frozenset({"list-unsubscribe", "list-unsubscribe-post"})
+
+
+class _MessagePolicy(EmailPolicy):
+    """The default email policy, except that ``List-Unsubscribe`` is never encoded."""
+
+    def fold(self, name, value):
+        if name.lower() in _UNFOLDED:
+            return EmailPolicy.fold(self.clone(max_line_length=998), name, value)
+        return super().fold(name, value)
+
+    def fold_binary(self, name, value):
+        if name.lower() in _UNFOLDED:
+            return EmailPolicy.fold_binary(self.clone(max_line_length=998), name, value)
+        return super().fold_binary(name, value)
+
+
+_POLICY = _MessagePolicy()
+
+
+def _display_name(value: object, field: str) -> str:
+    """:raises PermanentDeliveryError: a name with a line break or control character"""
+    name = str(value or "")
+    if _CONTROL.search(name):
+        raise PermanentDeliveryError(f"{field} may not contain line breaks or control characters.")
+    return name
+
+
 def _template(html_mode: bool = False):
     def check(value: str) -> None:
         problem = templates.check(value, html_mode=html_mode)
@@ -161,7 +197,8 @@ class EmailConnector(Connector):
     def render(self, delivery: Delivery) -> EmailMessage:
         """Build the message: templates rendered, links tracked, pixel and headers added.
 
-        :raises PermanentDeliveryError: no address, no email content, a template error
+        :raises PermanentDeliveryError: no address, no email content, a template error, a
+            name with a line break
         """
         address = (delivery.recipient or {}).get("email")
         if not address:
@@ -229,11 +266,12 @@ class EmailConnector(Connector):
     ) -> EmailMessage:
         """A message with its headers set and no body yet."""
         config, content = self.plugin_config, delivery.content
-        message = EmailMessage()
+        message = EmailMessage(policy=_POLICY)
         message["Subject"] = " ".join(subject.split())
-        from_name = content.get("from_name") or config["from_name"]
+        from_name = _display_name(content.get("from_name") or config["from_name"], "from_name")
         message["From"] = formataddr((from_name, config["from_address"]))
-        message["To"] = formataddr((str(delivery.recipient.get("name") or ""), address))
+        name = _display_name(delivery.recipient.get("name"), "deliver.to.name")
+        message["To"] = formataddr((name, address))
         if content.get("reply_to"):
             message["Reply-To"] = content["reply_to"]
         message["Date"] = format_datetime(utcnow())

@@ -69,13 +69,18 @@ def _record(decision: Decision, event_type: str) -> None:
 
 
 def _decision(decision_id: uuid.UUID) -> tuple[Decision, Config]:
+    """The email decision a link names (only email decisions have these links: an
+    unsubscribe must never withdraw email consent through another channel's decision).
+
+    :raises NotFound: no such decision, or not an email decision
+    """
     session = app_runtime().sessions()
     try:
         decision = session.get(Decision, decision_id)
         config = session.get(Config, decision.config_id) if decision is not None else None
     finally:
         session.close()
-    if decision is None or config is None:
+    if decision is None or config is None or decision.channel != "email":
         raise NotFound("This link's decision no longer exists.")
     return decision, config
 

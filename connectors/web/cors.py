@@ -121,10 +121,12 @@ def check_origin():
     if workspace_id is None:
         return None  # no valid key: the API answers 401 (with CORS headers, below)
     if origin not in _origins_of(workspace_id):
+        # Whoever sees this may have copied the key from a page: it does not name the
+        # key's workspace. The operator's command takes the workspace id they know.
         abort(
             403,
-            message=f"Origin {origin} may not call this workspace's API: add it with "
-            f"`hpe channels configure {workspace_id} web` (allowed_origins).",
+            message=f"Origin {origin} may not call this API with this key: add it to the "
+            "web channel's allowed_origins (`hpe channels configure <workspace> web`).",
         )
     g.hpe_cors_origin = origin
     return None

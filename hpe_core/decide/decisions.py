@@ -45,7 +45,7 @@ from hpe_core.store.limits import MAX_USER_ID_LENGTH
 from hpe_core.store.models import Config, utcnow
 from hpe_core.store.models import Decision as DecisionRow
 from hpe_core.store.vocabulary import ConfigStatus, DecisionSource, Policy, Variant
-from hpe_core.tenancy import activities
+from hpe_core.tenancy import activities, client_access
 from hpe_core.tenancy.configs import settings_of
 from hpe_core.tenancy.settings_types import Action, AutomationLevel, Budget, Holdout, Settings
 from hpe_core.tenancy.workspaces import Principal
@@ -192,11 +192,14 @@ class DecisionEngine:
         :returns: the logged :class:`Decision`, or :class:`NoDecision` with its reason
             when nothing may be offered (nothing is logged then)
         :raises NotFound: unknown configuration
+        :raises Forbidden: a publishable key, on a channel that is not client-side or on
+            a configuration that requires a secret key (nothing is read or logged)
         :raises Conflict: the configuration is PAUSED or INACTIVE (the kill switch)
         :raises InvalidInput: unknown channel or candidates
         """
         now = now or utcnow()
         snap = self.snapshot(session, principal, config_id)
+        client_access.check_decision(snap.settings, principal, request.channel)
         _check_decidable(snap, request)
         try:
             eligible = _eligibility(session, snap, request, now)
@@ -226,6 +229,7 @@ class DecisionEngine:
         """
         now = now or utcnow()
         snap = self.snapshot(session, principal, config_id)
+        client_access.check_decision(snap.settings, principal, request.channel)
         _check_decidable(snap, request)
         usage = None
         try:

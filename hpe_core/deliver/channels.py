@@ -21,6 +21,7 @@ from typing import ClassVar
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
+from hpe_core.deliver.outbound import OutboundPolicy
 from hpe_core.deliver.tracking_links import TrackingLinks
 from hpe_core.errors import InvalidInput, PermanentDeliveryError
 from hpe_core.events import notify  # noqa: F401 - its 0.1 home: plugins may import it here
@@ -70,14 +71,18 @@ class DeliveryResult:
 
 @dataclasses.dataclass(frozen=True)
 class ChannelRuntime:
-    """What HPE gives every connector: how to sign tracking links, where HPE is reachable.
+    """What HPE gives every connector: how to sign tracking links, where HPE is reachable,
+    where outbound requests may go.
 
     :param links: signs and builds tracked-click, open-pixel and unsubscribe URLs
     :param public_url: HPE's public base URL (``PUBLIC_URL``), or None if not configured
+    :param outbound: the operator's policy for outbound requests (``OUTBOUND_ALLOWED_
+        NETWORKS``): pass it to :func:`hpe_core.deliver.outbound.post`
     """
 
     links: TrackingLinks | None = None
     public_url: str | None = None
+    outbound: OutboundPolicy = OutboundPolicy()
 
 
 @dataclasses.dataclass(frozen=True)

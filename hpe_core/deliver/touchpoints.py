@@ -8,7 +8,9 @@ For each request: refuse a delivery the caller may not have (:func:`check_delive
 the plugins' context (:func:`enrich`), decide (:class:`~hpe_core.decide.decisions.DecisionEngine`)
 and, when delivery was asked for and an action was chosen, store a pending delivery in
 the same transaction (:func:`answer`, which does not commit). :func:`response` turns the
-engine's result into the answer the API returns and ``hpe_on_decision`` receives. After the commit,
+engine's result into the answer ``hpe_on_decision`` receives; the caller gets it with the
+decision's ``outcome_token``, and a publishable key's caller sees only the channel's
+content of the action (:func:`for_caller`). After the commit,
 :func:`after_commit` enqueues the delivery jobs and calls the ``hpe_on_decision`` event
 hook. :func:`decide_and_deliver_all` does all of it for a list in one transaction, and
 :func:`decide_and_deliver` for one request.
@@ -17,6 +19,7 @@ hook. :func:`decide_and_deliver_all` does all of it for a list in one transactio
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -30,7 +33,10 @@ from hpe_core.deliver import delivery
 from hpe_core.deliver.channels import Connector
 from hpe_core.errors import Forbidden, InvalidInput
 from hpe_core.events import notify
+from hpe_core.learn.outcome_tokens import OutcomeTokens
+from hpe_core.store.models import utcnow
 from hpe_core.store.vocabulary import DeliveryStatus, KeyKind
+from hpe_core.tenancy import client_access
 from hpe_core.tenancy.workspaces import Principal
 
 log = logging.getLogger(__name__)
@@ -61,12 +67,15 @@ class TouchpointParts:
         callable, not the job backend, so this module does not depend on how the backend
         is called. It may raise (e.g. Redis is down): the delivery stays pending and the
         sweeper enqueues it again later.
+    :param outcome_tokens: signs each logged decision's ``outcome_token`` (None: answers
+        carry none, and publishable keys cannot report outcomes)
     """
 
     engine: DecisionEngine
     pm: pluggy.PluginManager
     channels: Mapping[str, Connector]
     enqueue_delivery: Callable[[uuid.UUID], None]
+    outcome_tokens: OutcomeTokens | None = None
 
 
 @dataclasses.dataclass
@@ -120,6 +129,24 @@ def response(result: Decision | NoDecision) -> dict:
         "model_version": result.model_version,
         "ranking": [{"action_id": a, "probability": p} for a, p in result.ranked_pairs()],
     }
+
+
+def for_caller(
+    item: Answer, principal: Principal, tokens: OutcomeTokens | None, now: dt.datetime
+) -> dict:
+    """The answer the caller gets for one request: the decision response with the
+    decision's ``outcome_token`` (when one was logged); for a publishable key, its
+    ``action`` trimmed to the request channel's content (no cost, no rules,
+    :func:`~hpe_core.tenancy.client_access.client_view`)."""
+    decision = item.decision
+    if client_access.publishable(principal):
+        action = client_access.client_view(
+            decision["action"], decision.get("channel") or item.request.channel
+        )
+        decision = {**decision, "action": action}
+    if item.logged and tokens is not None:
+        decision = {**decision, "outcome_token": tokens.issue(decision["decision_id"], now)}
+    return decision
 
 
 def check_deliver(
@@ -251,7 +278,8 @@ def decide_and_deliver_all(
     are kept.
 
     :param requests: ``(request, deliver or None)`` pairs
-    :returns: the decision responses, in request order
+    :returns: the decision responses as the caller sees them (:func:`for_caller`), in
+        request order
     :raises: what :func:`answer` raises
     """
     for request, deliver in requests:
@@ -267,7 +295,8 @@ def decide_and_deliver_all(
         session.rollback()
         raise
     after_commit(parts, principal, config_id, answers)
-    return [item.decision for item in answers]
+    now = utcnow()
+    return [for_caller(item, principal, parts.outcome_tokens, now) for item in answers]
 
 
 def decide_and_deliver(

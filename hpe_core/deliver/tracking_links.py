@@ -1,7 +1,9 @@
 """Signed tracking links: a click, the open pixel, an unsubscribe.
 
 Signed with the app's secret key, so the web layer can verify what a connector built
-(connectors get a :class:`TrackingLinks` through their ``ChannelRuntime``).
+(connectors get a :class:`TrackingLinks` through their ``ChannelRuntime``). After a key
+rotation the new key signs and the old ones (``SECRET_KEY_FALLBACKS``) still verify, so
+the links in messages already sent keep working.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import uuid
 
 from hpe_core.errors import InvalidInput
+from hpe_core.secret_keys import SecretKeys
 
 
 class TrackingLinks:
@@ -28,10 +31,11 @@ class TrackingLinks:
 
     PATHS = {"click": "/t/c/{}", "open": "/t/o/{}.gif", "unsubscribe": "/t/u/{}"}
 
-    def __init__(self, secret_key: str, base_url: str | None):
+    def __init__(self, secret_key: SecretKeys | str, base_url: str | None):
         if not secret_key:
             raise ValueError("A secret key is required to sign tracking links.")
-        self._key = hashlib.sha256(b"hpe-tracking:" + secret_key.encode()).digest()
+        # One subkey per key of the ring: the first signs, all verify.
+        self._keys = SecretKeys.of(secret_key).derive(b"hpe-tracking:")
         self.base_url = (base_url or "").rstrip("/")
 
     def token(self, kind: str, decision_id: uuid.UUID, link: str | None = None) -> str:
@@ -50,7 +54,10 @@ class TrackingLinks:
         :raises InvalidInput: if the token is malformed or its signature is wrong
         """
         body, _, signature = (token or "").partition(".")
-        if not body or not hmac.compare_digest(signature, self._sign(kind, body)):
+        if not body or not signature.isascii() or not any(
+            # every key is tried: no early exit tells which one (or how much) matched
+            [hmac.compare_digest(signature, self._sign(kind, body, key)) for key in self._keys]
+        ):
             raise InvalidInput("Invalid tracking link.")
         try:
             payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
@@ -58,8 +65,8 @@ class TrackingLinks:
         except (ValueError, KeyError, TypeError) as exc:  # pragma: no cover - signed by us
             raise InvalidInput("Invalid tracking link.") from exc
 
-    def _sign(self, kind: str, body: str) -> str:
-        mac = hmac.new(self._key, f"{kind}:{body}".encode(), hashlib.sha256).digest()
+    def _sign(self, kind: str, body: str, key: bytes | None = None) -> str:
+        mac = hmac.new(key or self._keys[0], f"{kind}:{body}".encode(), hashlib.sha256).digest()
         return _b64(mac[:20])
 
 

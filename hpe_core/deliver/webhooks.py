@@ -18,8 +18,10 @@ then announce (``hpe_on_outcomes``, ``hpe_on_consent_changed``).
 
 Secrets: the workspace's secret is ``HMAC(SECRET_KEY, nonce)``; only the random nonce is
 stored. It must be recomputable (HMAC needs the secret itself, unlike API keys, which are
-stored hashed), and this way a database dump alone does not reveal it. Changing the app's
-SECRET_KEY therefore invalidates every webhook secret: rotate them after such a change.
+stored hashed), and this way a database dump alone does not reveal it. A nonce names the
+key it was made under (:meth:`~hpe_core.secret_keys.SecretKeys.new_nonce`): after a key
+rotation, secrets made under a key kept in ``SECRET_KEY_FALLBACKS`` still verify; they
+stop when that key leaves the fallbacks, so create new secrets before it does.
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ import datetime as dt
 import hashlib
 import hmac
 import re
-import secrets as secrets_module
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping
@@ -49,6 +50,7 @@ from hpe_core.deliver.channels import (
 from hpe_core.errors import InvalidInput, NotFound, Unauthorized
 from hpe_core.events import notify
 from hpe_core.learn import outcomes
+from hpe_core.secret_keys import SecretKeys
 from hpe_core.store.db import dialect_insert
 from hpe_core.store.models import Config, Decision, WebhookReceipt, WebhookSecret, utcnow
 from hpe_core.tenancy.workspaces import Principal, get_workspace
@@ -70,10 +72,15 @@ def _secret(secret_key: str, nonce: str) -> str:
     return "whsec_" + base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
 
+def _candidate_secrets(keys: SecretKeys, nonce: str) -> list[str]:
+    """The secrets a stored nonce may stand for: one per key that may have made it."""
+    return [_secret(key, nonce) for key in keys.keys_for_nonce(nonce)]
+
+
 def create_secret(
     session: Session,
     workspace_id: str,
-    secret_key: str,
+    secret_key: SecretKeys | str,
     *,
     grace: dt.timedelta = DEFAULT_GRACE,
     now: dt.datetime | None = None,
@@ -91,8 +98,9 @@ def create_secret(
     for old in _live(session, workspace_id, now):
         if old.expires_at is None or old.expires_at > now + grace:
             old.expires_at = now + grace
-    nonce = secrets_module.token_urlsafe(32)
-    secret = _secret(secret_key, nonce)
+    keys = SecretKeys.of(secret_key)
+    nonce = keys.new_nonce()
+    secret = _secret(keys.current, nonce)
     row = WebhookSecret(workspace_id=workspace_id, nonce=nonce, hint=secret[:10], created_at=now)
     session.add(row)
     session.flush()
@@ -146,7 +154,7 @@ def _parse_header(header: str | None) -> tuple[int, list[str]]:
 
 def verify(
     session: Session,
-    secret_key: str,
+    secret_key: SecretKeys | str,
     workspace_id: str | None,
     header: str | None,
     body: bytes,
@@ -169,12 +177,13 @@ def verify(
     if not workspace_id or len(workspace_id) > 64:
         raise Unauthorized(f"Name the workspace in the {WORKSPACE_HEADER} header.")
     signed = str(timestamp).encode() + b"." + body
+    keys = SecretKeys.of(secret_key)
     for row in _live(session, workspace_id, now):
-        secret = _secret(secret_key, row.nonce)
-        expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
-        # Every candidate is compared in constant time; no early exit on the first byte.
-        if any(hmac.compare_digest(expected, candidate) for candidate in signatures):
-            return hashlib.sha256(f"{timestamp}.{expected}".encode()).hexdigest()
+        for secret in _candidate_secrets(keys, row.nonce):
+            expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+            # Every candidate is compared in constant time; no early exit on the first byte.
+            if any(hmac.compare_digest(expected, candidate) for candidate in signatures):
+                return hashlib.sha256(f"{timestamp}.{expected}".encode()).hexdigest()
     raise Unauthorized("Invalid webhook signature.")
 
 
@@ -391,7 +400,7 @@ def receive(
     channels: Mapping[str, Connector],
     request: WebhookRequest,
     *,
-    secret_key: str,
+    secret_key: SecretKeys | str,
     signature: str | None,
 ) -> Receipt:
     """Authenticate, dedupe, parse and store one inbound webhook; commit; then call the
@@ -399,7 +408,8 @@ def receive(
 
     :param pm: the plugin manager (``hpe_verify_webhook``, ``hpe_parse_webhook``, events)
     :param channels: channel name -> connector
-    :param secret_key: the app's SECRET_KEY (webhook secrets derive from it)
+    :param secret_key: the app's key ring (or SECRET_KEY alone): webhook secrets derive
+        from it
     :param signature: the ``X-HPE-Signature`` header
     :raises Unauthorized: the plugin refused the signature, or ours does not verify
     :raises NotFound: no installed plugin provides the channel (told only once the
@@ -427,7 +437,7 @@ def _authenticate(
     pm,
     connector: Connector | None,
     request: WebhookRequest,
-    secret_key: str,
+    secret_key: SecretKeys | str,
     signature: str | None,
 ) -> str:
     """The digest that identifies this authenticated request (for replay dedupe).
@@ -439,11 +449,45 @@ def _authenticate(
     verdict = None
     if connector is not None:
         verdict = pm.hook.hpe_verify_webhook(request=request, connector=connector)
+    if verdict is None:
+        return verify(session, secret_key, request.workspace_id, signature, request.body)
     if verdict is False:
         raise Unauthorized("The channel plugin refused this webhook's signature.")
     if verdict is True:
+        # No signing time: the body is all there is to recognise a replay by, within the
+        # receipts' lifetime. Plugins should return the provider's signing time instead.
         return hashlib.sha256(b"plugin:" + request.body).hexdigest()
-    return verify(session, secret_key, request.workspace_id, signature, request.body)
+    signed_at = _signing_time(verdict)
+    return _timed_digest(signed_at, request.body)
+
+
+def _signing_time(verdict: object) -> int:
+    """The unix time a plugin's verdict says its provider signed the request at.
+
+    :raises InvalidInput: the verdict is neither a bool, None nor a time (a plugin bug)
+    """
+    if isinstance(verdict, dt.datetime) and verdict.tzinfo is not None:
+        return int(verdict.timestamp())
+    if isinstance(verdict, int | float) and not isinstance(verdict, bool):
+        if verdict == verdict and abs(verdict) < 1e11:  # not NaN, a plausible unix time
+            return int(verdict)
+    raise InvalidInput(
+        "The channel plugin's hpe_verify_webhook returned neither True, False, None nor "
+        "the time the provider signed the request (unix seconds or an aware datetime)."
+    )
+
+
+def _timed_digest(signed_at: int, body: bytes, *, tolerance: int = TOLERANCE_SECONDS) -> str:
+    """A plugin-verified request's digest: its signing time and body, within the same
+    tolerance as HPE's own signatures (so a replay is refused once its receipt is gone).
+
+    :raises Unauthorized: the signing time is outside the tolerance
+    """
+    if abs(utcnow().timestamp() - signed_at) > tolerance:
+        raise Unauthorized(
+            f"Webhook timestamp outside the {tolerance} s tolerance: check the sender's clock."
+        )
+    return hashlib.sha256(f"plugin:{signed_at}.".encode() + body).hexdigest()
 
 
 def _announce(pm, request: WebhookRequest, report: IngestReport) -> None:

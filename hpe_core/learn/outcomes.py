@@ -1,5 +1,10 @@
 """Outcomes: events that come back after a decision (open, click, conversion, ...).
 
+A publishable key (public, in web pages) reports only outcomes of decisions it was
+given, with their ``outcome_token`` (:mod:`hpe_core.learn.outcome_tokens`), only of the
+types ``publishable_keys.outcome_events`` lists, once per decision and type, and never a
+value or a user-level outcome (:mod:`hpe_core.tenancy.client_access`).
+
 Accepting an outcome is one INSERT ... ON CONFLICT DO NOTHING per event: the same
 idempotency key (or the same decision + type for single-shot events) is stored once, and
 a retried request gets the same response. Rewards are computed later, when the decision's
@@ -17,12 +22,13 @@ from typing import NamedTuple
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hpe_core.errors import InvalidInput, NotFound
+from hpe_core.errors import Forbidden, InvalidInput, NotFound
 from hpe_core.learn import outcome_store
+from hpe_core.learn.outcome_tokens import OutcomeTokens
 from hpe_core.store import stale_days
 from hpe_core.store.models import Config, Decision, Outcome, utcnow
-from hpe_core.tenancy import activities, configs
-from hpe_core.tenancy.settings_types import Reward
+from hpe_core.tenancy import activities, client_access, configs
+from hpe_core.tenancy.settings_types import PublishableKeys, Reward, Settings
 from hpe_core.tenancy.workspaces import Principal
 
 _OUTCOMES = Outcome.__table__
@@ -45,6 +51,8 @@ class OutcomeEvent:
     value: float | None = None
     occurred_at: dt.datetime | None = None
     idempotency_key: str | None = None
+    #: The decision's ``outcome_token`` (how a publishable key names its decision).
+    outcome_token: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -126,6 +134,7 @@ def record(
     source: str = "api",
     now: dt.datetime | None = None,
     max_value: float | None = None,
+    tokens: OutcomeTokens | None = None,
 ) -> Recorded:
     """Store a batch of outcomes, all or nothing.
 
@@ -135,6 +144,7 @@ def record(
     :param source: where the outcomes came from (``api``, ``webhook``, ``tracking``...)
     :param max_value: the largest absolute ``value`` (default
         :data:`~hpe_core.learn.outcome_store.DEFAULT_MAX_VALUE`)
+    :param tokens: checks the events' ``outcome_token`` (a publishable key needs them)
     :returns: what was stored, the same on every retry
     :raises NotFound: if the configuration or any referenced decision is unknown or
         another workspace's (then nothing is stored)
@@ -143,15 +153,24 @@ def record(
         (:func:`~hpe_core.learn.outcome_store.check_claims`)
     :raises Conflict: an ``idempotency_key`` reused for another outcome (then nothing is
         stored, and the caller must not commit)
+    :raises Forbidden: an event a publishable key may not report (see the module), or an
+        invalid or expired ``outcome_token`` (then nothing is stored)
     """
     now = now or utcnow()
     config = configs.get(session, principal, config_id)
+    settings = configs.settings_of(config)
+    client = client_access.publishable(principal)
+    if client:
+        _check_client_events(settings, principal, events)
+    events = _with_token_decisions(events, tokens, settings.publishable_keys, now)
     _check_batch(events)
     decisions = _decisions_of(session, config.id, events)
     created = {decision.id: decision.created_at for decision in decisions.values()}
     outcome_store.check_claims(events, created, now, max_value)
-    reward = configs.settings_of(config).reward
-    value_events = frozenset(reward.value_events)
+    reward = settings.reward
+    # A client's events count once per decision and type, value events included: a page
+    # cannot repeat a conversion by changing its time.
+    value_events = frozenset() if client else frozenset(reward.value_events)
     rows = [
         _outcome_row(config, event, decisions.get(event.decision_id), value_events, source, now)
         for event in events
@@ -178,6 +197,69 @@ def record(
         accepted=stored.accepted,
         duplicates=stored.duplicates,
     )
+
+
+def _check_client_events(
+    settings: Settings, principal: Principal, events: list[OutcomeEvent]
+) -> None:
+    """What a publishable key may report: its decisions' outcomes (by token), of the
+    client-reportable types, once each, with nothing the page could make up.
+
+    :raises Forbidden: naming each refused event by its position
+    """
+    client_access.check_allowed(settings, principal)
+    allowed = settings.publishable_keys.outcome_events
+    errors: dict = {}
+    for position, event in enumerate(events):
+        problems = {}
+        if not event.outcome_token:
+            problems["outcome_token"] = ["Send the outcome_token of the decision."]
+        if event.type not in allowed:
+            listed = ", ".join(allowed) or "none"
+            problems["type"] = [
+                f"Not client-reportable (publishable_keys.outcome_events: {listed})."
+            ]
+        for name in ("value", "user_id", "occurred_at", "idempotency_key"):
+            if getattr(event, name) is not None:
+                problems[name] = ["Needs a secret key."]
+        if problems:
+            errors[str(position)] = problems
+    if errors:
+        raise Forbidden(
+            "A publishable key reports only outcomes of the types the configuration lets "
+            "clients report, each with its decision's outcome_token and without value, "
+            "user_id, occurred_at or idempotency_key: use a secret key for the rest.",
+            errors,
+        )
+
+
+def _with_token_decisions(
+    events: list[OutcomeEvent],
+    tokens: OutcomeTokens | None,
+    rules: PublishableKeys,
+    now: dt.datetime,
+) -> list[OutcomeEvent]:
+    """The events with the decision each ``outcome_token`` names as their decision.
+
+    :raises Forbidden: a token HPE did not issue, an expired one, or one that names
+        another decision than the event's ``decision_id``
+    """
+    if not any(event.outcome_token for event in events):
+        return events
+    if tokens is None:
+        raise Forbidden("Outcome tokens cannot be checked here: use a secret key.")
+    resolved = []
+    for event in events:
+        if event.outcome_token:
+            decision_id = tokens.verify(event.outcome_token, now=now, max_age=rules.token_seconds)
+            if event.decision_id is not None and event.decision_id != decision_id:
+                raise Forbidden(
+                    "This outcome_token belongs to another decision than decision_id.",
+                    {"outcome_token": ["Not this decision's token."]},
+                )
+            event = dataclasses.replace(event, decision_id=decision_id)
+        resolved.append(event)
+    return resolved
 
 
 def _check_batch(events: list[OutcomeEvent]) -> None:
@@ -288,6 +370,7 @@ def parse_events(items: list[Mapping]) -> list[OutcomeEvent]:
             value=item.get("value"),
             occurred_at=item.get("occurred_at"),
             idempotency_key=item.get("idempotency_key"),
+            outcome_token=item.get("outcome_token"),
         )
         for item in items
     ]

@@ -532,6 +532,36 @@ class LearningSchema(_Strict):
     tuning = fields.Nested(TuningSchema, load_default=lambda: TuningSchema().load({}))
 
 
+#: The event types a web page reports when ``publishable_keys.outcome_events`` is left
+#: out: what hpe.js sends (impression, click) and the common name of an impression (view).
+DEFAULT_CLIENT_EVENTS = ("impression", "view", "click")
+#: Channels a publishable key may decide on when ``publishable_keys.channels`` is left out.
+DEFAULT_CLIENT_CHANNELS = ("web",)
+
+
+class PublishableKeysSchema(_Strict):
+    """What a publishable key (public: it sits in web pages) may do with this
+    configuration. Secret keys may do everything; this block never limits them."""
+
+    # False: every call needs a secret key (decisions and outcomes included).
+    allowed = fields.Boolean(load_default=True)
+    # The client-side channels: a publishable key decides on these only.
+    channels = fields.List(
+        fields.String(validate=validate.Length(1, 64)),
+        load_default=lambda: list(DEFAULT_CLIENT_CHANNELS),
+        validate=validate.Length(max=50),
+    )
+    # The event types a publishable key may report (with a decision's outcome_token, no
+    # value); everything else, value events and user-level outcomes need a secret key.
+    outcome_events = fields.List(
+        _Identifier(),
+        load_default=lambda: list(DEFAULT_CLIENT_EVENTS),
+        validate=validate.Length(max=50),
+    )
+    # How long a decision's outcome_token stays valid, in seconds.
+    token_seconds = fields.Integer(load_default=3600, validate=validate.Range(60, 30 * 86400))
+
+
 def _block(schema: type[Schema]) -> fields.Nested:
     # A missing block is loaded from {} so its own defaults are filled in.
     return fields.Nested(schema, load_default=lambda: schema().load({}))
@@ -554,6 +584,7 @@ class SettingsSchema(_Strict):
     campaign = _block(CampaignSchema)
     schedule = _block(ScheduleSchema)
     personalizer = _block(PersonalizerSchema)
+    publishable_keys = _block(PublishableKeysSchema)
     learning = _block(LearningSchema)
 
     def __init__(

@@ -300,6 +300,20 @@ class Learning:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class PublishableKeys:
+    """What a publishable key (public, in web pages) may do with the configuration."""
+
+    #: False: every call needs a secret key.
+    allowed: bool
+    #: The client-side channels, the only ones a publishable key decides on.
+    channels: tuple[str, ...]
+    #: The event types a publishable key may report, with an outcome token and no value.
+    outcome_events: tuple[str, ...]
+    #: Seconds a decision's outcome token stays valid.
+    token_seconds: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Settings:
     """A configuration's full, validated settings.
 
@@ -318,6 +332,7 @@ class Settings:
     campaign: Campaign
     schedule: Schedule
     personalizer: Personalizer
+    publishable_keys: PublishableKeys
     learning: Learning
     document: Mapping[str, Any] = dataclasses.field(repr=False, compare=False)
     actions_by_id: Mapping[str, Action] = dataclasses.field(repr=False, compare=False)
@@ -347,6 +362,7 @@ class Settings:
             campaign=_campaign(document["campaign"]),
             schedule=_schedule(document["schedule"]),
             personalizer=_personalizer(document.get("personalizer") or {}),
+            publishable_keys=_publishable_keys(document.get("publishable_keys") or {}),
             learning=_learning(document.get("learning") or {}),
             document=document,
             actions_by_id={action.id: action for action in actions},
@@ -437,6 +453,17 @@ def _learning(block: Mapping) -> Learning:
             min_decisions=int(tuning.get("min_decisions", TUNING_MIN_DECISIONS)),
             max_decisions=int(tuning.get("max_decisions", TUNING_MAX_DECISIONS)),
         ),
+    )
+
+
+def _publishable_keys(block: Mapping) -> PublishableKeys:
+    # The defaults of hpe_core.tenancy.settings.PublishableKeysSchema, for documents
+    # read without the schema (Settings.of on a document stored before the block existed).
+    return PublishableKeys(
+        allowed=bool(block.get("allowed", True)),
+        channels=tuple(block.get("channels", ("web",))),
+        outcome_events=tuple(block.get("outcome_events", ("impression", "view", "click"))),
+        token_seconds=int(block.get("token_seconds", 3600)),
     )
 
 

@@ -28,6 +28,7 @@ DECISION_KEYS = {
     "variant",
     "model_version",
     "ranking",
+    "outcome_token",  # additive (issue 15): what lets a web page report its outcomes
 }
 
 
@@ -75,7 +76,8 @@ def _zone_with_local_hour(hours: range) -> str:
 
 
 def test_decision_response_has_exactly_the_documented_shape(client, tenant, create_config):
-    """201 {decision_id, action_id, action, probability, variant, model_version, ranking}."""
+    """201 {decision_id, action_id, action, probability, variant, model_version, ranking,
+    outcome_token}."""
     settings = {"actions": [{"id": "a", "features": {"k": "x"}}, {"id": "b"}, {"id": "c"}]}
     config = create_config(settings=settings)
     body = _decided(client, tenant, config["id"], context={"segment": "new"})
@@ -122,10 +124,11 @@ def test_decision_is_durably_logged_with_its_propensity(app, client, tenant, cre
 
 @sqlite_only
 def test_publishable_key_may_request_decisions(client, make_tenant, create_config):
-    """A publishable key of the workspace gets a decision (web pages call the API directly)."""
+    """A publishable key of the workspace gets a web decision (web pages call the API
+    directly); other channels need a secret key (docs/operations.md, Security)."""
     config = create_config(settings=TWO_ACTIONS)
     publishable = make_tenant("acme", kind="publishable")
-    _decided(client, publishable, config["id"])
+    _decided(client, publishable, config["id"], channel="web")
 
 
 @sqlite_only

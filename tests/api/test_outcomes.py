@@ -113,11 +113,19 @@ def test_batch_of_outcomes_is_accepted(app, client, tenant, create_config):
 
 @sqlite_only
 def test_publishable_key_may_send_outcomes(client, make_tenant, create_config):
-    """Outcomes, like decisions, accept a publishable key."""
+    """Outcomes, like decisions, accept a publishable key: a client-reportable type, with
+    the decision's outcome_token (tests/api/test_publishable_keys.py has the rules)."""
     config = create_config(settings=TWO_ACTIONS)
     publishable = make_tenant("acme", kind="publishable")
-    decision_id = _decision_id(client, publishable, config["id"])
-    _accepted(client, publishable, config["id"], {"decision_id": decision_id, "type": "open"})
+    response = client.post(
+        f"{BASE}/{config['id']}/decisions",
+        json={"user_id": "u1", "channel": "web"},
+        headers=publishable.headers,
+    )
+    decided = response.get_json()
+    body = {"outcome_token": decided["outcome_token"], "type": "click"}
+    answer = _accepted(client, publishable, config["id"], body)
+    assert answer["outcomes"][0]["decision_id"] == decided["decision_id"]
 
 
 def test_same_idempotency_key_counts_once_with_the_same_response(

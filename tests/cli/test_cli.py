@@ -17,7 +17,13 @@ import sqlalchemy as sa
 
 from hpe_core.store import db as hpe_db
 from hpe_core.store.models import PREFIX
-from tests.conftest import BASE, IN_REPO_PLUGINS, POSTGRES_URL, make_test_app
+from tests.conftest import (
+    BASE,
+    IN_REPO_PLUGINS,
+    POSTGRES_URL,
+    TEST_SECRET_KEY,
+    make_test_app,
+)
 from tests.servers import free_port, hpe_serving
 from web.extensions import app_runtime
 
@@ -30,6 +36,7 @@ def _env(tmp_path: Path, database_url: str | None = None) -> dict[str, str]:
     env["HPE_INSTANCE_PATH"] = str(tmp_path / "instance")
     # Like the app fixtures: only the in-repo plugins, whatever else the venv has installed.
     env["HPE_LOAD_PLUGINS"] = json.dumps(IN_REPO_PLUGINS)
+    env["HPE_SECRET_KEY"] = TEST_SECRET_KEY  # the test apps' key (PostgreSQL needs one)
     if database_url:
         env["HPE_DATABASE_URL"] = database_url
     return env

@@ -151,13 +151,15 @@ def email_plugin_config(port: int) -> dict:
     }
 
 
-def channel_app(database_url, tmp_path, **plugins):
+def channel_app(database_url, tmp_path, _settings: dict | None = None, **plugins):
+    """An app with these plugins' settings (``_settings``: other settings)."""
     return make_test_app(
         database_url,
         tmp_path,
         PLUGINS=plugins,
         PUBLIC_URL="http://hpe.test",
-        SECRET_KEY="test-secret-key",
+        SECRET_KEY="test-secret-key-" + "c" * 32,
+        **(_settings or {}),
     )
 
 

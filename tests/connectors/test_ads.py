@@ -15,6 +15,10 @@ from hpe_core.store.models import Delivery
 from tests.connectors.conftest import channel_app, create_config, decide, new_tenant
 from web.extensions import app_runtime
 
+#: The local upload servers listen on loopback, which outbound requests may reach only
+#: when the operator allows it (tests/connectors/test_outbound_requests.py).
+LOOPBACK = ["127.0.0.1/32"]
+
 ACTIONS = [
     {"id": "spring", "content": {"ads": {"audience": "spring-buyers"}}},
     {"id": "summer"},
@@ -80,6 +84,7 @@ def test_audience_is_uploaded_as_hashed_csv(sqlite_url, tmp_path, http_server):
         sqlite_url,
         tmp_path,
         ads={"upload_url": f"{http_server.url}/audiences", "upload_token": "tok"},
+        _settings={"OUTBOUND_ALLOWED_NETWORKS": LOOPBACK},
     )
     client = app.test_client()
     tenant = new_tenant(app)
@@ -113,7 +118,12 @@ def test_audience_is_uploaded_as_hashed_csv(sqlite_url, tmp_path, http_server):
 
 def test_upload_errors_are_classified(sqlite_url, tmp_path, http_server):
     """429/5xx are transient (with Retry-After), other 4xx permanent."""
-    app = channel_app(sqlite_url, tmp_path, ads={"upload_url": f"{http_server.url}/a"})
+    app = channel_app(
+        sqlite_url,
+        tmp_path,
+        ads={"upload_url": f"{http_server.url}/a"},
+        _settings={"OUTBOUND_ALLOWED_NETWORKS": LOOPBACK},
+    )
     connector = app_runtime(app).channels["ads"]
     http_server.responses += [(503, b"", {"Retry-After": "7"}), (400, b"bad", {})]
     import datetime as dt

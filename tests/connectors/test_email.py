@@ -247,8 +247,9 @@ def test_publishable_keys_cannot_send(sqlite_app):
         session.close()
 
 
-def test_health_reports_smtp(email_app, smtp_server):
-    """GET /channels?health=true checks the SMTP server."""
+def test_health_reports_smtp(email_app, smtp_server, monkeypatch):
+    """GET /channels?health=true checks the SMTP server (each call, without the cache)."""
+    monkeypatch.setattr("web.api.channels.HEALTH_CACHE_SECONDS", 0)
     client = email_app.test_client()
     tenant = new_tenant(email_app)
     channels = client.get(f"{BASE}/channels?health=true", headers=tenant.headers).get_json()

@@ -95,7 +95,7 @@ def test_cors_preflight_and_allowed_origin(web_app):
     assert "Origin" in decided.headers["Vary"]
     outcome = client.post(
         f"{BASE}/{config_id}/outcomes",
-        json={"decision_id": decided.get_json()["decision_id"], "type": "impression"},
+        json={"outcome_token": decided.get_json()["outcome_token"], "type": "impression"},
         headers={**public.headers, "Origin": SHOP},
     )
     assert outcome.status_code == 202

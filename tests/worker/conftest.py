@@ -26,7 +26,14 @@ import pytest
 import sqlalchemy as sa
 
 from hpe_core.store.models import Config, Decision, ModelVersion, utcnow
-from tests.conftest import BASE, IN_REPO_PLUGINS, Tenant, _truncate_all, make_test_app
+from tests.conftest import (
+    BASE,
+    IN_REPO_PLUGINS,
+    TEST_SECRET_KEY,
+    Tenant,
+    _truncate_all,
+    make_test_app,
+)
 from web.extensions import app_runtime
 
 REPO = Path(__file__).resolve().parents[2]
@@ -269,6 +276,7 @@ def worker_env(database_url: str, redis_url: str, tmp_path: Path, **extra: str) 
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
             "HPE_DATABASE_URL": database_url,
             "HPE_REDIS_URL": redis_url,
+            "HPE_SECRET_KEY": TEST_SECRET_KEY,
             "HPE_INSTANCE_PATH": str(tmp_path / "instance"),
             "HPE_LOAD_PLUGINS": json.dumps(IN_REPO_PLUGINS),
             "HPE_AUTO_MIGRATE": "false",

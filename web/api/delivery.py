@@ -19,7 +19,13 @@ from web.extensions import app_runtime
 class RecipientSchema(HpeSchema):
     email = fields.Email(validate=validate.Length(max=320))
     phone = fields.String(validate=validate.Length(3, 32))
-    name = fields.String(validate=validate.Length(max=200))
+    name = fields.String(
+        validate=[
+            validate.Length(max=200),
+            # A line break in a name could add headers to a message: never a valid name.
+            validate.Regexp(r"^[^\x00-\x1f\x7f]*\Z", error="No line breaks or control characters."),
+        ]
+    )
 
 
 class DeliverSchema(HpeSchema):

@@ -85,6 +85,14 @@ class DecisionSchema(Schema):
             + " (checked in this order; see docs/learning.md)"
         }
     )
+    outcome_token = fields.String(
+        metadata={
+            "description": "Only when a decision was logged: a short-lived signed token "
+            "that lets a publishable key (a web page) report this decision's outcomes "
+            "(send it as the outcome's `outcome_token`). Valid for the configuration's "
+            "`publishable_keys.token_seconds` (1 hour by default)"
+        }
+    )
     excluded = fields.Dict(
         keys=fields.String(),
         values=fields.String(),
@@ -106,6 +114,12 @@ class DecisionQueryArgsSchema(Schema):
     )
 
 
+_TOKEN_DOC = {
+    "description": "The decision's `outcome_token` (from its decision answer): how a "
+    "publishable key names the decision (then `decision_id` may be left out)"
+}
+
+
 class OutcomeInputSchema(HpeSchema):
     decision_id = fields.UUID()
     user_id = fields.String(validate=[validate.Length(1, MAX_USER_ID_LENGTH), _storable_text])
@@ -113,12 +127,13 @@ class OutcomeInputSchema(HpeSchema):
     value = fields.Float(allow_nan=False, validate=validate.Range(-1e12, 1e12))
     occurred_at = fields.AwareDateTime(default_timezone=None, validate=_utc_representable)
     idempotency_key = fields.String(validate=[validate.Length(1, 200), _storable_text])
+    outcome_token = fields.String(validate=validate.Length(1, 200), metadata=_TOKEN_DOC)
 
     @validates_schema
     def _one_event(self, data, **kwargs):
         if "type" not in data:
             raise ValidationError("Missing data for required field.", "type")
-        if "decision_id" not in data and "user_id" not in data:
+        if not {"decision_id", "user_id", "outcome_token"} & set(data):
             raise ValidationError("Give decision_id or user_id.", "decision_id")
 
 
@@ -131,6 +146,7 @@ class OutcomesRequestSchema(HpeSchema):
     value = fields.Float(allow_nan=False, validate=validate.Range(-1e12, 1e12))
     occurred_at = fields.AwareDateTime(default_timezone=None, validate=_utc_representable)
     idempotency_key = fields.String(validate=[validate.Length(1, 200), _storable_text])
+    outcome_token = fields.String(validate=validate.Length(1, 200), metadata=_TOKEN_DOC)
     outcomes = fields.List(fields.Nested(OutcomeInputSchema), validate=validate.Length(1, 1000))
 
     @validates_schema

@@ -12,7 +12,7 @@ from web.api import BASE
 from web.api.loop_schemas import OutcomesAcceptedSchema, OutcomesRequestSchema
 from web.api.schemas import PARSER
 from web.auth import current_principal, require_any_key
-from web.extensions import app_runtime, db_session
+from web.extensions import app_runtime, app_state, db_session
 
 blp = Blueprint("outcomes", __name__, url_prefix=BASE, description="Outcomes")
 blp.ARGUMENTS_PARSER = PARSER  # unreadable JSON is a 400, never a 500
@@ -38,7 +38,14 @@ class Outcomes(MethodView):
         (`HPE_MAX_OUTCOME_VALUE`). An outcome after the decision's reward window is kept but
         flagged `late` and not learned. A type that `reward.events` does not list is
         accepted too, counted in metrics under its type, and named in `unweighted`: it
-        weighs nothing until you add it to the reward. Works with a publishable key.
+        weighs nothing until you add it to the reward.
+
+        With a publishable key (web pages): only outcomes of decisions the key was given,
+        each with the decision's `outcome_token`, of the types the configuration's
+        `publishable_keys.outcome_events` lists (impression, view, click by default),
+        once per decision and type, without `value`, `user_id`, `occurred_at` or
+        `idempotency_key` (403 otherwise). Value events and user-level outcomes need a
+        secret key.
         """
         items = data["outcomes"] if "outcomes" in data else [data]
         session = db_session()
@@ -50,6 +57,7 @@ class Outcomes(MethodView):
             config_id,
             events,
             max_value=current_app.config["MAX_OUTCOME_VALUE"],
+            tokens=app_state().touchpoints.outcome_tokens,
         )
         session.commit()
         stored = [

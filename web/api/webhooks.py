@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app, request
+from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields
@@ -10,7 +10,7 @@ from marshmallow import Schema, fields
 from hpe_core.deliver import webhooks
 from hpe_core.deliver.channels import WebhookRequest
 from web.api import BASE
-from web.extensions import app_runtime, db_session
+from web.extensions import app_runtime, app_state, db_session
 
 blp = Blueprint(
     "webhooks",
@@ -93,7 +93,7 @@ class Webhooks(MethodView):
             runtime.pm,
             runtime.channels,
             _inbound(channel, _body()),
-            secret_key=current_app.config["SECRET_KEY"],
+            secret_key=app_state().secret_keys,
             signature=request.headers.get(webhooks.SIGNATURE_HEADER),
         )
         if receipt.duplicate:

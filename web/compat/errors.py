@@ -30,6 +30,7 @@ from hpe_core.errors import (
     Unauthorized,
 )
 from web import outages
+from web.errors import loggable
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,9 @@ def handle_unexpected(error: Exception):
         return response
     # Logged once with an id the caller can quote; no traceback text leaves the server.
     request_id = uuid.uuid4().hex[:12]
-    log.exception("unhandled error %s on %s %s", request_id, request.method, request.path)
+    log.exception(  # escaped: a newline in the path must not start a line of its own
+        "unhandled error %s on %s %s", request_id, loggable(request.method), loggable(request.path)
+    )
     return error_response(500, "InternalServerError", f"Internal error (request id {request_id}).")
 
 

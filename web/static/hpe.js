@@ -6,13 +6,16 @@
  *   <div data-hpe-slot="hero"></div>
  *
  * For each [data-hpe-slot] element it asks for a decision on the "web" channel (with a
- * publishable key: decide and report outcomes only), renders the chosen action's
- * content.web ({title, text, image, href} or trusted html), reports an "impression"
- * when half of the slot is visible and a "click" when it is clicked. Without
- * data-hpe-user, an anonymous id is kept in localStorage ("hpe_uid").
+ * publishable key: web decisions, and their impressions and clicks, only), renders the
+ * chosen action's content.web ({title, text, image, href} or trusted html), reports an
+ * "impression" when half of the slot is visible and a "click" when it is clicked, each
+ * with the decision's outcome_token (a publishable key reports outcomes of the decisions
+ * it was given only). Without data-hpe-user, an anonymous id is kept in localStorage
+ * ("hpe_uid").
  *
  * Custom rendering: data-hpe-render="custom" on a slot skips rendering; listen for the
  * "hpe:decision" event (detail = the decision) and call HPE.track(decisionId, "click").
+ * Values (a purchase amount) need a secret key: report them from your server.
  */
 (function (window, document) {
   "use strict";
@@ -62,17 +65,23 @@
                 user_agent: window.navigator.userAgent };
     for (var k in context || {}) ctx[k] = context[k];
     return call("/decisions", { user_id: cfg.user || anonymousId(), channel: "web",
-                                context: ctx });
+                                context: ctx }).then(function (decision) {
+      if (decision.decision_id) tokens[decision.decision_id] = decision.outcome_token;
+      return decision;
+    });
   }
 
+  var tokens = {};   // decision id -> its outcome_token (what lets this page report it)
   var tracked = {};
-  function track(decisionId, type, value) {
+  function track(decisionId, type) {
     var key = decisionId + ":" + type;
     if (tracked[key]) return Promise.resolve(null);
+    var token = tokens[decisionId];
+    if (!token) {
+      return Promise.reject(new Error("HPE: no decision " + decisionId + " on this page"));
+    }
     tracked[key] = true;
-    var body = { decision_id: decisionId, type: type };
-    if (value !== undefined) body.value = value;
-    return call("/outcomes", body, true);
+    return call("/outcomes", { outcome_token: token, type: type }, true);
   }
 
   function render(el, decision) {

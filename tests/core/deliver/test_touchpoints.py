@@ -212,9 +212,9 @@ def test_a_publishable_key_cannot_deliver_and_nothing_is_written(
         )
     assert _count(sessions, Decision) == _count(sessions, DeliveryRow) == 0
     assert jobs.enqueued == [] and recorder.events == []
-    # Without deliver, the same key gets its decision.
+    # Without deliver, on a client-side channel (web), the same key gets its decision.
     result = touchpoints.decide_and_deliver(
-        session, _parts(app, jobs), publishable, config_id, _request()
+        session, _parts(app, jobs), publishable, config_id, _request(channel="web")
     )
     assert _committed(sessions, Decision, result["decision_id"])
 
