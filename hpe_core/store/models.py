@@ -283,6 +283,15 @@ class Outcome(Base):
             postgresql_where=text("decision_id IS NULL AND attributed_at IS NULL"),
             sqlite_where=text("decision_id IS NULL AND attributed_at IS NULL"),
         ),
+        # The metrics' late outcomes (hpe_core.measure.late), a few among many: every
+        # read finds them without reading the range's other outcomes (migration 0014).
+        Index(
+            "ix_041_hpe_outcomes_late",
+            "config_id",
+            "received_at",
+            postgresql_where=text("late IS TRUE"),
+            sqlite_where=text("late IS TRUE"),
+        ),
     )
 
 
