@@ -27,10 +27,12 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from sqlalchemy import bindparam, case, func, select, text, update
+from sqlalchemy import Uuid, any_, bindparam, case, func, select, text, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from hpe_core import collector
 from hpe_core.decide.features import ActionCatalog
 from hpe_core.decide.policy import store
 from hpe_core.decide.policy.exploration import vw_arguments
@@ -370,7 +372,8 @@ def learn_all_closed(
     """
     total = LearnReport(config_id)
     while True:
-        report = learn_closed(session, config_id, batch_size=batch_size, **kwargs)
+        with collector.paused():  # a batch's rows and examples hold no cycles
+            report = learn_closed(session, config_id, batch_size=batch_size, **kwargs)
         total.learned += report.learned
         total.skipped += report.skipped
         total.version = report.version or total.version
@@ -534,12 +537,26 @@ def _outcomes_by_decision(session: Session, ids: list[uuid.UUID]) -> dict:
     happens once); it still counts in metrics.
     """
     found: dict[uuid.UUID, list[tuple[str, float | None, float]]] = defaultdict(list)
-    for start in range(0, len(ids), 1000):  # keep IN lists a reasonable size
-        chunk = ids[start : start + 1000]
+    if session.get_bind().dialect.name == "postgresql":
+        # The whole batch as one array parameter: two short statements that PostgreSQL
+        # prepares once, instead of IN lists of a thousand parameters whose text the
+        # driver re-parses on every execution (a fifth of a learn run's time).
+        chunks = [ids]
+        in_batch = [_ANY_DECISION_ID, _ANY_ATTRIBUTED_ID]
+    else:
+        chunks = [ids[start : start + 1000] for start in range(0, len(ids), 1000)]
+        in_batch = None
+    for chunk in chunks:
+        outcome_filter, credit_filter = in_batch or (
+            Outcome.decision_id.in_(chunk),
+            Attribution.decision_id.in_(chunk),
+        )
+        params = {"ids": chunk} if in_batch else {}
         rows = session.execute(
             select(Outcome.decision_id, Outcome.type, Outcome.value)
-            .where(Outcome.decision_id.in_(chunk), Outcome.late.is_(False))
-            .order_by(Outcome.occurred_at)
+            .where(outcome_filter, Outcome.late.is_(False))
+            .order_by(Outcome.occurred_at),
+            params,
         )
         for decision_id, event_type, value in rows:
             found[decision_id].append((event_type, value, 1.0))
@@ -547,15 +564,19 @@ def _outcomes_by_decision(session: Session, ids: list[uuid.UUID]) -> dict:
             select(Attribution.decision_id, Outcome.type, Outcome.value, Attribution.credit)
             .join(Outcome, Outcome.id == Attribution.outcome_id)
             .join(Decision, Decision.id == Attribution.decision_id)
-            .where(
-                Attribution.decision_id.in_(chunk),
-                Outcome.occurred_at <= Decision.window_closes_at,
-            )
-            .order_by(Outcome.occurred_at)
+            .where(credit_filter, Outcome.occurred_at <= Decision.window_closes_at)
+            .order_by(Outcome.occurred_at),
+            params,
         )
         for decision_id, event_type, value, credit in attributed:
             found[decision_id].append((event_type, value, credit))
     return found
+
+
+# PostgreSQL: ``decision_id = ANY(:ids)`` with the batch's ids as one uuid[] parameter.
+_IDS = bindparam("ids", type_=postgresql.ARRAY(Uuid))
+_ANY_DECISION_ID = Outcome.decision_id == any_(_IDS)
+_ANY_ATTRIBUTED_ID = Attribution.decision_id == any_(_IDS)
 
 
 def _lock_key(config_id: uuid.UUID) -> int:
