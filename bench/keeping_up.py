@@ -51,6 +51,7 @@ TARGETS = {
     "holdout, >= 60% of the oracle",
     "stable": "treatment >= 1.2x raw VW defaults and >= 75% of the oracle at 30,000 decisions",
     "new-offer": "the new best offer reaches half of its oracle share within 2,000 decisions",
+    "channels": "auto beats any single fixed channel by >= +20% engagement",
 }
 
 
@@ -83,6 +84,107 @@ def raw_vw(scenario: scenarios.Scenario, raw_seed: int) -> list[float]:
     return expected
 
 
+#: channels: the engine's choice, then each channel fixed, on the same touchpoints.
+CHANNEL_MODES = ("auto", "email", "web", "ads")
+
+
+def http_run(dep, scenario: scenarios.Scenario, args, channel: str | None) -> dict:
+    """One configuration through the REST API on the scenario (``channel``: in
+    ``channels``, a fixed channel instead of auto); prints its progress and drifts."""
+    from web import simulate as sim
+
+    client = dep.client()
+    config_id = sim.create_config(
+        client,
+        holdout=args.holdout,
+        wait_seconds=args.wait_seconds,
+        algorithm=None,
+        scenario=scenario,
+    )
+    _status, config = client.call("GET", f"{API}/{config_id}")
+    print(
+        f"config {config_id} (channel {channel or 'as the scenario sends'}); VW args "
+        f"{vw_arguments(config['settings']['exploration'])}",
+        flush=True,
+    )
+    load0, t0 = loadavg(), time.perf_counter()
+
+    def progress(count, tally):
+        print(
+            f"  {count:>6} decisions  {time.perf_counter() - t0:6.0f}s  treatment "
+            f"{tally.true_rate('treatment'):.2%}  holdout {tally.true_rate('holdout'):.2%}"
+            f" (expected, cumulative)  load {loadavg()}",
+            flush=True,
+        )
+
+    tally = sim.run(
+        dep.url,
+        dep.key,
+        config_id,
+        decisions=args.decisions,
+        clients=args.clients,
+        seed=args.seed,
+        progress=progress,
+        progress_every=max(1000, args.decisions // 10),
+        scenario=scenario,
+        channel=None if channel == "auto" else channel,
+    )
+    elapsed = time.perf_counter() - t0
+    version = sim.wait_for_learning(client, config_id, timeout=5 * args.wait_seconds + 20)
+    _status, activities = client.call(
+        "GET", f"{API}/{config_id}/activities?type=model.drift_detected&page_size=100"
+    )
+    drifts = [a["data"] for a in activities or [] if a["type"] == "model.drift_detected"]
+    load1 = loadavg()
+    print(
+        f"HTTP run: {elapsed:.0f}s ({args.decisions / elapsed:.0f} decisions/s), newest "
+        f"model v{version}, load {load0} -> {load1}"
+    )
+    for data in drifts:
+        print(
+            f"  model.drift_detected: change at {data['change_at']}, detected "
+            f"{data['detected_at']}, reward {data['reference_reward']:.4f} -> "
+            f"{data['recent_reward']:.4f} over {data['recent_decisions']} decisions, "
+            f"retrained on {data['retrained_examples']}"
+        )
+    return {
+        "tally": tally,
+        "config_id": config_id,
+        "seconds": elapsed,
+        "model_version": version,
+        "drifts": drifts,
+        "load": [load0, load1],
+    }
+
+
+def channels_report(scenario: scenarios.Scenario, runs: dict, results: dict) -> None:
+    """Treatment's expected click rate with auto and with each channel fixed."""
+    refs = scenarios.references(scenario)
+    rows = {}
+    print("\n| channel | phase | HPE treatment | HPE holdout | oracle (any channel) | random |")
+    print("|---|---|---|---|---|---|")
+    for mode, run in runs.items():
+        report = scenarios.report(scenario, run["tally"].served, refs)
+        rows[mode] = report["phases"]
+        for phase, row in report["phases"].items():
+            print(
+                f"| {mode} | {phase} | {row['treatment']:.4f} | {row['holdout']:.4f} | "
+                f"{row['oracle']:.4f} | {row['random']:.4f} |"
+            )
+    results["channels"] = rows
+    results["http"] = {m: {k: v for k, v in r.items() if k != "tally"} for m, r in runs.items()}
+    print()
+    for phase in rows["auto"]:
+        auto = rows["auto"][phase]["treatment"]
+        best = max(CHANNEL_MODES[1:], key=lambda m: rows[m][phase]["treatment"])
+        fixed = rows[best][phase]["treatment"]
+        print(
+            f"  {phase:10} auto {auto:.4f} vs the best fixed channel ({best}) {fixed:.4f}: "
+            f"{auto / fixed - 1:+.1%}"
+        )
+    print("\ntarget: auto beats any single fixed channel by >= +20% engagement")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenario", default="shift", choices=scenarios.SCENARIOS)
@@ -99,76 +201,22 @@ def main(argv=None) -> int:
     scenario = scenarios.Scenario.make(args.scenario, args.decisions, seed=args.seed)
     info = print_header(f"keeping up: scenario {args.scenario} over HTTP vs raw VW defaults")
     results: dict = {"machine": info, "args": vars(args)}
-    from web import simulate as sim
 
     with Deployment("keepup") as dep:
         print(f"database {dep.database}, redis db {dep.redis_db}, logs {dep.log_dir}")
         workers, _, threads = args.server.partition(":")
         dep.serve(workers=int(workers), threads=int(threads or 1))
         dep.start_workers(args.workers)
-        client = dep.client()
-        config_id = sim.create_config(
-            client,
-            holdout=args.holdout,
-            wait_seconds=args.wait_seconds,
-            algorithm=None,
-            scenario=scenario,
-        )
-        _status, config = client.call("GET", f"{API}/{config_id}")
-        print(f"config {config_id}; VW args {vw_arguments(config['settings']['exploration'])}")
         print(f"raw VW: {RAW_VW_DEFAULTS}")
         print(f"change at decision {scenario.change_at}; load {loadavg()}", flush=True)
-        load0, t0 = loadavg(), time.perf_counter()
-
-        def progress(count, tally):
-            print(
-                f"  {count:>6} decisions  {time.perf_counter() - t0:6.0f}s  treatment "
-                f"{tally.true_rate('treatment'):.2%}  holdout {tally.true_rate('holdout'):.2%}"
-                f" (expected, cumulative)  load {loadavg()}",
-                flush=True,
-            )
-
-        tally = sim.run(
-            dep.url,
-            dep.key,
-            config_id,
-            decisions=args.decisions,
-            clients=args.clients,
-            seed=args.seed,
-            progress=progress,
-            progress_every=max(1000, args.decisions // 10),
-            scenario=scenario,
-        )
-        elapsed = time.perf_counter() - t0
-        version = sim.wait_for_learning(client, config_id, timeout=5 * args.wait_seconds + 20)
-        _status, activities = client.call(
-            "GET", f"{API}/{config_id}/activities?type=model.drift_detected&page_size=100"
-        )
-        drifts = [a for a in activities or [] if a["type"] == "model.drift_detected"]
-        _status, recs = client.call("GET", f"{API}/{config_id}/recommendations?status=all")
-        load1 = loadavg()
-    print(
-        f"\nHTTP run: {elapsed:.0f}s ({args.decisions / elapsed:.0f} decisions/s), newest "
-        f"model v{version}, load {load0} -> {load1}"
-    )
-    for drift in drifts:
-        data = drift["data"]
-        print(
-            f"  model.drift_detected: change at {data['change_at']}, detected {data['detected_at']}"
-            f", reward {data['reference_reward']:.4f} -> {data['recent_reward']:.4f} over "
-            f"{data['recent_decisions']} decisions, retrained on {data['retrained_examples']}"
-        )
-    kinds = sorted({r["kind"] for r in (recs or {}).get("recommendations", [])})
-    print(f"  recommendations: {kinds}")
-    positions = sorted(s.position for s in tally.served if s.variant == "treatment")
-    results["http"] = {
-        "seconds": elapsed,
-        "model_version": version,
-        "drifts": [d["data"] for d in drifts],
-        "recommendation_kinds": kinds,
-        "load": [load0, load1],
-        "treatment_decisions": len(positions),
-    }
+        if args.scenario == "channels":
+            runs = {mode: http_run(dep, scenario, args, mode) for mode in CHANNEL_MODES}
+            channels_report(scenario, runs, results)
+            dump_json(args.json, results)
+            return 0
+        run = http_run(dep, scenario, args, None)
+    tally = run["tally"]
+    results["http"] = {k: v for k, v in run.items() if k != "tally"}
 
     refs = scenarios.references(scenario)
     report = scenarios.report(scenario, tally.served, refs)

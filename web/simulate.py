@@ -153,6 +153,7 @@ def run(
     progress: Callable[[int, Tally], None] | None = None,
     progress_every: int = 5000,
     scenario: scenarios.Scenario | None = None,
+    channel: str | None = None,
 ) -> Tally:
     """Send ``decisions`` touchpoints through the API from ``clients`` threads.
 
@@ -163,6 +164,8 @@ def run(
         the run (``decisions`` and ``seed`` are then its own). ``new-offer`` adds its offer
         to the configuration (``PATCH``) when the run reaches the change; ``channels``
         lets the engine choose the channel (``"channel": "auto"``).
+    :param channel: in ``channels``, send every decision on this channel instead of
+        ``auto`` (the fixed-channel comparison)
     """
     if scenario is None:
         scenario = scenarios.Scenario.make("stable", decisions, seed=seed)
@@ -193,7 +196,7 @@ def run(
                 f"{BASE}/{config_id}/decisions",
                 {
                     "user_id": touch.user.user_id,
-                    "channel": touch.channel or "auto",
+                    "channel": touch.channel or channel or "auto",
                     "context": touch.context,
                 },
             )
@@ -204,8 +207,8 @@ def run(
             if status != 201:
                 raise RuntimeError(f"decision failed: {status} {body}")
             offer = offers[body["action_id"]]
-            channel = touch.channel or body["channel"]
-            events = scenario.outcomes(touch.user, offer, channel, position, rng)
+            served_on = touch.channel or body["channel"]
+            events = scenario.outcomes(touch.user, offer, served_on, position, rng)
             if events:
                 batch = [{"decision_id": body["decision_id"], **event} for event in events]
                 status, answer = client.call(
@@ -214,8 +217,8 @@ def run(
                 if status != 202:
                     raise RuntimeError(f"outcome failed: {status} {answer}")
             clicked = any(event["type"] == "click" for event in events)
-            truth = scenario.probability(touch.user, offer, channel, position)
-            served = scenarios.Served(position, body["variant"], offer.id, channel, truth)
+            truth = scenario.probability(touch.user, offer, served_on, position)
+            served = scenarios.Served(position, body["variant"], offer.id, served_on, truth)
             with tally.lock:
                 tally.decisions[body["variant"]] += 1
                 tally.engaged[body["variant"]] += clicked

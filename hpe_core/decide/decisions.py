@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from hpe_core.decide import assignment, consent, eligibility, exclusions
 from hpe_core.decide.context_limits import check_context
-from hpe_core.decide.features import ActionCatalog, decision_features
+from hpe_core.decide.features import ActionCatalog, decision_features, pair_features
 from hpe_core.decide.guardrails import (
     REFRESH_SECONDS,
     Usage,
@@ -63,6 +63,9 @@ class DecisionRequest:
         insert with the same id fails on the primary key
     :param deferred: log it as ``deferred`` (:data:`DEFERRED_UNTIL`): neither counted nor
         learned until the caller activates it
+    :param channels: with ``channel`` :data:`AUTO`, the channels the engine may choose
+        among (empty: all of the configuration's); the engine then chooses the (action,
+        channel) pair
     """
 
     user_id: str
@@ -71,6 +74,12 @@ class DecisionRequest:
     candidates: list[str] | None = None
     decision_id: uuid.UUID | None = None
     deferred: bool = False
+    channels: tuple[str, ...] = ()
+
+
+#: ``channel`` of a request that lets the engine choose the channel (``"channel": "auto"``,
+#: or a list of allowed channels).
+AUTO = "auto"
 
 
 #: The reward window of a deferred decision: it never closes, so the decision is never
@@ -85,6 +94,9 @@ class _Refused(Exception):
         self.reason = reason
 
 
+_REASON_ORDER = list(NoDecisionReason)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Choice:
     """What the policy step chose, for the log."""
@@ -95,6 +107,8 @@ class _Choice:
     features: str
     model_version: int
     model_action_id: str
+    #: The channel of each eligible entry when the engine chooses the channel, else None.
+    channels: list[str] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,15 +213,15 @@ class DecisionEngine:
         """
         now = now or utcnow()
         snap = self.snapshot(session, principal, config_id)
-        client_access.check_decision(snap.settings, principal, request.channel)
+        for channel in _requested_channels(snap, request):
+            client_access.check_decision(snap.settings, principal, channel)
         _check_decidable(snap, request)
         try:
-            eligible = _eligibility(session, snap, request, now)
-            eligible, usage = self._guardrails(session, snap, request, eligible, now)
-            variant, eligible = _assignment(snap, request, eligible, usage)
+            eligible, channels, usage = self._candidates(session, snap, request, now)
+            variant, eligible, channels = _assignment(snap, request, eligible, usage, channels)
         except _Refused as refused:
             return NoDecision(refused.reason)
-        choice = self._choose(snap, request, variant, eligible)
+        choice = self._choose(snap, request, variant, eligible, channels)
         return self._log(session, snap, request, variant, eligible, choice, usage, now)
 
     def try_out(
@@ -229,30 +243,65 @@ class DecisionEngine:
         """
         now = now or utcnow()
         snap = self.snapshot(session, principal, config_id)
-        client_access.check_decision(snap.settings, principal, request.channel)
+        for channel in _requested_channels(snap, request):
+            client_access.check_decision(snap.settings, principal, channel)
         _check_decidable(snap, request)
+        # Why an action is out is said per channel: not for a request on several channels.
+        explain = request.channel != AUTO
         usage = None
         try:
-            eligible = _eligibility(session, snap, request, now)
-            eligible, usage = self._guardrails(session, snap, request, eligible, now, log=False)
-            variant, eligible = _assignment(snap, request, eligible, usage)
+            eligible, channels, usage = self._candidates(session, snap, request, now, log=False)
+            variant, eligible, channels = _assignment(snap, request, eligible, usage, channels)
         except _Refused as refused:
-            return DryRun(NoDecision(refused.reason), exclusions.explain(snap.settings, request))
-        choice = self._choose(snap, request, variant, eligible)
-        chosen = eligible[choice.index]
-        decision = Decision(
-            decision_id=None,
-            action=snap.action(chosen),
-            probability=choice.probabilities[choice.index],
-            variant=variant,
-            policy=choice.policy,
-            model_version=choice.model_version,
-            eligible=tuple(eligible),
-            probabilities=tuple(choice.probabilities),
-        )
-        return DryRun(decision, exclusions.explain(snap.settings, request, kept=eligible))
+            excluded = exclusions.explain(snap.settings, request) if explain else {}
+            return DryRun(NoDecision(refused.reason), excluded)
+        choice = self._choose(snap, request, variant, eligible, channels)
+        decision = _result(None, snap, request, variant, eligible, choice)
+        excluded = exclusions.explain(snap.settings, request, kept=eligible) if explain else {}
+        return DryRun(decision, excluded)
 
     # --- the steps ---------------------------------------------------------------------
+
+    def _candidates(
+        self,
+        session: Session,
+        snap: ConfigSnapshot,
+        request: DecisionRequest,
+        now: dt.datetime,
+        *,
+        log: bool = True,
+    ) -> tuple[list[str], list[str] | None, Usage | None]:
+        """Eligibility and guardrails: the eligible actions, and their channels when the
+        engine chooses the channel (each allowed channel checked on its own: consent,
+        exclusions, frequency caps and the budget apply per channel).
+
+        :returns: ``(action ids, channel of each or None, cached counts)``
+        :raises _Refused: nothing is left; on several channels, the reason of the channel
+            that got furthest through the steps
+        """
+        if request.channel != AUTO:
+            eligible = _eligibility(session, snap, request, now)
+            eligible, usage = self._guardrails(session, snap, request, eligible, now, log=log)
+            return eligible, None, usage
+        actions: list[str] = []
+        channels: list[str] = []
+        usage, reasons = None, []
+        for channel in _requested_channels(snap, request):
+            on_channel = dataclasses.replace(request, channel=channel, channels=())
+            try:
+                eligible = _eligibility(session, snap, on_channel, now)
+                eligible, counts = self._guardrails(
+                    session, snap, on_channel, eligible, now, log=log
+                )
+            except _Refused as refused:
+                reasons.append(refused.reason)
+                continue
+            usage = usage or counts
+            actions += eligible
+            channels += [channel] * len(eligible)
+        if not actions:
+            raise _Refused(max(reasons, key=_REASON_ORDER.index))
+        return actions, channels, usage
 
     def _guardrails(
         self,
@@ -289,13 +338,27 @@ class DecisionEngine:
         return eligible, usage
 
     def _choose(
-        self, snap: ConfigSnapshot, request: DecisionRequest, variant: Variant, eligible: list[str]
+        self,
+        snap: ConfigSnapshot,
+        request: DecisionRequest,
+        variant: Variant,
+        eligible: list[str],
+        channels: list[str] | None = None,
     ) -> _Choice:
         """The policy: the model scores every decision (apprentice mode reports agreement);
-        it serves treatment unless the automation level is manual, else the baseline does."""
+        it serves treatment unless the automation level is manual, else the baseline does.
+
+        :param channels: the channel of each eligible entry when the engine chooses the
+            channel: each (action, channel) pair is scored as that action on that channel
+        """
         model = self.models.get(snap.id, snap.vw_args)
-        features = decision_features(request.channel, request.context)
-        scores = model.learner.predict(features, snap.catalog.lines(eligible))
+        if channels is None:
+            features = decision_features(request.channel, request.context)
+            lines = snap.catalog.lines(eligible)
+        else:
+            features = pair_features(request.context)
+            lines = [snap.catalog.pair_line(a, c) for a, c in zip(eligible, channels, strict=True)]
+        scores = model.learner.predict(features, lines)
         model_action = eligible[max(range(len(eligible)), key=scores.__getitem__)]
         settings = snap.settings
         if variant == Variant.TREATMENT and settings.automation != AutomationLevel.MANUAL:
@@ -313,6 +376,7 @@ class DecisionEngine:
             features=features,
             model_version=model.version,
             model_action_id=model_action,
+            channels=channels,
         )
 
     def _log(
@@ -329,6 +393,7 @@ class DecisionEngine:
         """The durable log: one INSERT, then this process's share and budget counts."""
         decision_id = request.decision_id or uuid.uuid4()
         chosen = eligible[choice.index]
+        channel = request.channel if choice.channels is None else choice.channels[choice.index]
         if request.deferred:
             source, window_closes_at = DecisionSource.DEFERRED, DEFERRED_UNTIL
         else:
@@ -343,7 +408,7 @@ class DecisionEngine:
                     "workspace_id": snap.workspace_id,
                     "config_id": snap.id,
                     "user_id": request.user_id,
-                    "channel": request.channel,
+                    "channel": channel,
                     "context": dict(request.context),
                     "features": choice.features,
                     "eligible": eligible,
@@ -357,22 +422,14 @@ class DecisionEngine:
                     "source": source,
                     "created_at": now,
                     "window_closes_at": window_closes_at,
+                    "eligible_channels": choice.channels,
                 }
             ],
         )
         # A deferred decision spends nothing until activated (the counts read live ones).
         if usage is not None and not request.deferred:
-            self.usage.note(snap.id, chosen, self._cost(snap, chosen, request.channel), now)
-        return Decision(
-            decision_id=decision_id,
-            action=snap.action(chosen),
-            probability=choice.probabilities[choice.index],
-            variant=variant,
-            policy=choice.policy,
-            model_version=choice.model_version,
-            eligible=tuple(eligible),
-            probabilities=tuple(choice.probabilities),
-        )
+            self.usage.note(snap.id, chosen, self._cost(snap, chosen, channel), now)
+        return _result(decision_id, snap, request, variant, eligible, choice)
 
     # --- helpers -----------------------------------------------------------------------
 
@@ -422,6 +479,30 @@ class DecisionEngine:
         return len(probabilities) - 1  # rounding: the sum may fall just short of 1
 
 
+def _result(
+    decision_id: uuid.UUID | None,
+    snap: ConfigSnapshot,
+    request: DecisionRequest,
+    variant: Variant,
+    eligible: list[str],
+    choice: _Choice,
+) -> Decision:
+    """The decision the policy's choice makes (logged, or a dry run's with no id)."""
+    pairs = choice.channels
+    return Decision(
+        decision_id=decision_id,
+        action=snap.action(eligible[choice.index]),
+        probability=choice.probabilities[choice.index],
+        variant=variant,
+        policy=choice.policy,
+        model_version=choice.model_version,
+        eligible=tuple(eligible),
+        probabilities=tuple(choice.probabilities),
+        channel=request.channel if pairs is None else pairs[choice.index],
+        eligible_channels=None if pairs is None else tuple(pairs),
+    )
+
+
 def _check_decidable(snap: ConfigSnapshot, request: DecisionRequest) -> None:
     """Refuse a stopped configuration, then a request that does not fit its settings.
 
@@ -432,9 +513,12 @@ def _check_decidable(snap: ConfigSnapshot, request: DecisionRequest) -> None:
         raise Conflict(f"Configuration {snap.id} is {snap.status}: no decisions are made.")
     errors = {}
     channels = snap.settings.channels
-    if request.channel not in channels:
+    unknown = [c for c in _requested_channels(snap, request) if c not in channels]
+    if unknown:
         listed = ", ".join(channels)
-        errors["channel"] = [f"Not a channel of this configuration: use one of {listed}."]
+        errors["channel"] = [
+            f"Not a channel of this configuration: use one of {listed}, or {AUTO}."
+        ]
     if request.candidates is not None:
         actions = snap.settings.actions_by_id
         unknown = [c for c in request.candidates if c not in actions]
@@ -473,9 +557,14 @@ def _eligibility(
 
 
 def _assignment(
-    snap: ConfigSnapshot, request: DecisionRequest, eligible: list[str], usage: Usage | None
-) -> tuple[Variant, list[str]]:
-    """Treatment or the holdout; treatment then loses the actions over their share.
+    snap: ConfigSnapshot,
+    request: DecisionRequest,
+    eligible: list[str],
+    usage: Usage | None,
+    channels: list[str] | None = None,
+) -> tuple[Variant, list[str], list[str] | None]:
+    """Treatment or the holdout; treatment then loses the actions over their share (on
+    every channel, when the engine chooses the channel).
 
     :raises _Refused: ``max_action_share`` (treatment only)
     """
@@ -485,10 +574,20 @@ def _assignment(
     if variant == Variant.TREATMENT and max_share is not None:
         # The holdout is the control: its baseline keeps every action.
         capped = over_share(usage.counts, max_share)
-        eligible = [a for a in eligible if a not in capped]
-        if not eligible:
+        kept = [i for i, a in enumerate(eligible) if a not in capped]
+        if not kept:
             raise _Refused(NoDecisionReason.MAX_ACTION_SHARE)
-    return variant, eligible
+        eligible = [eligible[i] for i in kept]
+        channels = None if channels is None else [channels[i] for i in kept]
+    return variant, eligible, channels
+
+
+def _requested_channels(snap: ConfigSnapshot, request: DecisionRequest) -> tuple[str, ...]:
+    """The channels a request may be decided on: its channel, or with :data:`AUTO` the
+    ones it allows (all of the configuration's when it names none)."""
+    if request.channel != AUTO:
+        return (request.channel,)
+    return request.channels or tuple(snap.settings.channels)
 
 
 def baseline_probabilities(holdout: Holdout, eligible: list[str]) -> list[float]:
@@ -500,7 +599,10 @@ def baseline_probabilities(holdout: Holdout, eligible: list[str]) -> list[float]
     """
     fixed = holdout.baseline_action
     if fixed is not None and fixed in eligible:
-        return [1.0 if a == fixed else 0.0 for a in eligible]
+        # On several channels the fixed action may be eligible on more than one: it goes
+        # out on one of them at random.
+        share = 1.0 / eligible.count(fixed)
+        return [share if a == fixed else 0.0 for a in eligible]
     # Random baseline (or the fixed action is not eligible here): uniform, so its
     # propensities are known and its decisions are good training data.
     return [1.0 / len(eligible)] * len(eligible)
@@ -537,11 +639,17 @@ def parse_request(body: Mapping) -> DecisionRequest:
     user_id = body["user_id"]
     if not user_id or len(user_id) > MAX_USER_ID_LENGTH:
         raise InvalidInput("Invalid user_id.", {"user_id": [f"1-{MAX_USER_ID_LENGTH} characters."]})
+    channel = body["channel"]
+    channels: tuple[str, ...] = ()
+    if isinstance(channel, list | tuple):
+        # A list of allowed channels: the engine chooses among them.
+        channel, channels = AUTO, tuple(dict.fromkeys(channel))
     context = body.get("context") or {}
     check_context(context)
     return DecisionRequest(
         user_id=user_id,
-        channel=body["channel"],
+        channel=channel,
         context=context,
         candidates=body.get("candidates"),
+        channels=channels,
     )

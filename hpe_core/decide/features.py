@@ -177,16 +177,19 @@ class ActionCatalog:
 
     def pair_line(self, action_id: str, channel: str) -> str:
         """The line of one (action, channel) entry of a decision whose channel the engine
-        chooses: the action's line plus ``channel=<channel>`` in the context namespace.
+        chooses: the action's line plus ``channel=<channel>`` twice, in both namespaces.
 
-        VW adds the shared line's features to every action line, so the entry scores
-        exactly as the action does on a decision made on that channel
-        (:func:`decision_features` puts ``channel=`` in the shared line): what the model
-        learned from decisions on a fixed channel carries over, and the other way round.
+        In the context namespace it scores as on a decision made on that channel (VW adds
+        the shared line's features to every action line, and :func:`decision_features`
+        puts ``channel=`` in the shared line), so what the model learned from decisions on
+        a fixed channel carries over: each channel's base rate and each offer's fit to a
+        channel. In the action namespace it is crossed with the context (``-q ca``): what
+        *this person* responds on, which no fixed-channel decision can learn.
 
         :raises KeyError: for an unknown action id
         """
-        return f"{self._lines[action_id]} |{CONTEXT_NAMESPACE} channel={_escape_value(channel)}"
+        value = _escape_value(channel)
+        return f"{self._lines[action_id]} channel={value} |{CONTEXT_NAMESPACE} channel={value}"
 
     def lines(self, action_ids: Iterable[str] | None = None) -> list[str]:
         """Return the cached lines of the given actions (all of them by default), in order.

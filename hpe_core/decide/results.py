@@ -47,6 +47,7 @@ class RankedAction:
 
 
 _PROBABILITY = itemgetter(1)
+_THIRD = itemgetter(2)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -69,6 +70,11 @@ class Decision:
     model_version: int
     eligible: tuple[str, ...]
     probabilities: tuple[float, ...]
+    #: The channel it was decided on (the engine's choice for ``"channel": "auto"``).
+    channel: str | None = None
+    #: When the engine chose the channel: the channel of each ``eligible`` entry (an
+    #: action appears once per channel it was eligible on); None otherwise.
+    eligible_channels: tuple[str, ...] | None = None
 
     @property
     def action_id(self) -> str:
@@ -78,6 +84,17 @@ class Decision:
     def ranking(self) -> tuple[RankedAction, ...]:
         """Every eligible action with its probability, most likely first."""
         return tuple(RankedAction(a, p) for a, p in self.ranked_pairs())
+
+    def ranked_channels(self) -> list[tuple[str, str, float]]:
+        """``(action_id, channel, probability)`` most likely first, when the engine chose
+        the channel (empty otherwise)."""
+        if self.eligible_channels is None:
+            return []
+        return sorted(
+            zip(self.eligible, self.eligible_channels, self.probabilities, strict=True),
+            key=_THIRD,
+            reverse=True,
+        )
 
     def ranked_pairs(self) -> list[tuple[str, float]]:
         """``(action_id, probability)`` most likely first; ties keep the scoring order.

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import pluggy
 from sqlalchemy.orm import Session
 
-from hpe_core.decide.decisions import DecisionEngine, DecisionRequest
+from hpe_core.decide.decisions import AUTO, DecisionEngine, DecisionRequest
 from hpe_core.decide.results import Decision, NoDecision
 from hpe_core.deliver import delivery
 from hpe_core.deliver.channels import Connector
@@ -116,18 +116,27 @@ def response(result: Decision | NoDecision) -> dict:
             "action": None,
             "probability": None,
             "variant": None,
+            "channel": None,
             "model_version": None,
             "ranking": [],
             "reason": result.reason,
         }
+    if result.eligible_channels is not None:
+        # The engine chose the channel: each entry of the ranking is an (action, channel).
+        ranking = [
+            {"action_id": a, "channel": c, "probability": p} for a, c, p in result.ranked_channels()
+        ]
+    else:
+        ranking = [{"action_id": a, "probability": p} for a, p in result.ranked_pairs()]
     return {
         "decision_id": result.decision_id,
         "action_id": result.action_id,
         "action": result.action.document,
         "probability": result.probability,
         "variant": result.variant,
+        "channel": result.channel,
         "model_version": result.model_version,
-        "ranking": [{"action_id": a, "probability": p} for a, p in result.ranked_pairs()],
+        "ranking": ranking,
     }
 
 
@@ -165,7 +174,10 @@ def check_deliver(
         return
     if principal.kind != KeyKind.SECRET:
         raise Forbidden("A publishable key cannot request delivery: use a secret key.")
-    if request.channel not in channels:
+    # With "auto" (the configuration's channels, all provided by plugins) or a list, each
+    # channel the engine may choose must be deliverable.
+    wanted = request.channels if request.channel == AUTO else (request.channel,)
+    if any(channel not in channels for channel in wanted):
         raise InvalidInput(
             "No installed plugin delivers on this channel.",
             {"channel": ["No connector for this channel."]},
@@ -224,7 +236,7 @@ def answer(
         workspace_id=principal.workspace_id,
         config_id=config_id,
         decision_id=result.decision_id,
-        channel=request.channel,
+        channel=result.channel or request.channel,
         user_id=request.user_id,
         action_id=result.action_id,
         recipient=deliver.recipient,
@@ -257,7 +269,7 @@ def after_commit(
             parts.pm.hook.hpe_on_decision,
             workspace_id=principal.workspace_id,
             config_id=config_id,
-            channel=item.request.channel,
+            channel=item.decision.get("channel") or item.request.channel,
             user_id=item.request.user_id,
             decision=item.decision,
         )

@@ -26,6 +26,7 @@ DECISION_KEYS = {
     "action",
     "probability",
     "variant",
+    "channel",  # additive (issue 17): the channel decided on (the engine's, with "auto")
     "model_version",
     "ranking",
     "outcome_token",  # additive (issue 15): what lets a web page report its outcomes

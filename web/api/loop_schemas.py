@@ -41,13 +41,51 @@ def _utc_representable(value: dt.datetime) -> None:
         raise ValidationError("Out of range once converted to UTC.") from exc
 
 
+class _ChannelChoice(fields.Field):
+    """A channel name, ``"auto"`` (the engine chooses among the configuration's channels)
+    or a list of the channels it may choose among."""
+
+    def __init__(self, **kwargs):
+        super().__init__(
+            metadata={
+                "description": "The touchpoint's channel; `auto` to let the engine choose "
+                "the channel and the offer (among the configuration's channels), or a list "
+                "of the channels it may choose among. The answer's `channel` says which.",
+                "oneOf": [
+                    {"type": "string", "minLength": 1, "maxLength": 64},
+                    {
+                        "type": "array",
+                        "items": {"type": "string", "minLength": 1, "maxLength": 64},
+                        "minItems": 1,
+                        "maxItems": 50,
+                    },
+                ],
+                "example": "email",
+            },
+            **kwargs,
+        )
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str) and 1 <= len(value) <= 64:
+            return value
+        if (
+            isinstance(value, list)
+            and 1 <= len(value) <= 50
+            and all(isinstance(item, str) and 1 <= len(item) <= 64 for item in value)
+        ):
+            return value
+        raise ValidationError(
+            'A channel name (1-64 characters), "auto", or a list of 1-50 channel names.'
+        )
+
+
 class DecisionRequestSchema(HpeSchema):
     user_id = fields.String(
         required=True,
         validate=[validate.Length(1, MAX_USER_ID_LENGTH), _storable_text],
         metadata={"description": "Your id for the person; hashed for assignment, never a feature."},
     )
-    channel = fields.String(required=True, validate=validate.Length(1, 64))
+    channel = _ChannelChoice(required=True)
     context = fields.Dict(
         keys=fields.String(),
         load_default=dict,
@@ -68,6 +106,9 @@ class DecisionRequestSchema(HpeSchema):
 class RankedActionSchema(Schema):
     action_id = fields.String()
     probability = fields.Float()
+    channel = fields.String(
+        metadata={"description": "Only when the engine chose the channel: this entry's"}
+    )
 
 
 class DecisionSchema(Schema):
@@ -76,6 +117,13 @@ class DecisionSchema(Schema):
     action = fields.Dict(allow_none=True)
     probability = fields.Float(allow_none=True)
     variant = fields.String(allow_none=True, metadata={"description": "treatment or holdout"})
+    channel = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "The channel decided on: the request's, or the engine's choice "
+            'for `"channel": "auto"` (or a list)'
+        },
+    )
     model_version = fields.Integer(allow_none=True)
     ranking = fields.List(fields.Nested(RankedActionSchema))
     reason = fields.String(
