@@ -54,6 +54,7 @@ from hpe_core.measure.day_counts import (
     empty_counts,
     split_of,
 )
+from hpe_core.measure.exact import ExactSum
 from hpe_core.results import NO_SEGMENT, OTHER_SEGMENTS
 from hpe_core.store.days import created_between, day_start
 from hpe_core.store.models import Attribution, Config, Decision, Outcome
@@ -67,6 +68,8 @@ DOCUMENT_VERSION = 3
 WORK_MEM = "64MB"
 #: Live decisions (the experiment), as the plain string compared once per row.
 _LIVE = DecisionSource.LIVE.value
+#: Decision ids per IN list (:func:`outcome_rows_of`).
+_IDS_PER_QUERY = 1000
 
 
 # --- Settings the documents depend on -------------------------------------------------------
@@ -125,11 +128,11 @@ class _Group(NamedTuple):
 @dataclasses.dataclass(slots=True)
 class Decided:
     """The decision-side counts of one group (a row of :func:`decided`, or several added
-    up: one per hour). ``rewards`` holds each row's sum of rewards, added with ``fsum``."""
+    up: one per hour). ``reward`` adds each row's sum of rewards exactly."""
 
     decisions: int = 0
     engaged_by_reward: int = 0
-    rewards: list[float] = dataclasses.field(default_factory=list)
+    reward: ExactSum = dataclasses.field(default_factory=ExactSum)
     baseline: int = 0
     agreements: int = 0
 
@@ -142,12 +145,20 @@ class Decided:
             int(row.agreements or 0),
         )
 
-    def add(self, decisions, engaged_by_reward, reward, baseline, agreements) -> None:
+    def add(self, decisions, engaged_by_reward, reward: float, baseline, agreements) -> None:
         self.decisions += decisions
         self.engaged_by_reward += engaged_by_reward
-        self.rewards.append(reward)
+        self.reward.add_float(reward)
         self.baseline += baseline
         self.agreements += agreements
+
+    def merge(self, other: Decided) -> None:
+        """Add another group's counts (a stored hour's)."""
+        self.decisions += other.decisions
+        self.engaged_by_reward += other.engaged_by_reward
+        self.reward.add(other.reward)
+        self.baseline += other.baseline
+        self.agreements += other.agreements
 
 
 @dataclasses.dataclass(slots=True)
@@ -311,15 +322,31 @@ def written_since(first_day: dt.date) -> dt.datetime | None:
 
 
 @dataclasses.dataclass(slots=True)
-class _Engagement:
-    """A group's decisions with outcomes: how many engaged, and each one's revenue."""
+class Engagement:
+    """A group's decisions with outcomes: how many engaged, and the exact sums of their
+    revenues and of their revenues squared (each decision's revenue rounded once)."""
 
     engaged: int = 0
-    revenues: list[float] = dataclasses.field(default_factory=list)
-    squares: list[float] = dataclasses.field(default_factory=list)
+    revenue: ExactSum = dataclasses.field(default_factory=ExactSum)
+    revenue_sq: ExactSum = dataclasses.field(default_factory=ExactSum)
+
+    def add_decision(self, engaged: bool, revenue: float, sign: int = 1) -> None:
+        """Add one decision (``sign`` -1: take it away)."""
+        self.engaged += sign * bool(engaged)
+        if sign > 0:
+            self.revenue.add_float(revenue)
+            self.revenue_sq.add_float(revenue * revenue)
+        else:
+            self.revenue.sub_float(revenue)
+            self.revenue_sq.sub_float(revenue * revenue)
+
+    def merge(self, other: Engagement) -> None:
+        self.engaged += other.engaged
+        self.revenue.add(other.revenue)
+        self.revenue_sq.add(other.revenue_sq)
 
 
-_NO_ENGAGEMENT = _Engagement()
+_NO_ENGAGEMENT = Engagement()
 
 
 def outcome_rows(
@@ -374,6 +401,27 @@ def recent_rows(
         None,
         settings,
     )
+
+
+def outcome_rows_of(
+    session: Session, keys, config_id, decision_ids: Sequence, settings: Settings
+) -> tuple[list, list]:
+    """The rows of :func:`outcome_rows` of these decisions (all of them), looked up by
+    decision id: for the few decisions a read corrects. No range on decisions either:
+    the way in is the outcomes' and attributions' decision index, then primary keys."""
+    direct: list = []
+    attributed: list = []
+    connection = session.connection()
+    positive = rewards.positive_types(settings.reward) or ["__none__"]
+    value_events = list(settings.reward.value_events) or ["__none__"]
+    mine = [Decision.config_id == config_id]
+    for start in range(0, len(decision_ids), _IDS_PER_QUERY):
+        chunk = list(decision_ids[start : start + _IDS_PER_QUERY])
+        received = [Outcome.config_id == config_id, Outcome.decision_id.in_(chunk)]
+        credited = [Attribution.config_id == config_id, Attribution.decision_id.in_(chunk)]
+        direct += _direct_outcomes(connection, keys, mine, received, positive, value_events)
+        attributed += _attributed_credit(connection, keys, mine, credited, positive, value_events)
+    return direct, attributed
 
 
 def _outcome_rows(connection, keys, decisions, config_id, since, until, settings) -> tuple:
@@ -466,35 +514,37 @@ def as_date(value) -> dt.date:
 
 
 class Engagements:
-    """The decisions' records added up per group: how many engaged, each one's revenue
-    (and its square), and the live decisions' outcome parts per day, variant and type."""
+    """The decisions' records added up per group (:class:`Engagement`), and the live
+    decisions' outcomes per day, variant and type (exact sums)."""
 
     def __init__(self) -> None:
-        self.per_group: dict[GroupKey, _Engagement] = {}
-        self.outcome_types: dict[tuple, list[float]] = defaultdict(list)
+        self.per_group: dict[GroupKey, Engagement] = {}
+        self.outcome_types: dict[tuple, ExactSum] = {}
 
-    def add(self, record: DecisionRecord) -> None:
-        self.add_parts(record.key, record.engaged, record.revenue_parts, record.types)
+    def group(self, key: GroupKey) -> Engagement:
+        found = self.per_group.get(key)
+        if found is None:
+            found = self.per_group[key] = Engagement()
+        return found
 
-    def add_parts(
-        self,
-        key: GroupKey,
-        engaged,
-        revenue_parts: Sequence[float],
-        types: Mapping[str, Sequence[float]],
-    ) -> None:
-        """Add one decision (its record's fields, as a stored hour holds them)."""
-        total = self.per_group.get(key)
-        if total is None:
-            total = self.per_group[key] = _Engagement()
-        total.engaged += bool(engaged)
-        # fsum: exact whatever the parts' order (one part is itself).
-        revenue = float(revenue_parts[0]) if len(revenue_parts) == 1 else math.fsum(revenue_parts)
-        total.revenues.append(revenue)
-        total.squares.append(revenue * revenue)
+    def outcome_type(self, key: tuple) -> ExactSum:
+        found = self.outcome_types.get(key)
+        if found is None:
+            found = self.outcome_types[key] = ExactSum()
+        return found
+
+    def add(self, record: DecisionRecord, *, sign: int = 1) -> None:
+        """Add one decision's record (``sign`` -1: take it away)."""
+        key = record.key
+        self.group(key).add_decision(record.engaged, record.revenue, sign)
         if key.source == _LIVE:
-            for type_, parts in types.items():
-                self.outcome_types[(key.day, key.variant, type_)].extend(parts)
+            for type_, parts in record.types.items():
+                total = self.outcome_type((key.day, key.variant, type_))
+                for part in parts:
+                    if sign > 0:
+                        total.add_float(part)
+                    else:
+                        total.sub_float(part)
 
 
 def build_documents(
@@ -519,22 +569,23 @@ def build_documents(
     ]
     days = _documents(groups, digest)
     whole = {}
-    for key, parts in engagements.outcome_types.items():
-        n = math.fsum(parts)
+    for key, total in engagements.outcome_types.items():
+        n = total.value()
         whole[key] = int(n) if n.is_integer() else n
     _count_outcome_types(days, whole)
     return days
 
 
-def _group(key: GroupKey, found: Decided, engagement: _Engagement, cost_of) -> _Group:
+def _group(key: GroupKey, found: Decided, engagement: Engagement, cost_of) -> _Group:
     """One group of decisions and its counts ``C``."""
     counts = {
         "decisions": found.decisions,
         "engagements": engagement.engaged + found.engaged_by_reward,
-        "reward": math.fsum(found.rewards),
-        # fsum: exact whatever the rows' order, so a recomputed day is identical.
-        "revenue": math.fsum(engagement.revenues),
-        "revenue_sq": math.fsum(engagement.squares),
+        # Exact sums rounded once (as fsum would): whatever the rows' order, or the hours
+        # they were added up by, a recomputed day is identical.
+        "reward": found.reward.value(),
+        "revenue": engagement.revenue.value(),
+        "revenue_sq": engagement.revenue_sq.value(),
         "cost": cost_of(key.action_id, key.channel) * found.decisions,
         "baseline_decisions": found.baseline,
         "model_agreements": found.agreements,

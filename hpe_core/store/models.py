@@ -713,6 +713,19 @@ class MetricsHour(Base):
     computed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
+class MetricsHoursSum(Base):
+    """The sum of one configuration's stored hours of a day (yesterday or today), with
+    each hour's cut: what a read of that day starts from (``hpe_core.measure.hours``,
+    migration 0015)."""
+
+    __tablename__ = PREFIX + "metrics_hours_sums"
+
+    config_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(Config.id), primary_key=True)
+    date: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    counts: Mapped[dict] = mapped_column(JsonDocument)
+    computed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
 class StaleMetricsHour(Base):
     """An hour of yesterday or today whose stored partial no longer matches the decision
     log (learning, a Personalizer reward or activation, attribution changed a decision of

@@ -12,7 +12,13 @@ import sqlalchemy as sa
 from hpe_core.learn import attribution, imports, learning
 from hpe_core.measure import hours, rollups
 from hpe_core.store import stale_days
-from hpe_core.store.models import Decision, MetricsHour, Outcome, StaleMetricsHour
+from hpe_core.store.models import (
+    Decision,
+    MetricsHour,
+    MetricsHoursSum,
+    Outcome,
+    StaleMetricsHour,
+)
 from hpe_core.tenancy import configs, workspaces
 from hpe_core.tenancy.workspaces import Principal
 from tests.core.measure.test_rollups import (
@@ -106,15 +112,13 @@ def _live(session, config) -> dict:
 
 def _usable_hours(session, config) -> set:
     """The stored hours a read would use now."""
-    rows = session.execute(
-        sa.select(MetricsHour.hour, MetricsHour.computed_at, MetricsHour.counts)
-    ).all()
-    return set(hours._usable(session, config, rows, [YESTERDAY, TODAY], CHANNEL_COSTS, None))
+    return set(hours.stored_hours(session, config, [YESTERDAY, TODAY], channel_costs=CHANNEL_COSTS))
 
 
 def test_refresh_stores_the_settled_hours_of_yesterday_and_today(session, config):
     """At 15:00 the hours up to 14:00 are settled: yesterday's 24 and today's 14 are
-    stored, empty ones too; the open hour and the one before it are not."""
+    stored, empty ones too, and each day's sum with every hour's cut; the open hour and
+    the one before it are not."""
     _traffic(session, config)
     _refresh(session, config)
     stored = {row.hour: row for row in session.scalars(sa.select(MetricsHour))}
@@ -122,9 +126,16 @@ def test_refresh_stores_the_settled_hours_of_yesterday_and_today(session, config
     assert len(stored) == 24 + 14
     assert stored[_at(TODAY, 5)].counts["groups"] == []
     three = stored[_at(TODAY, 3)].counts
-    assert sum(group[5] for group in three["groups"]) == 4
-    assert len(three["decisions"]) == 2  # the click-and-conversion decision, the credited one
+    assert sum(group[5] for group in three["groups"]) == 4  # decisions
+    assert sum(group[10] for group in three["groups"]) == 2  # engaged: a click, a credit
     assert all(row.computed_at == NOW for row in stored.values())
+    sums = {row.date: row.counts for row in session.scalars(sa.select(MetricsHoursSum))}
+    assert set(sums) == {YESTERDAY, TODAY}
+    assert len(sums[YESTERDAY]["cuts"]) == 24 and len(sums[TODAY]["cuts"]) == 14
+    cut = (NOW - hours.SETTLE).isoformat()
+    assert set(sums[TODAY]["cuts"].values()) == {cut}
+    # Today: four decisions at 0, 3, 9 and 13 h and the import at 2 h; 14 h is not settled.
+    assert sum(group[5] for group in sums[TODAY]["groups"]) == 4 * 4 + 1
 
 
 def test_a_read_from_stored_hours_equals_the_whole_day_computed_live(session, config):
@@ -135,19 +146,20 @@ def test_a_read_from_stored_hours_equals_the_whole_day_computed_live(session, co
     _refresh(session, config)
     assert _read(session, config) == _live(session, config)
     assert len(_usable_hours(session, config)) == 38
-    # Tamper with a stored hour: the read shows it, so it came from storage.
-    row = session.get(MetricsHour, (config.id, _at(TODAY, 9)))
+    # Tamper with today's stored sum: the read shows it, so it came from storage.
+    row = session.get(MetricsHoursSum, (config.id, TODAY))
     counts = {**row.counts, "groups": [[*g[:5], g[5] + 100, *g[6:]] for g in row.counts["groups"]]}
     session.execute(
-        sa.update(MetricsHour)
-        .where(MetricsHour.config_id == config.id, MetricsHour.hour == _at(TODAY, 9))
+        sa.update(MetricsHoursSum)
+        .where(MetricsHoursSum.config_id == config.id, MetricsHoursSum.date == TODAY)
         .values(counts=counts)
     )
     session.commit()
     read = _read(session, config)
     live = _live(session, config)
+    live_groups = sum(group[3] == "live" for group in counts["groups"])
     assert read[TODAY]["sources"]["live"]["decisions"] == (
-        live[TODAY]["sources"]["live"]["decisions"] + 100 * len(counts["groups"])
+        live[TODAY]["sources"]["live"]["decisions"] + 100 * live_groups
     )
     assert read[YESTERDAY] == live[YESTERDAY]
 
@@ -163,10 +175,8 @@ def test_late_outcomes_for_a_stored_hour_count_at_once(session, config):
     )
     session.commit()
     _refresh(session, config)
-    assert (
-        str(made[(TODAY, 13, 0)])
-        not in (session.get(MetricsHour, (config.id, _at(TODAY, 13))).counts["decisions"])
-    )
+    thirteen = session.get(MetricsHour, (config.id, _at(TODAY, 13))).counts
+    assert sum(group[10] for group in thirteen["groups"]) == 0
     later = NOW + dt.timedelta(minutes=3)
     _outcome(session, config, made[(TODAY, 0, 1)], "click", received_at=later)
     _outcome(session, config, made[(TODAY, 3, 0)], "conversion", 60.0, received_at=later)
@@ -295,13 +305,16 @@ def test_an_import_into_today_is_read_at_once(session, config):
 
 
 def test_other_settings_make_stored_hours_unusable(session, config):
-    """Hours stored with other channel costs are not used; the next pass redoes them."""
+    """Hours stored with other channel costs are not used (the days are computed whole);
+    the next pass redoes them."""
     _traffic(session, config)
     _refresh(session, config)
     costs = {"email": 0.5}
     read, whole = hours.read(session, config, [YESTERDAY, TODAY], channel_costs=costs)
-    assert read == rollups.compute_days(session, config, YESTERDAY, TODAY, channel_costs=costs)
-    assert whole == []
+    assert read == {} and whole == [YESTERDAY, TODAY]
+    days = rollups.read(session, config, YESTERDAY, TODAY, channel_costs=costs)
+    live = rollups.compute_days(session, config, YESTERDAY, TODAY, channel_costs=costs)
+    assert {day.date: dict(day.metrics) for day in days} == live
 
 
 def test_old_hours_are_dropped_and_stale_hours_recomputed(session, config):
