@@ -20,6 +20,7 @@ from hpe_core.store.vocabulary import Role
 from hpe_core.tenancy import workspaces
 from plugins.cli import app_or_exit, app_session, use_app_factory
 from web import create_app
+from web.decide_cli import decide
 from web.export_cli import export
 from web.extensions import app_runtime, app_state
 
@@ -53,8 +54,15 @@ def cli():
     show_default=True,
     help="Log every request to stdout (costs ~5% CPU per decision).",
 )
-def serve(host, port, workers, threads, timeout, access_log):
-    """Run the API with gunicorn (a production WSGI server)."""
+@click.option(
+    "--server",
+    type=click.Choice(["gunicorn", "granian"]),
+    default="gunicorn",
+    show_default=True,
+    help="The WSGI server (docs/decisions_at_scale.md says how they differ).",
+)
+def serve(host, port, workers, threads, timeout, access_log, server):
+    """Run the API with a production WSGI server (gunicorn or Granian)."""
     from gunicorn.app.base import BaseApplication
 
     from hpe_core.runtime import default_instance_path
@@ -100,6 +108,15 @@ def serve(host, port, workers, threads, timeout, access_log):
             "  First run: nobody can sign in yet. Open this one-time link to create the first "
             f"admin and workspace:\n    {base_url}/dashboard/setup/{setup_token}"
         )
+    if server == "granian":
+        from web import serving
+
+        if not serving.granian_available():
+            raise click.ClickException("Granian is not installed: pip install 'hpe[granian]'.")
+        serving.granian_server(
+            host=host, port=port, workers=workers, threads=threads, access_log=access_log
+        ).serve()
+        return
     from web.outages import json_gunicorn_errors
 
     json_gunicorn_errors()  # gunicorn's own 400/414/431 answers in the JSON error shape
@@ -702,6 +719,7 @@ def openapi(output):
 
 
 cli.add_command(export)  # hpe export decisions|metrics (web/export_cli.py)
+cli.add_command(decide)  # hpe decide --config ID --input users.ndjson (web/decide_cli.py)
 
 
 def main() -> None:

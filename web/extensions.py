@@ -61,6 +61,9 @@ def bind_runtime(app: Flask, runtime: Runtime) -> AppState:
             enqueue_delivery=lambda delivery_id: runtime.jobs.enqueue_delivery(
                 delivery_id, runtime=runtime
             ),
+            enqueue_deliveries=lambda delivery_ids: runtime.jobs.enqueue_deliveries(
+                delivery_ids, runtime=runtime
+            ),
             outcome_tokens=OutcomeTokens(keys),
         ),
     )

@@ -21,11 +21,11 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from hpe_core.decide import assignment, consent, eligibility, exclusions
+from hpe_core.decide import assignment, consent, decision_log, eligibility, exclusions
 from hpe_core.decide.context_limits import check_context
 from hpe_core.decide.features import ActionCatalog, decision_features, pair_features
 from hpe_core.decide.guardrails import (
@@ -51,7 +51,6 @@ from hpe_core.tenancy.settings_types import Action, AutomationLevel, Budget, Hol
 from hpe_core.tenancy.workspaces import Principal
 
 _DECISIONS = DecisionRow.__table__
-_INSERT_DECISION = insert(_DECISIONS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,6 +173,31 @@ class DecisionEngine:
         """Drop a cached configuration (call after changing it in this process)."""
         self._snapshots.pop(config_id, None)
         self.usage.invalidate(config_id)
+
+    def prepare_batch(
+        self,
+        session: Session,
+        principal: Principal,
+        config_id: uuid.UUID,
+        requests: list[DecisionRequest],
+        now: dt.datetime | None = None,
+    ) -> None:
+        """Before a batch collected with :func:`hpe_core.decide.decision_log.collecting`:
+        read its users' recent decisions for the frequency caps in one query (nothing to
+        read without caps). The decisions then decide exactly as one by one.
+
+        :raises NotFound: unknown configuration
+        """
+        caps = self.snapshot(session, principal, config_id).settings.guardrails.frequency_caps
+        if not caps:
+            return
+        now = now or utcnow()
+        # The widest window, from now: every later decision's window starts inside it.
+        since = now - dt.timedelta(hours=max(cap.per_hours for cap in caps))
+        users = {request.user_id for request in requests}
+        decision_log.prefetch_recent(
+            session, config_id, users, {cap.channel for cap in caps}, since
+        )
 
     def snapshot(
         self, session: Session, principal: Principal, config_id: uuid.UUID
@@ -399,32 +423,30 @@ class DecisionEngine:
         else:
             source = DecisionSource.LIVE
             window_closes_at = now + dt.timedelta(seconds=snap.settings.reward.wait_seconds)
-        # Core insert on the session's connection: one row, no ORM bookkeeping.
-        session.connection().execute(
-            _INSERT_DECISION,
-            [
-                {
-                    "id": decision_id,
-                    "workspace_id": snap.workspace_id,
-                    "config_id": snap.id,
-                    "user_id": request.user_id,
-                    "channel": channel,
-                    "context": dict(request.context),
-                    "features": choice.features,
-                    "eligible": eligible,
-                    "probabilities": choice.probabilities,
-                    "action_id": chosen,
-                    "probability": choice.probabilities[choice.index],
-                    "variant": variant,
-                    "policy": choice.policy,
-                    "model_version": choice.model_version,
-                    "model_action_id": choice.model_action_id,
-                    "source": source,
-                    "created_at": now,
-                    "window_closes_at": window_closes_at,
-                    "eligible_channels": choice.channels,
-                }
-            ],
+        # One INSERT now, or kept for the batch's single COPY (decision_log.collecting).
+        decision_log.write(
+            session,
+            {
+                "id": decision_id,
+                "workspace_id": snap.workspace_id,
+                "config_id": snap.id,
+                "user_id": request.user_id,
+                "channel": channel,
+                "context": dict(request.context),
+                "features": choice.features,
+                "eligible": eligible,
+                "probabilities": choice.probabilities,
+                "action_id": chosen,
+                "probability": choice.probabilities[choice.index],
+                "variant": variant,
+                "policy": choice.policy,
+                "model_version": choice.model_version,
+                "model_action_id": choice.model_action_id,
+                "source": source,
+                "created_at": now,
+                "window_closes_at": window_closes_at,
+                "eligible_channels": choice.channels,
+            },
         )
         # A deferred decision spends nothing until activated (the counts read live ones).
         if usage is not None and not request.deferred:
@@ -615,15 +637,22 @@ def _over_frequency_cap(
         if cap.channel != request.channel:
             continue
         since = now - dt.timedelta(hours=cap.per_hours)
-        count = session.scalar(
-            select(func.count())
-            .select_from(_DECISIONS)
-            .where(
-                _DECISIONS.c.config_id == snap.id,
-                _DECISIONS.c.user_id == request.user_id,
-                _DECISIONS.c.created_at >= since,
-                _DECISIONS.c.channel == request.channel,
+        # A batch read its users' recent decisions once (decision_log.prefetch_recent).
+        count = decision_log.stored_count(session, snap.id, request.user_id, request.channel, since)
+        if count is None:
+            count = session.scalar(
+                select(func.count())
+                .select_from(_DECISIONS)
+                .where(
+                    _DECISIONS.c.config_id == snap.id,
+                    _DECISIONS.c.user_id == request.user_id,
+                    _DECISIONS.c.created_at >= since,
+                    _DECISIONS.c.channel == request.channel,
+                )
             )
+        # A batch's decisions not yet written count too (hpe_core.decide.decision_log).
+        count += decision_log.pending_count(
+            session, snap.id, request.user_id, request.channel, since
         )
         if count >= cap.max:
             return True

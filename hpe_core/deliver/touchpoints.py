@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import pluggy
 from sqlalchemy.orm import Session
 
+from hpe_core import collector
+from hpe_core.decide import decision_log, group_commit
 from hpe_core.decide.decisions import AUTO, DecisionEngine, DecisionRequest
 from hpe_core.decide.results import Decision, NoDecision
 from hpe_core.deliver import delivery
@@ -69,6 +71,9 @@ class TouchpointParts:
         sweeper enqueues it again later.
     :param outcome_tokens: signs each logged decision's ``outcome_token`` (None: answers
         carry none, and publishable keys cannot report outcomes)
+    :param enqueue_deliveries: queue many committed deliveries at once (a batch's: one
+        round trip to the queue instead of one each); None: one by one. It may raise like
+        ``enqueue_delivery``.
     """
 
     engine: DecisionEngine
@@ -76,6 +81,7 @@ class TouchpointParts:
     channels: Mapping[str, Connector]
     enqueue_delivery: Callable[[uuid.UUID], None]
     outcome_tokens: OutcomeTokens | None = None
+    enqueue_deliveries: Callable[[list[uuid.UUID]], None] | None = None
 
 
 @dataclasses.dataclass
@@ -231,12 +237,15 @@ def answer(
     decision = response(result)
     if deliver is None or isinstance(result, NoDecision):
         return Answer(request, result, decision)
+    channel = result.channel or request.channel
+    if request.channel == AUTO:
+        deliver = _checked_for(parts.channels[channel], deliver)
     row = delivery.request_delivery(
         session,
         workspace_id=principal.workspace_id,
         config_id=config_id,
         decision_id=result.decision_id,
-        channel=result.channel or request.channel,
+        channel=channel,
         user_id=request.user_id,
         action_id=result.action_id,
         recipient=deliver.recipient,
@@ -246,18 +255,46 @@ def answer(
     return Answer(request, result, decision, row.id)
 
 
+def _checked_for(connector: Connector, deliver: DeliverRequest) -> DeliverRequest:
+    """``deliver.to`` checked by the channel the engine chose (a request on "auto" or a
+    list of channels could not be checked before the choice).
+
+    :raises InvalidInput: under ``deliver.to``; the caller rolls the decision back
+    """
+    try:
+        checked = type(connector).validate_recipient(deliver.recipient)
+    except InvalidInput as exc:
+        raise InvalidInput(
+            f"deliver.to does not suit the chosen channel {connector.name}: {exc.message}",
+            {"deliver": {"to": exc.errors}},
+        ) from exc
+    if checked is None:
+        return deliver
+    return dataclasses.replace(deliver, recipient=checked)
+
+
 def after_commit(
     parts: TouchpointParts, principal: Principal, config_id: uuid.UUID, answers: Iterable[Answer]
 ) -> None:
     """Enqueue each committed answer's delivery and call ``hpe_on_decision`` for it.
 
     Answers with nothing logged are skipped. Neither step can fail the caller: the
-    decisions are committed already.
+    decisions are committed already. Several deliveries go to the queue together when
+    the parts can (``enqueue_deliveries``).
     """
+    answers = list(answers)
+    deliveries = [item.delivery_id for item in answers if item.delivery_id is not None]
+    together = len(deliveries) > 1 and parts.enqueue_deliveries is not None
+    if together:
+        try:
+            parts.enqueue_deliveries(deliveries)
+        except Exception as exc:  # noqa: BLE001 - e.g. Redis down: the decisions are committed
+            # The deliveries are stored as pending, so the sweeper enqueues them again later.
+            log.warning("could not enqueue %d deliveries (will be swept): %s", len(deliveries), exc)
     for item in answers:
         if not item.logged:
             continue
-        if item.delivery_id is not None:
+        if item.delivery_id is not None and not together:
             try:
                 parts.enqueue_delivery(item.delivery_id)
             except Exception as exc:  # noqa: BLE001 - e.g. Redis down: the decision is committed
@@ -297,11 +334,9 @@ def decide_and_deliver_all(
     for request, deliver in requests:
         check_deliver(principal, parts.channels, request, deliver)
     try:
-        answers = [
-            answer(session, parts, principal, config_id, request, deliver)
-            for request, deliver in requests
-        ]
-        if any(item.logged for item in answers):
+        answers = _answer_all(session, parts, principal, config_id, requests)
+        # Nothing to commit when the decision was group-committed and nothing was read.
+        if any(item.logged for item in answers) and session.in_transaction():
             session.commit()
     except Exception:
         session.rollback()
@@ -309,6 +344,65 @@ def decide_and_deliver_all(
     after_commit(parts, principal, config_id, answers)
     now = utcnow()
     return [for_caller(item, principal, parts.outcome_tokens, now) for item in answers]
+
+
+def _answer_all(
+    session: Session,
+    parts: TouchpointParts,
+    principal: Principal,
+    config_id: uuid.UUID,
+    requests: Sequence[tuple[DecisionRequest, DeliverRequest | None]],
+) -> list[Answer]:
+    """:func:`answer` each request, then write their decisions together
+    (:mod:`hpe_core.decide.decision_log`: one COPY or multi-row INSERT, before the
+    deliveries that refer to them). The caller commits; a single decision with nothing
+    else to write is committed here already, sharing its commit with the process's
+    concurrent ones (:mod:`hpe_core.decide.group_commit`)."""
+    answers = []
+    # No autoflush: a delivery must not be flushed before the decision it refers to.
+    with (
+        decision_log.collecting(session) as pending,
+        session.no_autoflush,
+        collector.paused(len(requests) > 1),  # a batch's answers hold no cycles
+    ):
+        if len(requests) > 1:  # the frequency caps' reads, for all requests at once
+            parts.engine.prepare_batch(
+                session, principal, config_id, [request for request, _ in requests]
+            )
+        for index, (request, deliver) in enumerate(requests):
+            try:
+                answers.append(answer(session, parts, principal, config_id, request, deliver))
+            except InvalidInput as exc:
+                if len(requests) == 1:
+                    raise
+                # Name the request: one of thousands is wrong.
+                raise InvalidInput(
+                    f"Request {index}: {exc.message}", {"requests": {index: exc.errors}}
+                ) from exc
+        writer = _group_writer(session, requests, pending)
+        if writer is not None:
+            writer.write(pending.take())
+        else:
+            decision_log.flush(session)
+    return answers
+
+
+def _group_writer(
+    session: Session,
+    requests: Sequence[tuple[DecisionRequest, DeliverRequest | None]],
+    pending: decision_log.Pending,
+) -> group_commit.GroupWriter | None:
+    """The process's group writer when one decision is all there is to write (no
+    delivery, nothing else in the session) and its id is new (a caller's own id may
+    exist already: its IntegrityError must stay its own), else None."""
+    if len(requests) != 1 or len(pending.rows) != 1:
+        return None
+    request, deliver = requests[0]
+    if deliver is not None or request.decision_id is not None:
+        return None
+    if session.new or session.dirty or session.deleted:
+        return None
+    return group_commit.writer_for(session.get_bind())
 
 
 def decide_and_deliver(

@@ -257,3 +257,48 @@ def test_a_dry_run_on_auto(client, tenant, create_config):
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
     assert body["decision_id"] is None and body["channel"] in {"email", "web", "ads"}
+
+
+def test_batch_decisions_take_auto(client, tenant, create_config):
+    """The batch endpoint takes the same request shape."""
+    config = create_config(settings=SETTINGS)
+    response = client.post(
+        f"{BASE}/{config['id']}/decisions/batch",
+        json={
+            "requests": [
+                {"user_id": "b1", "channel": "auto", "context": {}},
+                {"user_id": "b2", "channel": ["email"], "context": {}},
+            ]
+        },
+        headers=tenant.headers,
+    )
+    assert response.status_code == 201, response.get_json()
+    first, second = response.get_json()["decisions"]
+    assert first["channel"] in {"email", "web", "ads"} and second["channel"] == "email"
+
+
+def test_delivery_on_a_chosen_channel_checks_the_recipient_for_that_channel(
+    app, client, tenant, create_config
+):
+    """With a list of channels the recipient is checked by the channel the engine chose:
+    a recipient email cannot accept is refused (422 under deliver.to, nothing logged);
+    one it accepts is delivered on it."""
+    config = create_config(settings=SETTINGS)
+    refused = _decide(
+        client, tenant, config["id"], "d1", channel=["email"], deliver={"to": {"email": "nope"}}
+    )
+    assert_error(refused, 422)
+    assert "to" in refused.get_json()["errors"]["deliver"]
+    assert _rows(app, config["id"]) == []
+
+    accepted = _decide(
+        client,
+        tenant,
+        config["id"],
+        "d1",
+        channel=["email"],
+        deliver={"to": {"email": "ada@example.com"}},
+    )
+    assert accepted.status_code == 201, accepted.get_json()
+    body = accepted.get_json()
+    assert body["channel"] == "email" and body["delivery"]["status"] == "pending"

@@ -63,7 +63,9 @@ class DecisionDeliverRequestSchema(DecisionRequestSchema):
     def _check_recipient(self, data: dict, **_kwargs) -> dict:
         """``deliver.to`` checked against what the decision's channel declares."""
         deliver = data.get("deliver")
-        if deliver is not None:
+        # With "auto" or a list the channel is not known yet: the engine's choice checks
+        # the recipient (hpe_core.deliver.touchpoints.answer).
+        if deliver is not None and isinstance(data["channel"], str) and data["channel"] != "auto":
             recipient = _recipient(data["channel"], deliver.recipient)
             data["deliver"] = dataclasses.replace(deliver, recipient=recipient)
         return data
