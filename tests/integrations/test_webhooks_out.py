@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 import uuid
 
 import pytest
@@ -184,7 +185,9 @@ def test_an_endpoint_failing_for_a_day_is_disabled(app, client, tenant, session)
 
 def test_decision_batches_are_capped(sqlite_url, tmp_path, web_settings):
     """WEBHOOK_BATCH_SIZE decisions a message at most."""
-    app = make_test_app(sqlite_url, tmp_path, WEBHOOK_BATCH_SIZE=2)
+    # The sink's thread must not flush on its own clock in between: on a loaded machine
+    # the five decisions can take longer than the default second.
+    app = make_test_app(sqlite_url, tmp_path, WEBHOOK_BATCH_SIZE=2, WEBHOOK_BATCH_SECONDS=3600)
     try:
         client = app.test_client()
         tenant = create_tenant(app, "acme")
@@ -193,7 +196,13 @@ def test_decision_batches_are_capped(sqlite_url, tmp_path, web_settings):
             config_id = create_config(client, tenant, web_settings)
             for user in range(5):
                 decide(client, tenant, config_id, user_id=f"u{user}")
-            assert run_jobs(app) == 3
+            # The sink's thread flushes a full batch on its own: what it enqueues while
+            # run_jobs drains the queue runs on the next call.
+            ran, deadline = run_jobs(app), time.monotonic() + 10
+            while len(receiver.requests) < 3 and time.monotonic() < deadline:
+                time.sleep(0.05)
+                ran += run_jobs(app)
+            assert ran == 3
             sizes = sorted(len(_payload(r)["data"]["decisions"]) for r in receiver.requests)
         assert sizes == [1, 2, 2]
     finally:
