@@ -150,6 +150,7 @@ def run_hpe(scenario: scenarios.Scenario, options: dict, *, batch: int, sample_s
                 args,
                 learned_per_action,
                 index,
+                float(options.get("clip", 0.0)),
             )
             pending = []
     learner.close()
@@ -169,8 +170,15 @@ def _with_trial(pmf, ids, learned, share, examples, known):
     return with_trial(pmf, positions, share)
 
 
-def _learn(learner, log, pending, detector, stream_positions, alarms, args, learned, now_index):
-    batch = [log[i][:5] for i in pending]
+def _clip(entry, floor):
+    shared, lines, index, reward, propensity = entry[:5]
+    return (shared, lines, index, reward, max(propensity, floor))
+
+
+def _learn(
+    learner, log, pending, detector, stream_positions, alarms, args, learned, now_index, clip=0.0
+):
+    batch = [_clip(log[i], clip) for i in pending]
     learner.learn_batch(batch)
     for i in pending:
         ids = log[i][6]

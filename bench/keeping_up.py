@@ -135,10 +135,15 @@ def http_run(dep, scenario: scenarios.Scenario, args, channel: str | None) -> di
         "GET", f"{API}/{config_id}/activities?type=model.drift_detected&page_size=100"
     )
     drifts = [a["data"] for a in activities or [] if a["type"] == "model.drift_detected"]
+    late = late_outcomes(dep, config_id)
     load1 = loadavg()
     print(
         f"HTTP run: {elapsed:.0f}s ({args.decisions / elapsed:.0f} decisions/s), newest "
         f"model v{version}, load {load0} -> {load1}"
+    )
+    print(
+        f"  outcomes: {late['outcomes']}, of which late (after their reward window closed, "
+        f"never learned): {late['late']} ({late['late_clicks']} clicks)"
     )
     for data in drifts:
         print(
@@ -153,8 +158,24 @@ def http_run(dep, scenario: scenarios.Scenario, args, channel: str | None) -> di
         "seconds": elapsed,
         "model_version": version,
         "drifts": drifts,
+        "outcomes": late,
         "load": [load0, load1],
     }
+
+
+def late_outcomes(dep, config_id: str) -> dict:
+    """How many outcomes arrived after their decision's reward window closed (they are
+    kept but never learned: on a loaded machine a 2-second window loses some clicks)."""
+    import psycopg
+
+    with psycopg.connect(dep.database_url) as conn:
+        total, late, late_clicks = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE late), "
+            "count(*) FILTER (WHERE late AND type = 'click') "
+            'FROM "041_hyper_personalization_engine_outcomes" WHERE config_id = %s',
+            (config_id,),
+        ).fetchone()
+    return {"outcomes": total, "late": late, "late_clicks": late_clicks}
 
 
 def channels_report(scenario: scenarios.Scenario, runs: dict, results: dict) -> None:
