@@ -116,6 +116,23 @@ def retrain(
 
     :returns: the learner and how many decisions it learned
     """
+    examples = []
+    for row in learned_decisions(session, config_id, since=since, limit=limit):
+        example = replay_row(catalog, row)
+        if example is not None:
+            examples.append(example)
+    learner = Learner(args)
+    learned = learner.learn_batch(examples) if examples else 0
+    return learner, learned
+
+
+def learned_decisions(
+    session: Session, config_id: uuid.UUID, *, since: dt.datetime | None = None, limit: int
+) -> list:
+    """The most recent ``limit`` learned decisions of the log (from ``since`` on, when
+    given), oldest first, with the columns :func:`replay_row` and the estimators read.
+    Deferred decisions and those with propensity 0 are left out, as learning leaves
+    them out."""
     conditions = [
         Decision.config_id == config_id,
         Decision.learned_at.is_not(None),
@@ -129,6 +146,7 @@ def retrain(
         select(
             Decision.channel,
             Decision.features,
+            # The context only where no feature line was stored (older decisions).
             case((Decision.features.is_(None), Decision.context), else_=None).label("context"),
             Decision.eligible,
             Decision.eligible_channels,
@@ -140,24 +158,23 @@ def retrain(
         .order_by(Decision.created_at.desc(), Decision.id.desc())
         .limit(limit)
     ).all()
-    examples = []
-    for row in reversed(newest_first):
-        example = replay_example(
-            catalog,
-            channel=row.channel,
-            features=row.features,
-            context=row.context,
-            eligible=row.eligible,
-            eligible_channels=row.eligible_channels,
-            action_id=row.action_id,
-            probability=row.probability,
-            reward=row.reward,
-        )
-        if example is not None:
-            examples.append(example)
-    learner = Learner(args)
-    learned = learner.learn_batch(examples) if examples else 0
-    return learner, learned
+    return list(reversed(newest_first))
+
+
+def replay_row(catalog: ActionCatalog, row, reward: float | None = None) -> tuple | None:
+    """:func:`replay_example` of a logged decision (a row or model with its columns), with
+    its stored reward unless ``reward`` is given."""
+    return replay_example(
+        catalog,
+        channel=row.channel,
+        features=row.features,
+        context=row.context,
+        eligible=row.eligible,
+        eligible_channels=row.eligible_channels,
+        action_id=row.action_id,
+        probability=row.probability,
+        reward=row.reward if reward is None else reward,
+    )
 
 
 def replay_example(

@@ -38,8 +38,7 @@ from hpe_core.decide.policy.learner import Learner
 from hpe_core.learn import adaptation
 from hpe_core.measure.estimators import LoggedDecision, RewardModel
 from hpe_core.results import TuningCandidate, TuningResult
-from hpe_core.store.models import Activity, Config, Decision
-from hpe_core.store.vocabulary import DecisionSource
+from hpe_core.store.models import Activity, Config
 from hpe_core.tenancy import activities
 from hpe_core.tenancy.configs import settings_of
 from hpe_core.tenancy.settings_types import Exploration
@@ -188,40 +187,9 @@ def _recent(
 ) -> tuple[list[tuple], list[LoggedDecision]]:
     """The most recent ``limit`` learned decisions, oldest first, as VW examples and as
     the estimators' rows."""
-    newest_first = session.execute(
-        select(
-            Decision.channel,
-            Decision.features,
-            Decision.context,
-            Decision.eligible,
-            Decision.eligible_channels,
-            Decision.action_id,
-            Decision.probability,
-            Decision.reward,
-        )
-        .where(
-            Decision.config_id == config.id,
-            Decision.learned_at.is_not(None),
-            Decision.reward.is_not(None),
-            Decision.probability > 0,
-            Decision.source != DecisionSource.DEFERRED,
-        )
-        .order_by(Decision.created_at.desc(), Decision.id.desc())
-        .limit(limit)
-    ).all()
     examples, rows = [], []
-    for row in reversed(newest_first):
-        example = adaptation.replay_example(
-            catalog,
-            channel=row.channel,
-            features=row.features,
-            context=row.context,
-            eligible=row.eligible,
-            eligible_channels=row.eligible_channels,
-            action_id=row.action_id,
-            probability=row.probability,
-            reward=row.reward,
-        )
+    for row in adaptation.learned_decisions(session, config.id, limit=limit):
+        example = adaptation.replay_row(catalog, row)
         if example is None:
             continue
         examples.append(example)
