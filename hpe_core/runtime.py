@@ -261,25 +261,13 @@ def build(
         blocked=settings["BLOCKED_PLUGINS"],
         trace=settings.get("TRACE_PLUGINS", False),
     )
-    public_url = settings.get("PUBLIC_URL")
-    channel_runtime = ChannelRuntime(
-        links=TrackingLinks(SecretKeys.from_settings(settings), public_url),
-        public_url=public_url,
-        outbound=_outbound_policy(settings),
-    )
-    channels = plugins.build_channels(pm, settings["PLUGINS"], channel_runtime)
+    channels = _channels(settings, plugins, pm)
     models = plugins.attribution_models(pm)
     catalog = plugins.PluginCatalog(
         {name: type(connector) for name, connector in channels.items()},
         sorted(models) or list(ATTRIBUTION_MODELS),
     )
-    measurement = MeasurementPlugins(
-        attribution_models=models,
-        channel_costs={
-            name: float(getattr(connector, "cost_per_decision", lambda: 0.0)())
-            for name, connector in channels.items()
-        },
-    )
+    measurement = _measurement(models, channels)
     activity_events.watch(sessions, pm)  # hpe_on_activity, hpe_on_recommendation_changed
     jobs = make_jobs(
         settings["REDIS_URL"],
@@ -300,6 +288,37 @@ def build(
     )
     notify(pm.hook.hpe_on_startup, runtime=runtime)
     return runtime
+
+
+def _channels(
+    settings: Mapping[str, Any], plugins: PluginFunctions | ModuleType, pm
+) -> dict[str, Connector]:
+    """The configured connectors, given what they send with: tracking links signed with
+    the secret keys, the public URL and the outbound network policy.
+
+    :raises RuntimeError: ``OUTBOUND_ALLOWED_NETWORKS`` holds something not a network
+    """
+    public_url = settings.get("PUBLIC_URL")
+    channel_runtime = ChannelRuntime(
+        links=TrackingLinks(SecretKeys.from_settings(settings), public_url),
+        public_url=public_url,
+        outbound=_outbound_policy(settings),
+    )
+    return plugins.build_channels(pm, settings["PLUGINS"], channel_runtime)
+
+
+def _measurement(
+    models: dict[str, object], channels: Mapping[str, Connector]
+) -> MeasurementPlugins:
+    """The attribution models, and each channel's cost per decision (a connector without
+    ``cost_per_decision`` costs nothing)."""
+    return MeasurementPlugins(
+        attribution_models=models,
+        channel_costs={
+            name: float(getattr(connector, "cost_per_decision", lambda: 0.0)())
+            for name, connector in channels.items()
+        },
+    )
 
 
 def _outbound_policy(settings: Mapping[str, Any]) -> OutboundPolicy:

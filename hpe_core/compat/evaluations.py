@@ -33,12 +33,13 @@ from hpe_core.compat.loop_settings import POLICY_ERROR, parse_vw_arguments, upda
 from hpe_core.decide.policy.exploration import vw_arguments
 from hpe_core.errors import Conflict, NotFound
 from hpe_core.measure import evaluation
-from hpe_core.results import PolicyEstimate
-from hpe_core.store.models import Activity, utcnow
+from hpe_core.results import Evaluation, PolicyEstimate
+from hpe_core.store.models import Activity, Config, utcnow
 from hpe_core.store.vocabulary import Policy
 from hpe_core.tenancy import activities, configs
 from hpe_core.tenancy.configs import Catalog, settings_of
 from hpe_core.tenancy.settings import check_json_document
+from hpe_core.tenancy.settings_types import Settings
 from hpe_core.tenancy.workspaces import Principal
 
 EVALUATION_CREATED = "personalizer.evaluation_created"
@@ -78,73 +79,18 @@ def create(
     """
     now = now or utcnow()
     config = configs.get(session, principal, config_id)
-    _check_id(evaluation_id)
-    if evaluation_id in _current(session, config.id):
-        raise coded(
-            Conflict(f"An evaluation {evaluation_id!r} exists; delete it first."),
-            CONTRACT_ERROR,
-        )
-    if request.end <= request.start:
-        raise invalid(CONTRACT_ERROR, "endTime must be after startTime.", "endTime")
+    _check_new(session, config.id, evaluation_id, request)
     settings = settings_of(config)
     arguments = vw_arguments(settings.exploration)
     custom = _custom_policies(request.policies, arguments)
-    result = evaluation.evaluate(
-        session,
-        config,
-        date_from=request.start.astimezone(dt.UTC).date(),
-        date_to=request.end.astimezone(dt.UTC).date(),
-        policies=(Policy.MODEL, Policy.BASELINE),
+    result = _evaluate(session, config, request)
+    document = _document(
+        evaluation_id,
+        request,
+        now,
+        description=_description(result, request.optimize),
+        value=_policy_results(settings, arguments, custom, result, request.end),
     )
-    if result.n == 0:
-        raise invalid(
-            "NoLogsExistInDateRange", result.hint or "No evaluable decisions.", "startTime"
-        )
-    baseline = settings.holdout.baseline_action
-    online_name = f"HPE {settings.exploration.algorithm.value}"
-    value = [
-        _policy_result(
-            online_name, arguments, "Online", result.policies[Policy.MODEL], request.end
-        ),
-        _policy_result(
-            f"Baseline ({baseline})" if baseline else "Random",
-            "",
-            "Baseline" if baseline else "Random",
-            result.policies[Policy.BASELINE],
-            request.end,
-        ),
-    ]
-    value += [
-        _policy_result(name, args, "Custom", result.policies[Policy.MODEL], request.end)
-        for name, args in custom
-    ]
-    description = (
-        f"HPE off-policy evaluation (doubly robust, 95% intervals) of {result.n} logged "
-        f"decisions from {result.date_from} to {result.date_to} (UTC days), model version "
-        f"{result.model_version or 0}."
-    )
-    if request.optimize:
-        description += (
-            " Policy optimization was asked for: HPE does not search for learning settings "
-            "(its recommendations propose exploration changes)."
-        )
-    document = {
-        "id": evaluation_id,
-        "name": request.name,
-        "startTime": _iso(request.start),
-        "endTime": _iso(request.end),
-        "creationTime": _iso(now),
-        "status": "Succeeded",
-        "evaluationType": "Manual",
-        "description": description,
-        "optimalPolicy": None,
-        "content": {
-            "startTime": _iso(request.start),
-            "endTime": _iso(request.end),
-            "intervalInMinutes": max(1, int((request.end - request.start).total_seconds() // 60)),
-            "value": value,
-        },
-    }
     check_json_document(document, "evaluation")  # NUL or bad Unicode in a name or id
     activities.record(
         session,
@@ -248,6 +194,111 @@ def _current(session: Session, config_id: uuid.UUID) -> dict[str, dict]:
         else:
             current.pop(row.data["id"], None)
     return current
+
+
+def _check_new(
+    session: Session, config_id: uuid.UUID, evaluation_id: str, request: EvaluationRequest
+) -> None:
+    """:raises Conflict: an evaluation with this id exists
+    :raises InvalidInput: an id too short or too long, or a reversed range"""
+    _check_id(evaluation_id)
+    if evaluation_id in _current(session, config_id):
+        raise coded(
+            Conflict(f"An evaluation {evaluation_id!r} exists; delete it first."),
+            CONTRACT_ERROR,
+        )
+    if request.end <= request.start:
+        raise invalid(CONTRACT_ERROR, "endTime must be after startTime.", "endTime")
+
+
+def _evaluate(session: Session, config: Config, request: EvaluationRequest) -> Evaluation:
+    """The off-policy evaluation of the model and the baseline over the range's UTC days.
+
+    :raises InvalidInput: no evaluable decision in the range (``NoLogsExistInDateRange``)
+    """
+    result = evaluation.evaluate(
+        session,
+        config,
+        date_from=request.start.astimezone(dt.UTC).date(),
+        date_to=request.end.astimezone(dt.UTC).date(),
+        policies=(Policy.MODEL, Policy.BASELINE),
+    )
+    if result.n == 0:
+        raise invalid(
+            "NoLogsExistInDateRange", result.hint or "No evaluable decisions.", "startTime"
+        )
+    return result
+
+
+def _policy_results(
+    settings: Settings,
+    arguments: str,
+    custom: Sequence[tuple[str, str]],
+    result: Evaluation,
+    end: dt.datetime,
+) -> list[dict]:
+    """The online policy, the holdout's baseline, then the custom policies (each of which
+    is the configuration's own settings, so the model's estimate)."""
+    baseline = settings.holdout.baseline_action
+    online_name = f"HPE {settings.exploration.algorithm.value}"
+    model, holdout = result.policies[Policy.MODEL], result.policies[Policy.BASELINE]
+    value = [
+        _policy_result(online_name, arguments, "Online", model, end),
+        _policy_result(
+            f"Baseline ({baseline})" if baseline else "Random",
+            "",
+            "Baseline" if baseline else "Random",
+            holdout,
+            end,
+        ),
+    ]
+    value += [_policy_result(name, args, "Custom", model, end) for name, args in custom]
+    return value
+
+
+def _description(result: Evaluation, optimize: bool) -> str:
+    """What was evaluated; and, when an optimal policy was asked for, that HPE does not
+    search for one."""
+    description = (
+        f"HPE off-policy evaluation (doubly robust, 95% intervals) of {result.n} logged "
+        f"decisions from {result.date_from} to {result.date_to} (UTC days), model version "
+        f"{result.model_version or 0}."
+    )
+    if optimize:
+        description += (
+            " Policy optimization was asked for: HPE does not search for learning settings "
+            "(its recommendations propose exploration changes)."
+        )
+    return description
+
+
+def _document(
+    evaluation_id: str,
+    request: EvaluationRequest,
+    now: dt.datetime,
+    *,
+    description: str,
+    value: list[dict],
+) -> dict:
+    """The evaluation as Personalizer shows it: a finished job with one point for the
+    whole range."""
+    return {
+        "id": evaluation_id,
+        "name": request.name,
+        "startTime": _iso(request.start),
+        "endTime": _iso(request.end),
+        "creationTime": _iso(now),
+        "status": "Succeeded",
+        "evaluationType": "Manual",
+        "description": description,
+        "optimalPolicy": None,
+        "content": {
+            "startTime": _iso(request.start),
+            "endTime": _iso(request.end),
+            "intervalInMinutes": max(1, int((request.end - request.start).total_seconds() // 60)),
+            "value": value,
+        },
+    }
 
 
 def _custom_policies(policies: Sequence[tuple[str, str]], arguments: str) -> list[tuple[str, str]]:

@@ -47,7 +47,7 @@ from hpe_core.compat.options import (
     slot_decision_id,
 )
 from hpe_core.decide.decisions import ConfigSnapshot, DecisionRequest
-from hpe_core.decide.results import Decision, NoDecisionReason
+from hpe_core.decide.results import Decision, NoDecision, NoDecisionReason
 from hpe_core.deliver import touchpoints
 from hpe_core.deliver.touchpoints import Answer, TouchpointParts
 from hpe_core.errors import Conflict, InvalidInput, NotFound
@@ -168,42 +168,49 @@ def rank(
         before with other contextFeatures, or without the action chosen then
     """
     snap = parts.engine.snapshot(session, principal, config_id)
-    _check_actions(request.actions, request.excluded, "excludedActions")
-    candidates = [a.id for a in request.actions if a.id not in set(request.excluded)]
-    if not candidates:
-        raise invalid(RANK_ERROR, "Every action is excluded: nothing to rank.", "excludedActions")
-    event_id = check_event_id(request.event_id) if request.event_id else new_event_id()
+    candidates = _rank_candidates(request)
+    event_id = _event_id(request.event_id)
     decision_id = event_decision_id(config_id, event_id)
     logged = _logged(session, config_id, [decision_id])
-    if logged:
-        return _replay(snap, request, event_id, logged[decision_id])
-    snap = _with_actions(session, parts, catalog, principal, config_id, snap, request.actions)
-    decide = DecisionRequest(
-        user_id=event_id,
-        channel=channel_of(snap.settings),
-        context=dict(request.context),
-        candidates=[hpe_action_id(pid) for pid in candidates],
-        decision_id=decision_id,
-        deferred=request.defer,
-    )
-    try:
-        answered = touchpoints.answer(session, parts, principal, config_id, decide)
-        _commit_if_logged(session, [answered])
-    except IntegrityError:
-        # Another call logged this event first (same primary key): answer its decision.
-        session.rollback()
-        logged = _logged(session, config_id, [decision_id])
-        if not logged:
-            raise
-        return _replay(
-            parts.engine.snapshot(session, principal, config_id),
-            request,
-            event_id,
-            logged[decision_id],
+    if not logged:
+        snap = _with_actions(session, parts, catalog, principal, config_id, snap, request.actions)
+        decide = _decision_request(
+            snap, request, event_id, decision_id, candidates, dict(request.context)
         )
-    touchpoints.after_commit(parts, principal, config_id, [answered])
+        answers, logged = _commit_once(
+            session,
+            parts,
+            principal,
+            config_id,
+            [decision_id],
+            lambda: [touchpoints.answer(session, parts, principal, config_id, decide)],
+        )
+        if not logged:
+            return _ranked(snap, request, event_id, answers[0].result)
+        # Read the configuration again after the rollback: the winning call may have added
+        # actions to it.
+        snap = parts.engine.snapshot(session, principal, config_id)
+    return _replay(snap, request, event_id, logged[decision_id])
+
+
+def _rank_candidates(request: RankRequest) -> list[str]:
+    """The catalog ids of the call's actions less its excluded ones.
+
+    :raises InvalidInput: the actions or excluded ids are not valid, or every action is
+        excluded
+    """
+    _check_actions(request.actions, request.excluded, "excludedActions")
+    candidates = _offered(request.actions, request.excluded)
+    if not candidates:
+        raise invalid(RANK_ERROR, "Every action is excluded: nothing to rank.", "excludedActions")
+    return candidates
+
+
+def _ranked(
+    snap: ConfigSnapshot, request: RankRequest, event_id: str, result: Decision | NoDecision
+) -> RankedEvent:
+    """The answer to a call whose decision was just logged (or found nothing eligible)."""
     names = _names(snap, request.actions)
-    result = answered.result
     order = [hpe_action_id(a.id) for a in request.actions]
     if not isinstance(result, Decision):
         return RankedEvent(
@@ -267,52 +274,66 @@ def rank_slots(
     snap = parts.engine.snapshot(session, principal, config_id)
     _check_actions(request.actions, (), "actions")
     _check_slots(request.slots, {a.id for a in request.actions})
-    event_id = check_event_id(request.event_id) if request.event_id else new_event_id()
+    event_id = _event_id(request.event_id)
     ids = {slot.id: slot_decision_id(config_id, event_id, slot.id) for slot in request.slots}
     logged = _logged(session, config_id, list(ids.values()))
-    if logged:
-        return _replay_slots(snap, request, event_id, ids, logged)
-    snap = _with_actions(session, parts, catalog, principal, config_id, snap, request.actions)
-    channel = channel_of(snap.settings)
-    answers: list[Answer] = []
-    results: list[SlotResult] = []
-    names = _names(snap, request.actions)
-    chosen: set[str] = set()
-    try:
-        for slot in request.slots:
-            excluded = set(slot.excluded)
-            candidates = [
-                hpe_action_id(a.id)
-                for a in request.actions
-                if a.id not in excluded and hpe_action_id(a.id) not in chosen
-            ]
-            if not candidates:
-                results.append(SlotResult(slot.id, None))
-                continue
-            decide = DecisionRequest(
-                user_id=event_id,
-                channel=channel,
-                context={**request.context, SLOT_KEY: {**slot.features, "id": slot.id}},
-                candidates=candidates,
-                decision_id=ids[slot.id],
-                deferred=request.defer,
-            )
-            answered = touchpoints.answer(session, parts, principal, config_id, decide)
-            answers.append(answered)
-            if isinstance(answered.result, Decision):
-                chosen.add(answered.result.action_id)
-                results.append(SlotResult(slot.id, names(answered.result.action_id)))
-            else:
-                results.append(SlotResult(slot.id, None))
-        _commit_if_logged(session, answers)
-    except IntegrityError:
-        session.rollback()
-        logged = _logged(session, config_id, list(ids.values()))
+    if not logged:
+        snap = _with_actions(session, parts, catalog, principal, config_id, snap, request.actions)
+        answers, logged = _commit_once(
+            session,
+            parts,
+            principal,
+            config_id,
+            list(ids.values()),
+            lambda: _fill_slots(session, parts, principal, config_id, snap, request, event_id, ids),
+        )
         if not logged:
-            raise
-        return _replay_slots(snap, request, event_id, ids, logged)
-    touchpoints.after_commit(parts, principal, config_id, answers)
-    return MultiSlotResult(event_id=event_id, slots=tuple(results))
+            names = _names(snap, request.actions)
+            results = (
+                _slot_result(slot.id, answer, names)
+                for slot, answer in zip(request.slots, answers, strict=True)
+            )
+            return MultiSlotResult(event_id=event_id, slots=tuple(results))
+    return _replay_slots(snap, request, event_id, ids, logged)
+
+
+def _fill_slots(
+    session: Session,
+    parts: TouchpointParts,
+    principal: Principal,
+    config_id: uuid.UUID,
+    snap: ConfigSnapshot,
+    request: MultiSlotRequest,
+    event_id: str,
+    ids: Mapping[str, uuid.UUID],
+) -> list[Answer | None]:
+    """Decide each slot in order among the actions the slots before it did not get (the
+    decisions are staged in the session, not committed).
+
+    :returns: each slot's answer; None for a slot left without candidates
+    """
+    answers: list[Answer | None] = []
+    chosen: set[str] = set()
+    for slot in request.slots:
+        candidates = [a for a in _offered(request.actions, slot.excluded) if a not in chosen]
+        if not candidates:
+            answers.append(None)
+            continue
+        context = {**request.context, SLOT_KEY: {**slot.features, "id": slot.id}}
+        decide = _decision_request(snap, request, event_id, ids[slot.id], candidates, context)
+        answered = touchpoints.answer(session, parts, principal, config_id, decide)
+        answers.append(answered)
+        if isinstance(answered.result, Decision):
+            chosen.add(answered.result.action_id)
+    return answers
+
+
+def _slot_result(slot_id: str, answer: Answer | None, names: Callable[[str], str]) -> SlotResult:
+    """A filled slot's answer: its action, or null when it had no candidate or nothing
+    eligible."""
+    if answer is not None and isinstance(answer.result, Decision):
+        return SlotResult(slot_id, names(answer.result.action_id))
+    return SlotResult(slot_id, None)
 
 
 def _replay_slots(
@@ -340,6 +361,69 @@ def _replay_slots(
 
 
 # --- Shared steps -------------------------------------------------------------------------
+
+
+def _event_id(given: str | None) -> str:
+    """The call's event id, checked; a new one when it gave none.
+
+    :raises InvalidInput: an event id that cannot be stored
+    """
+    return check_event_id(given) if given else new_event_id()
+
+
+def _offered(actions: Sequence[RankAction], excluded: Iterable[str]) -> list[str]:
+    """The catalog ids of the actions that are not excluded, in the call's order."""
+    excluded = set(excluded)
+    return [hpe_action_id(a.id) for a in actions if a.id not in excluded]
+
+
+def _decision_request(
+    snap: ConfigSnapshot,
+    request: RankRequest | MultiSlotRequest,
+    event_id: str,
+    decision_id: uuid.UUID,
+    candidates: list[str],
+    context: dict,
+) -> DecisionRequest:
+    """A Rank decision: the event id stands for the user (treatment or holdout is drawn per
+    event), on the configuration's first channel."""
+    return DecisionRequest(
+        user_id=event_id,
+        channel=channel_of(snap.settings),
+        context=context,
+        candidates=candidates,
+        decision_id=decision_id,
+        deferred=request.defer,
+    )
+
+
+def _commit_once(
+    session: Session,
+    parts: TouchpointParts,
+    principal: Principal,
+    config_id: uuid.UUID,
+    decision_ids: Sequence[uuid.UUID],
+    decide: Callable[[], list[Answer | None]],
+) -> tuple[list[Answer | None], dict[uuid.UUID, _Logged]]:
+    """Stage an event's decisions with ``decide`` and commit them together, unless another
+    call logged the event first.
+
+    :returns: ``decide``'s answers and no logged decisions; or, when a call racing with
+        this one logged the event first, no answers and that call's logged decisions
+    """
+    try:
+        answers = decide()
+        staged = [answer for answer in answers if answer is not None]
+        _commit_if_logged(session, staged)
+    except IntegrityError:
+        # Another call logged this event first (same primary key): answer its decisions.
+        session.rollback()
+        logged = _logged(session, config_id, decision_ids)
+        if not logged:
+            raise
+        return [], logged
+    touchpoints.after_commit(parts, principal, config_id, staged)
+    return answers, {}
 
 
 def _check_actions(actions: Sequence[RankAction], excluded: Iterable[str], field: str) -> None:
@@ -508,9 +592,7 @@ def _check_repeat(
             ),
             RANK_ERROR,
         )
-    excluded = set(excluded)
-    offered = {hpe_action_id(a.id) for a in actions if a.id not in excluded}
-    if logged.action_id not in offered:
+    if logged.action_id not in _offered(actions, excluded):
         raise coded(
             Conflict(
                 f"eventId {event_id!r} was ranked before, and this call's actions do not "

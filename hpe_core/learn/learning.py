@@ -42,7 +42,7 @@ from hpe_core.learn import adaptation, rewards
 from hpe_core.store import db, stale_days
 from hpe_core.store.models import Attribution, Config, Decision, ModelVersion, Outcome, utcnow
 from hpe_core.tenancy import activities, configs
-from hpe_core.tenancy.settings_types import Reward, Settings
+from hpe_core.tenancy.settings_types import NewActions, Reward, Settings
 
 log = logging.getLogger(__name__)
 
@@ -151,36 +151,26 @@ def learn_closed(
         return report
     settings = configs.settings_of(config)
     catalog = ActionCatalog(settings.actions)
-    batch_examples = _examples(
-        batch,
-        _outcomes_by_decision(session, [decision.id for decision in batch]),
-        settings.reward,
-        catalog,
-    )
+    outcomes = _outcomes_by_decision(session, [decision.id for decision in batch])
+    batch_examples = _examples(batch, outcomes, settings.reward, catalog)
     report.skipped = batch_examples.skipped
     args = vw_arguments(settings.exploration)
     previous = store.latest(session, config_id)
-    served = [
-        adaptation.Served(d.policy, mark.reward, d.created_at)
-        for d, mark in zip(batch, batch_examples.marks, strict=True)
-    ]
+    served = _served(batch, batch_examples.marks)
     keeping = _KeepingUp.start(session, config, settings, catalog, previous, args, served, now)
     learner = keeping.learner or _warm_learners.take(config_id, previous, args)
     try:
-        learned = learner.learn_batch(batch_examples.examples) if batch_examples.examples else 0
-        keeping.state.note_learned(batch_examples.chosen, settings.learning.new_actions)
-        version = store.save(
+        learned, version = _learn_and_save(
             session,
-            config_id,
+            config,
+            learner,
+            keeping,
+            batch_examples,
             args=args,
-            model=learner.save(),
-            examples=learned,
             previous=previous,
-            source=keeping.source,
-            state=keeping.state.document(),
+            new_actions=settings.learning.new_actions,
+            now=now,
         )
-        _record_learned(session, config, batch_examples, version.version, learned, now)
-        keeping.record(session, config, version.version, now)
         session.commit()
     except IntegrityError:
         # Another learner saved this version number first: it learned this batch, ours is
@@ -196,6 +186,49 @@ def learn_closed(
     _warm_learners.keep(config_id, version.version, version.checksum, learner)
     report.learned, report.version = learned, version.version
     return report
+
+
+def _served(batch: list[_Closed], marks: list[_Mark]) -> list[adaptation.Served]:
+    """The batch's decisions with their rewards, in order, as the drift detector reads them."""
+    return [
+        adaptation.Served(decision.policy, mark.reward, decision.created_at)
+        for decision, mark in zip(batch, marks, strict=True)
+    ]
+
+
+def _learn_and_save(
+    session: Session,
+    config: Config,
+    learner: Learner,
+    keeping: _KeepingUp,
+    batch_examples: _Examples,
+    *,
+    args: str,
+    previous: ModelVersion | None,
+    new_actions: NewActions,
+    now: dt.datetime,
+) -> tuple[int, ModelVersion]:
+    """Learn the batch's examples on ``learner``, save the next model version and mark the
+    batch learned (the caller commits).
+
+    :returns: the examples learned, and the version saved
+    :raises IntegrityError: another learner saved this version number first
+    """
+    learned = learner.learn_batch(batch_examples.examples) if batch_examples.examples else 0
+    keeping.state.note_learned(batch_examples.chosen, new_actions)
+    version = store.save(
+        session,
+        config.id,
+        args=args,
+        model=learner.save(),
+        examples=learned,
+        previous=previous,
+        source=keeping.source,
+        state=keeping.state.document(),
+    )
+    _record_learned(session, config, batch_examples, version.version, learned, now)
+    keeping.record(session, config, version.version, now)
+    return learned, version
 
 
 def retrain_for_settings(

@@ -159,17 +159,13 @@ def record(
     now = now or utcnow()
     config = configs.get(session, principal, config_id)
     settings = configs.settings_of(config)
-    client = client_access.publishable(principal)
-    if client:
-        _check_client_events(settings, principal, events)
-    events = _with_token_decisions(events, tokens, settings.publishable_keys, now)
-    _check_batch(events)
-    decisions = _decisions_of(session, config.id, events)
-    created = {decision.id: decision.created_at for decision in decisions.values()}
-    outcome_store.check_claims(events, created, now, max_value)
+    events, decisions = _checked_events(
+        session, config, settings, principal, events, tokens, now, max_value
+    )
     reward = settings.reward
     # A client's events count once per decision and type, value events included: a page
     # cannot repeat a conversion by changing its time.
+    client = client_access.publishable(principal)
     value_events = frozenset() if client else frozenset(reward.value_events)
     rows = [
         _outcome_row(config, event, decisions.get(event.decision_id), value_events, source, now)
@@ -177,7 +173,46 @@ def record(
     ]
     stored = outcome_store.store_once(session, config.id, rows, events, now)
     _mark_old_days_stale(session, config, events, decisions, now)
-    recorded = tuple(
+    unweighted = unweighted_types(reward, (event.type for event in events))
+    note_unweighted(session, config, unweighted, actor=principal.actor, source=source)
+    return Recorded(
+        outcomes=_recorded_outcomes(rows, stored),
+        unweighted=unweighted,
+        accepted=stored.accepted,
+        duplicates=stored.duplicates,
+    )
+
+
+def _checked_events(
+    session: Session,
+    config: Config,
+    settings: Settings,
+    principal: Principal,
+    events: list[OutcomeEvent],
+    tokens: OutcomeTokens | None,
+    now: dt.datetime,
+    max_value: float | None,
+) -> tuple[list[OutcomeEvent], dict[uuid.UUID, _DecisionOf]]:
+    """The events, each with the decision its ``outcome_token`` names, and their decisions,
+    once everything :func:`record` checks before storing has passed.
+
+    :raises: what :func:`record` raises, except Conflict
+    """
+    if client_access.publishable(principal):
+        _check_client_events(settings, principal, events)
+    events = _with_token_decisions(events, tokens, settings.publishable_keys, now)
+    _check_batch(events)
+    decisions = _decisions_of(session, config.id, events)
+    created = {decision.id: decision.created_at for decision in decisions.values()}
+    outcome_store.check_claims(events, created, now, max_value)
+    return events, decisions
+
+
+def _recorded_outcomes(
+    rows: list[dict], stored: outcome_store.Stored
+) -> tuple[RecordedOutcome, ...]:
+    """Each row's answer entry, in the order given."""
+    return tuple(
         RecordedOutcome(
             idempotency_key=key,
             decision_id=row["decision_id"],
@@ -188,14 +223,6 @@ def record(
         for row, key, late, duplicate in zip(
             rows, stored.keys, stored.late, stored.duplicate, strict=True
         )
-    )
-    unweighted = unweighted_types(reward, (event.type for event in events))
-    note_unweighted(session, config, unweighted, actor=principal.actor, source=source)
-    return Recorded(
-        outcomes=recorded,
-        unweighted=unweighted,
-        accepted=stored.accepted,
-        duplicates=stored.duplicates,
     )
 
 
