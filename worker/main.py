@@ -26,7 +26,6 @@ def run(runtime: Runtime, *, burst: bool = False, sweep: bool = True) -> bool:
     learner's memory and the database pool are reused across jobs. It also runs the
     scheduler (for retries with intervals) and a sweeper thread.
     """
-    from rq import SimpleWorker
     from rq.serializers import JSONSerializer
 
     backend = runtime.jobs
@@ -50,7 +49,7 @@ def run(runtime: Runtime, *, burst: bool = False, sweep: bool = True) -> bool:
             measure_interval=runtime.settings["MEASURE_INTERVAL"],
         ).start()
     # Deliveries first: a send never waits behind a long learn run.
-    worker = SimpleWorker(
+    worker = _worker_class()(
         [backend.delivery_queue, backend.queue, backend.measure_queue],
         connection=backend.redis,
         serializer=JSONSerializer,
@@ -60,6 +59,30 @@ def run(runtime: Runtime, *, burst: bool = False, sweep: bool = True) -> bool:
     finally:
         if sweeper is not None:
             sweeper.stop()
+
+
+def _worker_class():
+    """rq's SimpleWorker, made to stop in a second or two when asked."""
+    from rq import SimpleWorker
+
+    class Worker(SimpleWorker):
+        def unsubscribe(self):
+            # rq 3.0 stops its pub/sub thread and joins it for up to a second; redis-py 8.2's
+            # stop() itself waits for the thread, which may sleep up to rq's sleep_time (60
+            # s) for a subscription that will not come: a SIGTERM then took up to a minute
+            # to stop the worker (supervisors SIGKILL sooner). Bound that wait.
+            thread = self.pubsub_thread
+            if thread is None:
+                return
+            self.log.info("Worker %s: unsubscribing from its channel", self.name)
+            self.pubsub.unsubscribe()
+            try:
+                thread.stop(timeout=1)
+            except TypeError:  # redis-py before 8.2: stop() does not wait
+                thread.stop()
+            thread.join(timeout=1)
+
+    return Worker
 
 
 # --- Children RQ forks (its scheduler) never outlive the worker ----------------------------

@@ -97,14 +97,26 @@ def _learned_by_jobs(backend, config_id) -> int:
     return sum(j.return_value()["learned"] for j in jobs if j.args[0] == str(config_id))
 
 
+def _children(pid: int) -> set[int]:
+    """The process ids of ``pid``'s children (Linux)."""
+    children: set[int] = set()
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as listed:
+            children.update(int(child) for child in listed.read().split())
+    return children
+
+
 def _wait_idle_workers(backend, process, count: int) -> None:
     """Wait until ``count`` workers wait for jobs (registered, rq's signal handlers set)."""
     from rq import Worker
 
     def idle() -> bool:
         assert process.poll() is None, worker_log(process)
+        # Only this parent's workers: a worker left over by an earlier test (killed in a
+        # fault test, still heartbeating) must not count as one of ours.
+        ours = _children(process.pid)
         workers = Worker.all(connection=backend.redis, queue=backend.queue)
-        return sum(worker.get_state() == "idle" for worker in workers) == count
+        return sum(w.get_state() == "idle" and w.pid in ours for w in workers) == count
 
     wait_for(idle, 90, f"{count} RQ workers to wait for jobs")
 
@@ -186,7 +198,8 @@ def test_stopping_the_worker_parent_stops_its_worker_processes(rq_app, pg_url, r
         _wait_idle_workers(backend, process, 2)
         os.kill(process.pid, signal.SIGTERM)  # the parent only, as `kill <pid>` does
         try:
-            process.wait(60)
+            # Seconds, not rq's pub/sub sleep of 60 s (worker.main._worker_class).
+            process.wait(30)
         except subprocess.TimeoutExpired:
             pytest.fail(f"the parent did not stop:\n{worker_log(process)}")
         assert process.returncode == 0, worker_log(process)
