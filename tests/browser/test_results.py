@@ -118,6 +118,17 @@ def test_results_numbers_equal_the_metrics_api(page, live_server, campaign, back
     expect(page.get_by_test_id("chart-lift").locator("canvas")).to_have_count(1)
     expect(page.get_by_test_id("chart-daily").locator("canvas")).to_have_count(1)
     expect(page.get_by_test_id("evaluation")).to_be_visible()
+    # The charts' time axis spans the days shown, half a day each side (uPlot's own range
+    # for a single day spanned years).
+    first = dt.date.fromisoformat(metrics["daily"][0]["date"])
+    last = dt.date.fromisoformat(metrics["daily"][-1]["date"])
+    for chart in ("chart-lift", "chart-daily"):
+        low_x, high_x = page.get_by_test_id(chart).evaluate(
+            "el => [el.uplot.scales.x.min, el.uplot.scales.x.max]"
+        )
+        start = dt.datetime.combine(first, dt.time(), dt.UTC).timestamp()
+        end = dt.datetime.combine(last, dt.time(), dt.UTC).timestamp()
+        assert (low_x, high_x) == (start - 43200, end + 43200), chart
     shoot(page, f"results-{backend}")
     assert_accessible(page)
     # The range lives in the URL: a shared link shows the same range.

@@ -17,6 +17,18 @@
     return dates.map(function (d) { return Date.parse(d + "T00:00:00Z") / 1000; });
   }
 
+  // The days shown, with half a day each side: uPlot's own range for a single day spans
+  // years (a lone point and an axis from 2027 to 2029).
+  function dayRange(data) {
+    var x = days(data.dates);
+    var first = x[0], last = x[x.length - 1];
+    return [first - 43200, last + 43200];
+  }
+
+  // Ticks on whole days at least: the numbers are per UTC day.
+  var DAY = 86400;
+  var X_AXIS = { incrs: [DAY, 2 * DAY, 7 * DAY, 14 * DAY, 30 * DAY, 91 * DAY, 182 * DAY, 365 * DAY] };
+
   function percent(v) { return v == null ? "—" : (v * 100).toFixed(1) + "%"; }
   function signed(v) { return v == null ? "—" : (v >= 0 ? "+" : "") + (v * 100).toFixed(1) + "%"; }
 
@@ -62,15 +74,17 @@
 
   function liftOptions(data, width) {
     var range = liftRange(data);
+    var xr = dayRange(data);
+    var few = data.dates.length < 3; // too few days for a line: show the points
     return {
       width: width,
       height: 260,
       legend: { show: false },
-      scales: { x: { time: true }, y: { range: function () { return range; } } },
-      axes: [{}, { values: function (u, vals) { return vals.map(function (v) { return signed(v).replace(".0%", "%"); }); }, size: 70 }],
+      scales: { x: { time: true, range: function () { return xr; } }, y: { range: function () { return range; } } },
+      axes: [X_AXIS, { values: function (u, vals) { return vals.map(function (v) { return signed(v).replace(".0%", "%"); }); }, size: 70 }],
       series: [
         {},
-        { label: "Cumulative lift", stroke: COLORS.treatment, width: 2, points: { show: false } },
+        { label: "Cumulative lift", stroke: COLORS.treatment, width: 2, points: { show: few } },
         { label: "95% low", stroke: "transparent", points: { show: false } },
         { label: "95% high", stroke: "transparent", points: { show: false } },
         { label: "No lift", stroke: COLORS.zero, dash: [2, 4], width: 1, points: { show: false } },
@@ -81,12 +95,13 @@
   }
 
   function dailyOptions(data, width) {
+    var xr = dayRange(data);
     return {
       width: width,
       height: 260,
       legend: { show: false },
-      scales: { x: { time: true } },
-      axes: [{}, { values: function (u, vals) { return vals.map(percent); }, size: 60 }],
+      scales: { x: { time: true, range: function () { return xr; } } },
+      axes: [X_AXIS, { values: function (u, vals) { return vals.map(percent); }, size: 60 }],
       series: [
         {},
         { label: "Treatment", stroke: COLORS.treatment, width: 2, points: { show: data.dates.length <= 45 } },
@@ -116,7 +131,7 @@
       }
       el.setAttribute("data-drawn", "1");
       el.textContent = "";
-      new window.uPlot(opts, series, el);
+      el.uplot = new window.uPlot(opts, series, el); // the tests read its scales
     });
   }
 
