@@ -14,10 +14,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import time
 
 SIGNATURE_HEADER = "x-twilio-email-event-webhook-signature"
 TIMESTAMP_HEADER = "x-twilio-email-event-webhook-timestamp"
 SETTING = "sendgrid_verification_key"
+#: How far a signed request's timestamp may be from this server's clock, in seconds. The
+#: signature covers the timestamp, so an old request replayed later (a captured body
+#: with its headers) is refused once this has passed; SendGrid signs each attempt
+#: anew when it sends it, so its retries are not affected.
+TOLERANCE_SECONDS = 600
 
 
 def load_key(text: str):
@@ -61,9 +67,20 @@ def verdict(request, connector) -> bool | None:
     if signature is None:
         return None
     key = _workspace_key(request.workspace_id) or connector.plugin_config.get(SETTING)
-    if not key or not timestamp:
+    if not key or not timestamp or not recent(timestamp):
         return False
     return verify(key, timestamp, request.body, signature)
+
+
+def recent(timestamp: str, now: float | None = None) -> bool:
+    """Whether the signed timestamp (Unix seconds) is within :data:`TOLERANCE_SECONDS`
+    of ``now`` (this server's clock)."""
+    try:
+        signed_at = int(timestamp.strip())
+    except ValueError:
+        return False
+    now = time.time() if now is None else now
+    return abs(now - signed_at) <= TOLERANCE_SECONDS
 
 
 def _workspace_key(workspace_id: str) -> str | None:

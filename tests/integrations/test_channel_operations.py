@@ -204,6 +204,17 @@ def test_sendgrid_signed_webhook_is_verified_natively(channel_client):
     assert_error(client.post(url, data=body, headers=headers), 401)
     stranger, _ = _key_pair()
     assert_error(client.post(url, data=body, headers=_signed(stranger, body, timestamp)), 401)
+    # A genuine signed request replayed 11 minutes later (the signature covers the
+    # timestamp, so it cannot be refreshed): refused.
+    old = str(int(timestamp) - 11 * 60)
+    assert_error(client.post(url, data=body, headers=_signed(private, body, old)), 401)
+    nine_minutes_ago = str(int(timestamp) - 9 * 60)
+    assert client.post(
+        url, data=body, headers=_signed(private, body, nine_minutes_ago)
+    ).status_code in (
+        200,
+        202,
+    )
     bad_key = client.put(
         f"{BASE}/channels/email/settings",
         headers=tenant.headers,
