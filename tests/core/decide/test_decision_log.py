@@ -15,27 +15,7 @@ from hpe_core.decide import decision_log
 from hpe_core.decide.decisions import DecisionRequest
 from hpe_core.deliver import touchpoints
 from hpe_core.store.models import Decision
-from hpe_core.tenancy import configs
-from hpe_core.tenancy.workspaces import Principal
 from web.extensions import app_runtime, app_state
-
-
-@pytest.fixture
-def principal(make_tenant):
-    return Principal(workspace_id=make_tenant("acme").id, actor="test")
-
-
-@pytest.fixture
-def config_id(app, session, principal):
-    config = configs.create(
-        session,
-        principal,
-        app_runtime(app).catalog,
-        name="log",
-        settings={"actions": [{"id": "a"}, {"id": "b"}], "channels": ["web"]},
-    )
-    session.commit()
-    return config.id
 
 
 def _stored(app, config_id) -> list:

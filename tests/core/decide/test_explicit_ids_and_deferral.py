@@ -18,27 +18,7 @@ from hpe_core.measure import evaluation
 from hpe_core.store.models import Config
 from hpe_core.store.models import Decision as DecisionRow
 from hpe_core.store.vocabulary import DecisionSource
-from hpe_core.tenancy import configs
-from hpe_core.tenancy.workspaces import Principal
 from web.extensions import app_runtime
-
-
-@pytest.fixture
-def principal(make_tenant):
-    return Principal(workspace_id=make_tenant("acme").id, actor="test")
-
-
-@pytest.fixture
-def config_id(app, session, principal):
-    config = configs.create(
-        session,
-        principal,
-        app_runtime(app).catalog,
-        name="ids",
-        settings={"actions": [{"id": "a"}, {"id": "b"}], "channels": ["web"]},
-    )
-    session.commit()
-    return config.id
 
 
 def _decide(app, session, principal, config_id, **extra) -> Decision:

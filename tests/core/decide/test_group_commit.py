@@ -16,29 +16,9 @@ from hpe_core.decide import group_commit
 from hpe_core.decide.decisions import DecisionRequest
 from hpe_core.deliver import touchpoints
 from hpe_core.store.models import Decision
-from hpe_core.tenancy import configs
-from hpe_core.tenancy.workspaces import Principal
 from web.extensions import app_runtime, app_state
 
 pytestmark = pytest.mark.parametrize("backend", ["postgresql"])
-
-
-@pytest.fixture
-def principal(make_tenant):
-    return Principal(workspace_id=make_tenant("acme").id, actor="test")
-
-
-@pytest.fixture
-def config_id(app, session, principal):
-    config = configs.create(
-        session,
-        principal,
-        app_runtime(app).catalog,
-        name="group",
-        settings={"actions": [{"id": "a"}, {"id": "b"}], "channels": ["web"]},
-    )
-    session.commit()
-    return config.id
 
 
 def _row(config_id, workspace_id, **extra) -> dict:
