@@ -77,8 +77,9 @@ class Defaults:
     SECRET_KEY = None
     #: Old keys that still verify (newest first) while ``SECRET_KEY`` signs: rotation.
     SECRET_KEY_FALLBACKS: list = []
-    #: Networks outbound requests a tenant can influence (ads uploads, plugins' calls) may
-    #: reach although they are not public (CIDR strings); all others are refused (SSRF).
+    #: Networks outbound requests a tenant can influence (ads uploads, outgoing webhooks,
+    #: plugins' calls) may reach although they are not public (CIDR strings); all others
+    #: are refused (SSRF).
     OUTBOUND_ALLOWED_NETWORKS: list = []
     #: HPE's public base URL, for links in messages (tracking links, the open pixel).
     PUBLIC_URL = None

@@ -1,5 +1,6 @@
 """A real HTTP receiver on loopback for outgoing-webhook tests: it records every request
-and answers with the statuses it is told, in order (then the last one)."""
+and answers with the statuses it is told, in order (then the last one), and the headers it
+is told (e.g. a ``Location`` to test redirects)."""
 
 from __future__ import annotations
 
@@ -23,8 +24,9 @@ class Received:
 class Receiver:
     """``receiver.url``, ``receiver.requests``; ``receiver.statuses`` is consumed in order."""
 
-    def __init__(self, statuses: list[int] | None = None):
+    def __init__(self, statuses: list[int] | None = None, headers: dict | None = None):
         self.statuses = list(statuses or [200])
+        self.headers = dict(headers or {})
         self.requests: list[Received] = []
         self._lock = threading.Lock()
         receiver = self
@@ -48,6 +50,8 @@ class Receiver:
                     )
                 self.send_response(status)
                 self.send_header("Content-Type", "text/plain")
+                for name, value in receiver.headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(f"answered {status}".encode())
 
@@ -69,8 +73,8 @@ class Receiver:
 
 
 @contextmanager
-def receiving(statuses: list[int] | None = None) -> Iterator[Receiver]:
-    receiver = Receiver(statuses).start()
+def receiving(statuses: list[int] | None = None, headers: dict | None = None) -> Iterator[Receiver]:
+    receiver = Receiver(statuses, headers).start()
     try:
         yield receiver
     finally:

@@ -191,7 +191,9 @@ def export_audiences(config_id: str, channel: str = "ads") -> dict:
 
 def attempt_webhook_message(session, runtime, message_id: uuid.UUID):
     """One attempt at an outgoing webhook message (the inline backend and the RQ job below
-    share it): ``hpe_core.integrations.webhook_messages.attempt``'s report."""
+    share it), under the operator's outbound policy: ``hpe_core.integrations.
+    webhook_messages.attempt``'s report."""
+    from hpe_core.deliver.outbound import OutboundPolicy
     from hpe_core.integrations import webhook_messages
 
     return webhook_messages.attempt(
@@ -199,6 +201,8 @@ def attempt_webhook_message(session, runtime, message_id: uuid.UUID):
         message_id,
         secret_key=runtime.settings["SECRET_KEY"],
         max_attempts=retry.webhook_attempts(),
+        policy=OutboundPolicy.from_settings(runtime.settings),
+        allow_http=bool(runtime.settings.get("WEBHOOK_ALLOW_HTTP")),
     )
 
 

@@ -14,15 +14,16 @@ this process and within its time-to-live in the others.
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import itertools
+import socket
 import uuid
 from collections.abc import Mapping
-from urllib.parse import urlsplit
 
 from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import Session
 
+from hpe_core.deliver import outbound
+from hpe_core.deliver.outbound import OutboundPolicy
 from hpe_core.errors import InvalidInput, NotFound
 from hpe_core.integrations import webhook_signing
 from hpe_core.integrations.event_types import check_subscriptions, matches
@@ -47,35 +48,38 @@ def _changed() -> None:
     GENERATION = next(_generation)
 
 
-def check_url(url: object, *, allow_http: bool = False) -> str:
-    """An endpoint URL, checked: ``https://``, or ``http://`` on a loopback address (for
-    development) or when ``allow_http`` (``WEBHOOK_ALLOW_HTTP``).
+def check_url(url: object, *, policy: OutboundPolicy, allow_http: bool = False) -> str:
+    """An endpoint URL, checked against the outbound policy (:mod:`hpe_core.deliver.
+    outbound`) as far as it can be at registration: ``https://`` (``http://`` on a
+    loopback host, or anywhere when ``allow_http``, ``WEBHOOK_ALLOW_HTTP``), no user or
+    password, and a host whose addresses the policy allows.
 
-    :raises InvalidInput: naming what is wrong
+    This is early feedback, not the guard: DNS can change after registration (and the
+    operator's policy too), so every delivery attempt checks again
+    (:func:`.webhook_messages.attempt`). A name that does not resolve now is accepted for
+    the same reason: its attempts will fail, with the reason in their log, until it does.
+
+    :raises InvalidInput: naming what is wrong, on ``url``
     """
-    problem = None
-    if not isinstance(url, str) or not url or len(url) > MAX_URL_LENGTH:
-        problem = f"A URL of at most {MAX_URL_LENGTH} characters."
-    else:
-        parts = urlsplit(url)
-        if parts.scheme not in ("https", "http") or not parts.hostname:
-            problem = "An absolute https:// URL."
-        elif parts.username or parts.password:
-            problem = "No user or password in the URL: the signature authenticates HPE."
-        elif parts.scheme == "http" and not (allow_http or _loopback(parts.hostname)):
-            problem = "Use https:// (http:// is accepted for loopback addresses only)."
-    if problem:
-        raise InvalidInput("Invalid endpoint URL.", {"url": [problem]})
+    try:
+        parts = outbound.check_url(url, allow_http=allow_http, max_length=MAX_URL_LENGTH)
+        _check_addresses(parts.hostname, parts.port or _DEFAULT_PORTS[parts.scheme], policy)
+    except outbound.OutboundRefused as exc:
+        raise InvalidInput("Invalid endpoint URL.", {"url": [exc.message]}) from exc
     return url
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
+def _check_addresses(host: str, port: int, policy: OutboundPolicy) -> None:
+    """:raises OutboundRefused: ``host`` resolves to an address the policy refuses"""
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+        policy.check_host(host, port)
+    except outbound.OutboundRefused as exc:
+        # Not resolving (yet) is no danger: the delivery resolves again (module docstring).
+        if not isinstance(exc.__cause__, socket.gaierror):
+            raise
 
 
 def create(
@@ -86,12 +90,15 @@ def create(
     url: str,
     event_types: list[str],
     description: str = "",
+    policy: OutboundPolicy,
     allow_http: bool = False,
 ) -> tuple[WebhookEndpoint, str]:
     """Create an endpoint (commit with the caller).
 
+    :param policy: the operator's outbound policy (``OUTBOUND_ALLOWED_NETWORKS``)
     :returns: the row and its secret, which is shown only this once
-    :raises InvalidInput: a bad URL or unknown event types, or too many endpoints
+    :raises InvalidInput: a bad URL (:func:`check_url`) or unknown event types, or too
+        many endpoints
     :raises NotFound: an unknown workspace
     """
     get_workspace(session, workspace_id)
@@ -105,7 +112,7 @@ def create(
     row = WebhookEndpoint(
         id=uuid.uuid4(),
         workspace_id=workspace_id,
-        url=check_url(url, allow_http=allow_http),
+        url=check_url(url, policy=policy, allow_http=allow_http),
         description=description or "",
         event_types=check_subscriptions(event_types),
         secret_nonce=nonce,
@@ -148,15 +155,17 @@ def update(
     endpoint_id: uuid.UUID,
     changes: Mapping,
     *,
+    policy: OutboundPolicy,
     allow_http: bool = False,
 ) -> WebhookEndpoint:
     """Change an endpoint's ``url``, ``description``, ``event_types`` or ``enabled``.
 
-    Enabling an endpoint clears its failure record. Commit with the caller.
+    A new URL is checked as at creation (:func:`check_url`). Enabling an endpoint clears
+    its failure record. Commit with the caller.
     """
     row = get(session, workspace_id, endpoint_id)
     if "url" in changes:
-        row.url = check_url(changes["url"], allow_http=allow_http)
+        row.url = check_url(changes["url"], policy=policy, allow_http=allow_http)
     if "description" in changes:
         row.description = changes["description"] or ""
     if "event_types" in changes:

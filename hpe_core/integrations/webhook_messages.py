@@ -4,12 +4,15 @@ one attempt at a time, each attempt logged.
 :func:`publish` stores a message for every enabled endpoint of the workspace that
 subscribes to the event (commit, then enqueue each id). A job then calls
 :func:`attempt`, which signs the message the Standard Webhooks way
-(:mod:`.webhook_signing`) and posts it:
+(:mod:`.webhook_signing`) and posts it through the outbound policy
+(:func:`hpe_core.deliver.outbound.post`: the endpoint's URL is a tenant's, so its
+addresses are checked again on every attempt, whatever they were at registration, and no
+redirect is followed):
 
 - a 2xx answer delivers it (and clears the endpoint's failure record);
-- anything else (another status, a timeout, a refused connection) is a failed attempt:
-  the job retries it later (the delays are the worker's, ``worker.retry``) until
-  ``max_attempts``;
+- anything else (another status, a redirect, a timeout, a refused connection, an address
+  the policy refuses) is a failed attempt: the job retries it later (the delays are the
+  worker's, ``worker.retry``) until ``max_attempts``;
 - an endpoint whose failures began a day ago (:data:`DISABLE_AFTER`) or more is disabled
   at its next failure, with a ``webhook_endpoint.disabled`` activity; its unsettled
   messages are then given up on.
@@ -24,11 +27,10 @@ import dataclasses
 import datetime as dt
 import decimal
 import enum
+import http.client
 import json
 import logging
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
@@ -36,6 +38,7 @@ from typing import NamedTuple
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
+from hpe_core.deliver import outbound
 from hpe_core.integrations import webhook_endpoints, webhook_signing
 from hpe_core.store.models import WebhookAttempt, WebhookEndpoint, WebhookMessage, utcnow
 from hpe_core.store.vocabulary import WebhookEndpointStatus, WebhookMessageStatus
@@ -82,10 +85,6 @@ class Answer(NamedTuple):
     status_code: int | None
     body: str | None
     error: str | None
-
-
-#: ``(url, body, headers, timeout) -> Answer``: how a message is posted.
-Poster = Callable[[str, bytes, Mapping[str, str], float], Answer]
 
 
 # --- Publishing ---------------------------------------------------------------------------
@@ -160,15 +159,17 @@ def attempt(
     *,
     secret_key: str,
     max_attempts: int,
+    policy: outbound.OutboundPolicy,
+    allow_http: bool = False,
     now: Callable[[], dt.datetime] = utcnow,
-    post: Poster | None = None,
 ) -> AttemptReport:
     """Post one message once and record what happened (commits).
 
     :param secret_key: the app's ``SECRET_KEY`` (endpoint secrets derive from it)
     :param max_attempts: after this many failed attempts the message is given up on
+    :param policy: the operator's outbound policy (``OUTBOUND_ALLOWED_NETWORKS``)
+    :param allow_http: ``WEBHOOK_ALLOW_HTTP``: ``http://`` to any host the policy allows
     :param now: the clock (tests move it)
-    :param post: how to post (default: :func:`post_json`)
     """
     message = session.get(WebhookMessage, message_id, populate_existing=True)
     if message is None or message.status in _SETTLED:
@@ -188,7 +189,9 @@ def attempt(
         **webhook_signing.headers(secret, msg_id, int(started.timestamp()), body),
     }
     clock = time.perf_counter()
-    answer = (post or post_json)(endpoint.url, body, headers, TIMEOUT_SECONDS)
+    answer = post_json(
+        endpoint.url, body, headers, policy=policy, allow_http=allow_http, timeout=TIMEOUT_SECONDS
+    )
     duration_ms = (time.perf_counter() - clock) * 1000
     session.add(
         WebhookAttempt(
@@ -265,33 +268,31 @@ def _disable(session: Session, endpoint: WebhookEndpoint, now: dt.datetime) -> N
     log.warning("webhook endpoint %s disabled: %s", endpoint.id, reason)
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect is an answer (3xx, a failed attempt), never followed: the signature was
-    made for the endpoint's URL."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        return None
-
-
-_OPENER = urllib.request.build_opener(_NoRedirects)
-
-
-def post_json(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> Answer:
-    """POST ``body`` to ``url``; whatever happens is an :class:`Answer` (never raises)."""
-    request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")
+def post_json(
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    policy: outbound.OutboundPolicy,
+    allow_http: bool,
+    timeout: float,
+) -> Answer:
+    """POST ``body`` to ``url`` through :func:`hpe_core.deliver.outbound.post`; whatever
+    happens is an :class:`Answer` (never raises). A redirect is an answer (3xx, a failed
+    attempt), never followed: the signature was made for the endpoint's URL."""
     try:
-        with _OPENER.open(request, timeout=timeout) as reply:
-            return Answer(reply.status, _excerpt(reply), None)
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return Answer(exc.code, _excerpt(exc), None)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return Answer(None, None, f"{type(exc).__name__}: {reason}"[:RESPONSE_EXCERPT])
-
-
-def _excerpt(reply) -> str:
-    return reply.read(RESPONSE_EXCERPT).decode("utf-8", "replace")
+        reply = outbound.post(
+            url, body, headers, policy=policy, timeout=timeout, allow_http=allow_http
+        )
+    except outbound.OutboundRefused as exc:
+        # Nothing was sent. Not the endpoint's fault alone: the operator may allow its
+        # network later, so this is a failed attempt like any other, retried.
+        return Answer(
+            None, None, f"Refused by the outbound policy: {exc.message}"[:RESPONSE_EXCERPT]
+        )
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        return Answer(None, None, f"{type(exc).__name__}: {exc}"[:RESPONSE_EXCERPT])
+    return Answer(reply.status, reply.body.decode("utf-8", "replace")[:RESPONSE_EXCERPT], None)
 
 
 # --- Reading and sweeping ---------------------------------------------------------------------

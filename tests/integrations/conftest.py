@@ -11,6 +11,8 @@ from tests.conftest import BASE
 from web.extensions import app_runtime
 
 ENDPOINTS = f"{BASE}/webhook-endpoints"
+#: The operator's setting that lets HPE post to the loopback receivers (tests/receivers.py).
+LOOPBACK = ["127.0.0.1/32"]
 #: A strong secret key, for apps on Redis or PostgreSQL (which refuse the default).
 TEST_KEY = "integrations-test-key-" + "k" * 40
 

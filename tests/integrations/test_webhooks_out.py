@@ -1,7 +1,11 @@
 """Events out end to end: HPE's events posted to a real local HTTP receiver, signed the
 Standard Webhooks way and verified there with independent code (the ``standardwebhooks``
 package and a verifier written from the specification); batching, retries with their
-log, the endpoint disabled after a day of failures, and RQ on real Redis."""
+log, the endpoint disabled after a day of failures, and RQ on real Redis.
+
+The receivers listen on 127.0.0.1, which the outbound policy refuses by default: these
+apps allow it, as an operator allows an internal network (``OUTBOUND_ALLOWED_NETWORKS``;
+what the policy refuses is in test_webhooks_outbound_policy.py)."""
 
 from __future__ import annotations
 
@@ -14,12 +18,14 @@ import pytest
 import sqlalchemy as sa
 from standardwebhooks.webhooks import Webhook
 
+from hpe_core.deliver.outbound import OutboundPolicy
 from hpe_core.integrations import webhook_messages
 from hpe_core.store.models import Activity, WebhookEndpoint, WebhookMessage
 from plugins.event_sinks import sink_of
 from tests.conftest import BASE, create_tenant, make_test_app
 from tests.integrations.conftest import (
     ENDPOINTS,
+    LOOPBACK,
     TEST_KEY,
     create_config,
     create_endpoint,
@@ -28,6 +34,14 @@ from tests.integrations.conftest import (
 )
 from tests.receivers import receiving, verify_from_spec
 from web.extensions import app_runtime
+
+
+@pytest.fixture
+def app(database_url, tmp_path):
+    """The usual app (tests/conftest.py), allowed to post to the loopback receivers."""
+    app = make_test_app(database_url, tmp_path, OUTBOUND_ALLOWED_NETWORKS=LOOPBACK)
+    yield app
+    app_runtime(app).engine.dispose()
 
 
 def _payload(received) -> dict:
@@ -160,17 +174,32 @@ def test_an_endpoint_failing_for_a_day_is_disabled(app, client, tenant, session)
         session.commit()
         start = dt.datetime(2026, 5, 1, 12, tzinfo=dt.UTC)
         report = webhook_messages.attempt(
-            session, ids[0], secret_key="dev", max_attempts=8, now=lambda: start
+            session,
+            ids[0],
+            secret_key="dev",
+            max_attempts=8,
+            policy=OutboundPolicy.of(LOOPBACK),
+            now=lambda: start,
         )
         assert report.outcome == "retry"
         later = start + dt.timedelta(hours=23)
         report = webhook_messages.attempt(
-            session, ids[0], secret_key="dev", max_attempts=8, now=lambda: later
+            session,
+            ids[0],
+            secret_key="dev",
+            max_attempts=8,
+            policy=OutboundPolicy.of(LOOPBACK),
+            now=lambda: later,
         )
         assert report.outcome == "retry"
         day_later = start + dt.timedelta(days=1, seconds=1)
         report = webhook_messages.attempt(
-            session, ids[0], secret_key="dev", max_attempts=8, now=lambda: day_later
+            session,
+            ids[0],
+            secret_key="dev",
+            max_attempts=8,
+            policy=OutboundPolicy.of(LOOPBACK),
+            now=lambda: day_later,
         )
         assert report.outcome == "failed"
     row = session.get(WebhookEndpoint, endpoint_id, populate_existing=True)
@@ -187,7 +216,13 @@ def test_decision_batches_are_capped(sqlite_url, tmp_path, web_settings):
     """WEBHOOK_BATCH_SIZE decisions a message at most."""
     # The sink's thread must not flush on its own clock in between: on a loaded machine
     # the five decisions can take longer than the default second.
-    app = make_test_app(sqlite_url, tmp_path, WEBHOOK_BATCH_SIZE=2, WEBHOOK_BATCH_SECONDS=3600)
+    app = make_test_app(
+        sqlite_url,
+        tmp_path,
+        WEBHOOK_BATCH_SIZE=2,
+        WEBHOOK_BATCH_SECONDS=3600,
+        OUTBOUND_ALLOWED_NETWORKS=LOOPBACK,
+    )
     try:
         client = app.test_client()
         tenant = create_tenant(app, "acme")
@@ -220,7 +255,13 @@ def test_messages_go_through_rq_with_retries(sqlite_url, tmp_path, redis_url, mo
     from worker.runtime import bind
 
     monkeypatch.setattr(retry, "WEBHOOK_INTERVALS", [0])  # retry at once: no scheduler here
-    app = make_test_app(sqlite_url, tmp_path, REDIS_URL=redis_url, SECRET_KEY=TEST_KEY)
+    app = make_test_app(
+        sqlite_url,
+        tmp_path,
+        REDIS_URL=redis_url,
+        SECRET_KEY=TEST_KEY,
+        OUTBOUND_ALLOWED_NETWORKS=LOOPBACK,
+    )
     runtime = app_runtime(app)
     try:
         bind(runtime)

@@ -7,6 +7,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from hpe_core.deliver.outbound import OutboundPolicy
 from hpe_core.integrations import event_types, webhook_endpoints, webhook_messages
 from hpe_core.store.vocabulary import WebhookEndpointStatus
 from web.api import BASE
@@ -67,7 +68,11 @@ class WebhookEndpointCreatedSchema(WebhookEndpointSchema):
 class WebhookEndpointCreateSchema(HpeSchema):
     url = fields.String(
         required=True,
-        metadata={"description": "https:// (http:// for loopback addresses)"},
+        metadata={
+            "description": "https:// (http:// for loopback addresses); its host may not "
+            "resolve to a private, loopback or link-local address unless the operator "
+            "allows that network (OUTBOUND_ALLOWED_NETWORKS)"
+        },
     )
     event_types = fields.List(
         fields.String(), required=True, metadata={"description": _TYPES_DESCRIPTION}
@@ -106,6 +111,11 @@ def _allow_http() -> bool:
     return bool(current_app.config.get("WEBHOOK_ALLOW_HTTP"))
 
 
+def _policy() -> OutboundPolicy:
+    """The operator's outbound policy (checked when the app started)."""
+    return OutboundPolicy.from_settings(current_app.config)
+
+
 @blp.route("/webhook-endpoints")
 class WebhookEndpoints(MethodView):
     @blp.response(200, WebhookEndpointSchema(many=True))
@@ -127,8 +137,10 @@ class WebhookEndpoints(MethodView):
         the Standard Webhooks headers `webhook-id`, `webhook-timestamp` and
         `webhook-signature` (`v1,<base64 HMAC-SHA256>` over `<id>.<timestamp>.<body>`,
         keyed with the secret). Failed deliveries are retried for about a day; an
-        endpoint that fails for a day is disabled. The answer holds the `secret`: it is
-        shown only this once.
+        endpoint that fails for a day is disabled. Like every outbound request a tenant
+        can steer, each delivery goes only to addresses the operator's policy allows
+        (public ones, by default) and never follows a redirect. The answer holds the
+        `secret`: it is shown only this once.
         """
         session = db_session()
         row, secret = webhook_endpoints.create(
@@ -138,6 +150,7 @@ class WebhookEndpoints(MethodView):
             url=data["url"],
             event_types=data["event_types"],
             description=data["description"],
+            policy=_policy(),
             allow_http=_allow_http(),
         )
         session.commit()
@@ -165,6 +178,7 @@ class WebhookEndpointsById(MethodView):
             current_principal().workspace_id,
             endpoint_id,
             data,
+            policy=_policy(),
             allow_http=_allow_http(),
         )
         session.commit()
