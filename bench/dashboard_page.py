@@ -25,8 +25,12 @@ One run, on PostgreSQL:
    page, as before this change);
 5. ``GET /{id}/metrics`` over HTTP (one keep-alive connection, an API key) over
    ``--days`` days through today in three states (:class:`States`: as the pass left it;
-   yesterday read from its 24 stored hours; yesterday and today computed whole, as every
-   read did before), alternating in blocks, plus the same range through yesterday.
+   yesterday read from its stored sum of 24 hours; yesterday and today computed whole,
+   as every read did before), alternating in blocks, plus the same range through
+   yesterday.
+
+``--seed-only`` stops after step 2 and keeps the database (seeding needs no bench lock);
+time it later with ``--database NAME``.
 
 Usage::
 
@@ -379,10 +383,13 @@ class States:
     - ``normal``: as the pass left it (days before today stored whole, today's settled
       hours stored, the evaluation kept);
     - ``yesterday_from_hours``: yesterday not stored whole yet (the minutes after midnight
-      before the first pass), so a read adds up its 24 stored hours: what reading a full
-      day of decisions from stored hours costs, as a read at 23:59 does for today;
-    - ``whole_days``: the same without stored hours, so yesterday and today are computed
-      whole from the decision log (what every read through today did before);
+      before the first pass), so a read starts from its stored sum of 24 settled hours
+      (``metrics_hours_sums``, migration 0015) plus the outcomes written since their
+      cuts: what reading a full day of decisions from stored hours costs, as a read at
+      23:59 does for today;
+    - ``whole_days``: the same without stored hours nor their days' sums, so yesterday
+      and today are computed whole from the decision log (what every read through today
+      did before);
     - ``no_evaluation``: normal, but no evaluation kept (before the first pass, or before
       this change): the page replays the model after it loads;
     - ``as_before``: ``whole_days`` and ``no_evaluation``: the page as it was before this
@@ -451,12 +458,15 @@ class States:
                     session.commit()
 
     def _drop_hours(self) -> None:
+        """Drop the stored hours and the days' sums of them (migration 0015): a read
+        starts from a day's sum, so without it the day is computed whole."""
         import sqlalchemy as sa
 
-        from hpe_core.store.models import MetricsHour
+        from hpe_core.store.models import MetricsHour, MetricsHoursSum
 
         with self.runtime.sessions() as session:
-            session.execute(sa.delete(MetricsHour).where(MetricsHour.config_id == self.config_id))
+            for table in (MetricsHour, MetricsHoursSum):
+                session.execute(sa.delete(table).where(table.config_id == self.config_id))
             session.commit()
 
     def _store_hours(self) -> None:
@@ -584,6 +594,12 @@ def main(argv: list[str] | None = None) -> int:
         help="decisions today between midnight and now, or 'steady' (--per-day's rate)",
     )
     parser.add_argument("--reseed-today", action="store_true")
+    parser.add_argument(
+        "--seed-only",
+        action="store_true",
+        help="seed (or top up) the database and run the backfill, then stop, keeping it "
+        "(for a later --database run; seeding needs no bench lock)",
+    )
     parser.add_argument("--loads", type=int, default=30)
     parser.add_argument(
         "--slow-loads",
@@ -632,6 +648,10 @@ def main(argv: list[str] | None = None) -> int:
         now = dt.datetime.now(dt.UTC)
         results["measurement"] = _measure_once(app, config_id, now)
         print(f"measurement: {results['measurement']}", flush=True)
+        if args.seed_only:
+            print(f"seeded and kept: --database {name}", flush=True)
+            dump_json(args.json, results)
+            return 0
         results["today"] = _today_shape(app, config_id, now)
         print(f"today: {results['today']}", flush=True)
         key = _person_and_key(app, workspace_id)
@@ -683,7 +703,7 @@ def main(argv: list[str] | None = None) -> int:
             app_runtime(app).engine.dispose()
         if engine is not None:
             engine.dispose()
-        if not args.database and not args.keep:
+        if not args.database and not args.keep and not args.seed_only:
             _drop_database(admin, name)
         admin.dispose()
     return 0

@@ -42,7 +42,21 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import NamedTuple
 
-from sqlalchemy import Date, and_, case, cast, func, literal, or_, select, text
+from sqlalchemy import (
+    Date,
+    Uuid,
+    and_,
+    any_,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from hpe_core.learn import rewards
@@ -415,6 +429,31 @@ def outcome_rows_of(
     positive = rewards.positive_types(settings.reward) or ["__none__"]
     value_events = list(settings.reward.value_events) or ["__none__"]
     mine = [Decision.config_id == config_id]
+    if connection.dialect.name == "postgresql":
+        # All the ids as one uuid[] parameter (decision_id = ANY(:ids)): two short
+        # statements, where IN lists of a thousand parameters cost more to render and
+        # for the driver to parse than the server takes to run them (a read through
+        # today corrects a couple of thousand decisions at 100,000 decisions a day).
+        if not decision_ids:
+            return direct, attributed
+        ids = {"decision_ids": list(decision_ids)}
+        received = [Outcome.config_id == config_id, Outcome.decision_id == any_(_DECISION_IDS)]
+        credited = [
+            Attribution.config_id == config_id,
+            Attribution.decision_id == any_(_DECISION_IDS),
+        ]
+        # By index and primary key only: with the whole array the planner expects a row
+        # per id and would hash every outcome of the configuration to join a few hundred
+        # credit rows (0.16 s against a few ms); lifted again right after.
+        session.execute(text("SET LOCAL enable_hashjoin = off"))
+        session.execute(text("SET LOCAL enable_mergejoin = off"))
+        direct = _direct_outcomes(connection, keys, mine, received, positive, value_events, ids)
+        attributed = _attributed_credit(
+            connection, keys, mine, credited, positive, value_events, ids
+        )
+        session.execute(text("SET LOCAL enable_hashjoin TO DEFAULT"))
+        session.execute(text("SET LOCAL enable_mergejoin TO DEFAULT"))
+        return direct, attributed
     for start in range(0, len(decision_ids), _IDS_PER_QUERY):
         chunk = list(decision_ids[start : start + _IDS_PER_QUERY])
         received = [Outcome.config_id == config_id, Outcome.decision_id.in_(chunk)]
@@ -422,6 +461,10 @@ def outcome_rows_of(
         direct += _direct_outcomes(connection, keys, mine, received, positive, value_events)
         attributed += _attributed_credit(connection, keys, mine, credited, positive, value_events)
     return direct, attributed
+
+
+# PostgreSQL: ``decision_id = ANY(:decision_ids)``, the ids as one uuid[] parameter.
+_DECISION_IDS = bindparam("decision_ids", type_=postgresql.ARRAY(Uuid))
 
 
 def _outcome_rows(connection, keys, decisions, config_id, since, until, settings) -> tuple:
@@ -441,7 +484,7 @@ def _outcome_rows(connection, keys, decisions, config_id, since, until, settings
     )
 
 
-def _direct_outcomes(connection, keys, decisions, received, positive, value_events):
+def _direct_outcomes(connection, keys, decisions, received, positive, value_events, params=None):
     """Per outcome tied to a decision: engaged, revenue, type (imports that came with a
     reward are counted by it, not by their outcomes)."""
     revenue = case((Outcome.type.in_(value_events), func.coalesce(Outcome.value, 0.0)), else_=0.0)
@@ -458,11 +501,12 @@ def _direct_outcomes(connection, keys, decisions, received, positive, value_even
         )
         .select_from(Outcome)
         .join(Decision, Decision.id == Outcome.decision_id)
-        .where(*received, *decisions, Decision.given_reward.is_(None))
+        .where(*received, *decisions, Decision.given_reward.is_(None)),
+        params or {},
     ).all()
 
 
-def _attributed_credit(connection, keys, decisions, credited, positive, value_events):
+def _attributed_credit(connection, keys, decisions, credited, positive, value_events, params=None):
     """Per credit row: engaged, revenue (credit × value), type and the credit itself."""
     engaged = and_(Outcome.type.in_(positive), Attribution.credit > 0)
     revenue = case(
@@ -486,7 +530,8 @@ def _attributed_credit(connection, keys, decisions, credited, positive, value_ev
         .select_from(Attribution)
         .join(Decision, Decision.id == Attribution.decision_id)
         .join(Outcome, Outcome.id == Attribution.outcome_id)
-        .where(*credited, *decisions)
+        .where(*credited, *decisions),
+        params or {},
     ).all()
 
 
