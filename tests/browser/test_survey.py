@@ -60,6 +60,7 @@ def test_the_prompt_waits_30_days_and_is_answered_in_place(page, live_app, live_
     comment; gone on the next page; back 30 days later."""
     team.person("ed@example.com", Role.EDITOR)
     sign_in(page, live_server, "ed@example.com")
+    wait_ready(page)  # the sign-in's redirect has landed: a reload during it fails
     _first_signed_in(live_app, "ed@example.com", 29.9)
     page.reload()
     wait_ready(page)
