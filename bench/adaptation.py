@@ -249,19 +249,8 @@ def references(scenario: scenarios.Scenario) -> tuple[list[float], list[float], 
     return oracle, rand, best
 
 
-def phases(scenario: scenarios.Scenario) -> dict[str, tuple[int, int]]:
-    """Decision-index ranges reported: the whole run, and around the change."""
-    n = scenario.decisions
-    if scenario.change_at is None:
-        return {"all": (0, n), "last 20%": (n - n // 5, n)}
-    c = scenario.change_at
-    half = c + (n - c) // 2
-    return {
-        "before": (0, c),
-        "after": (c, n),
-        "after, 1st half": (c, half),
-        "after, 2nd half": (half, n),
-    }
+# The report's ranges are the scenario module's own (one definition for hpe simulate too).
+phases = scenarios.phases
 
 
 def _mean_in(values, positions, lo, hi):
